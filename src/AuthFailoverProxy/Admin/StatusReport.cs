@@ -1,0 +1,74 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+
+namespace AuthFailoverProxy.Admin;
+
+/// <summary>What <c>GET /status</c> answers: every pool and key by name and fingerprint, never a secret.</summary>
+internal sealed record StatusReport(string Status, DateTimeOffset Time, IReadOnlyList<PoolStatus> Pools)
+{
+    public static StatusReport Capture(PoolRegistry registry, DateTimeOffset now)
+    {
+        var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, now)).ToList();
+        var status = pools.Any(p => p.UsableKeys == 0) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count) ? "degraded" : "ok";
+        return new StatusReport(status, now, pools);
+    }
+}
+
+internal sealed record PoolStatus(
+    string Name,
+    string Kind,
+    string Upstream,
+    string PathPrefix,
+    bool Default,
+    string Selection,
+    int UsableKeys,
+    IReadOnlyList<KeyStatus> Keys)
+{
+    public static PoolStatus Capture(Pool pool, DateTimeOffset now) => new(
+        pool.Name,
+        pool.Kind.ToString().ToLowerInvariant(),
+        pool.DestinationPrefix,
+        pool.PathPrefix.Value!,
+        pool.IsDefault,
+        pool.Selection.ToString(),
+        pool.CountUsable(now),
+        [.. pool.Keys.Select(k => KeyStatus.Capture(k, now))]);
+}
+
+internal sealed record KeyStatus(
+    string Name,
+    string Fingerprint,
+    string Format,
+    int Priority,
+    string Source,
+    string State,
+    DateTimeOffset Since,
+    DateTimeOffset? Until,
+    int Failures,
+    KeyErrorStatus? LastError)
+{
+    public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
+    {
+        var health = key.Health;
+        var state = health.EffectiveState(now);
+        return new KeyStatus(
+            key.Name,
+            key.Fingerprint,
+            KeyFormats.Describe(key.Format),
+            key.Priority,
+            key.Source,
+            state.ToString().ToLowerInvariant(),
+            health.Since,
+            state == KeyState.Cooling ? health.Until : null,
+            health.Failures,
+            health.LastFailure is { } f ? new KeyErrorStatus(f.Status, f.ErrorType, f.ErrorCode, f.Message, f.RequestId, f.At) : null);
+    }
+}
+
+internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, string? Message, string? RequestId, DateTimeOffset At);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(StatusReport))]
+internal sealed partial class AdminJsonContext : JsonSerializerContext;

@@ -1,0 +1,413 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using AuthFailoverProxy.Hosting;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+
+namespace AuthFailoverProxy.Demo;
+
+/// <summary>
+/// <c>--demo</c>: the whole failover story in a few seconds, with fake keys and a simulated provider, so a newcomer sees
+/// what the proxy does before giving it a real key. The proxy is the real one (<see cref="ProxyApplication"/>); only
+/// the provider is simulated.
+/// </summary>
+internal static class DemoMode
+{
+    private const string DemoFlag = "--demo";
+    private const string ExitFlag = "--exit";
+    private const string ClientToken = "demo-token";
+    private const string DefaultAgentUrls = "http://127.0.0.1:8080";
+    private const string DefaultManagementUrls = "http://127.0.0.1:9090";
+
+    // Fake, random-looking secrets in the real formats, so fingerprints and remediation read as they would in production.
+    private const string PrimarySecret = "sk-ant-oat01-DEMO-f3Kq9Lx2Vb7Nw4Rt8Yp1Zc6Hm5Jd0Gs3Ua9Ee2Wo7Qi4Tn";
+    private const string BackupSecret = "sk-ant-api03-DEMO-Xr5Tb8Nq2Wm6Kc9Vz1Lp4Hy7Jf3Gd0Sa5Ue8Ro2Ci6Mv9Bk";
+
+    public static bool IsRequested(string[] args) => args.Contains(DemoFlag);
+
+    public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out);
+
+    /// <summary>Tells the story to <paramref name="output"/>; exits when done with <c>--exit</c>, under CI or without a terminal.</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter output)
+    {
+        var exitWhenDone = args.Contains(ExitFlag) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) || Console.IsInputRedirected;
+        string[] proxyArgs = [.. args.Where(a => a is not (DemoFlag or ExitFlag))];
+
+        await using var upstream = await SimulatedUpstream.StartAsync();
+        await using var app = ProxyApplication.Build(proxyArgs, builder => Configure(builder, upstream.BaseAddress));
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (Exception ex) when (ProxyApplication.ConfigurationProblems(ex) is { Count: > 0 } problems)
+        {
+            await output.WriteLineAsync("The demo cannot start: the configuration needs fixing.");
+            foreach (var problem in problems)
+            {
+                await output.WriteLineAsync("  - " + problem);
+            }
+
+            return 2;
+        }
+        catch (IOException ex)
+        {
+            await output.WriteLineAsync($"The demo cannot listen: {ex.Message}");
+            await output.WriteLineAsync($"Choose free ports: --urls http://127.0.0.1:8081 for agents, AFP_MANAGEMENT_URLS=http://127.0.0.1:9091 for management.");
+            return 2;
+        }
+
+        var listeners = app.Services.GetRequiredService<ProxyListeners>();
+        var agent = Reachable(listeners.AgentEndpoints);
+        var management = Reachable(listeners.ManagementEndpoints);
+        bool held;
+        using (var story = new Story(output, upstream, agent, management))
+        {
+            held = await story.TellAsync();
+        }
+
+        if (exitWhenDone)
+        {
+            await app.StopAsync();
+            return held ? 0 : 1;
+        }
+
+        // A hands-on session where every call fails teaches little: 'backup' comes back, as if someone had replaced it.
+        upstream.SetKeyFault(BackupSecret, KeyFault.None);
+        var board = app.Services.GetRequiredService<KeyStateBoard>();
+        foreach (var key in app.Services.GetRequiredService<PoolRegistry>().Pools.SelectMany(p => p.Keys).Where(k => k.Name == "backup"))
+        {
+            board.Heal(key, "the demo restored it so you can try the proxy by hand");
+        }
+
+        await output.WriteLineAsync($"""
+
+            Try it by hand (Ctrl+C stops the demo). 'backup' is in service again; 'primary' stays out, so the answers
+            come from 'backup' (see the x-afp-key header) and /status shows why 'primary' is out.
+
+              curl -si {agent}v1/messages -H 'x-api-key: {ClientToken}' -H 'anthropic-version: 2023-06-01' \
+                -H 'content-type: application/json' \
+                -d '{Story.MessageBody}'
+              curl -s {management}status
+              curl -si {agent}v1/messages -H 'x-api-key: wrong-token' -d '{"{}"}'      # refused: unknown client token
+
+            """);
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+
+    private static void Configure(WebApplicationBuilder builder, Uri upstream)
+    {
+        var configuration = builder.Configuration;
+        var settings = new Dictionary<string, string?>
+        {
+            ["Pools:anthropic:Kind"] = "anthropic",
+            ["Pools:anthropic:Default"] = "true",
+            ["Pools:anthropic:Upstream"] = upstream.ToString(),
+            ["Pools:anthropic:Keys:0:Name"] = "primary",
+            ["Pools:anthropic:Keys:0:Secret"] = PrimarySecret,
+            ["Pools:anthropic:Keys:1:Name"] = "backup",
+            ["Pools:anthropic:Keys:1:Secret"] = BackupSecret,
+            ["Clients:Tokens:0:Name"] = "demo",
+            ["Clients:Tokens:0:Token"] = ClientToken,
+            // The narration introduces the proxy; its own start-up lines would only repeat it. Warnings and errors stay:
+            // they are what an operator would see during the story.
+            ["Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime"] = "Warning",
+            ["Serilog:MinimumLevel:Override:" + typeof(StartupReport).FullName] = "Warning",
+        };
+
+        // This source is added last and would win over everything: the ports fall back to the demo's only when the user
+        // chose none (--urls / ASPNETCORE_URLS, AFP_MANAGEMENT_URLS / Management:Urls).
+        if (string.IsNullOrEmpty(configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            settings[WebHostDefaults.ServerUrlsKey] = DefaultAgentUrls;
+        }
+
+        if (string.IsNullOrEmpty(configuration["Management:Urls"]))
+        {
+            settings["Management:Urls"] = DefaultManagementUrls;
+        }
+
+        configuration.AddInMemoryCollection(settings);
+    }
+
+    /// <summary>An address a local client can call: a wildcard listener is reached on loopback.</summary>
+    private static Uri Reachable(IEnumerable<IPEndPoint> endpoints)
+    {
+        var endpoint = endpoints.OrderBy(e => e.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1).First();
+        var address = endpoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
+            : endpoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
+            : endpoint.Address;
+        return new Uri($"http://{new IPEndPoint(address, endpoint.Port)}/");
+    }
+
+    /// <summary>The scripted requests and what is said about them.</summary>
+    private sealed class Story(TextWriter output, SimulatedUpstream upstream, Uri agent, Uri management) : IDisposable
+    {
+        public const string MessageBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}""";
+        private const string StreamBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}""";
+        private const int Width = 100;
+        private static readonly TimeSpan StreamPace = TimeSpan.FromMilliseconds(80);
+
+        private readonly HttpClient _agent = new() { BaseAddress = agent };
+        private readonly HttpClient _management = new() { BaseAddress = management };
+        private readonly TimeProvider _time = TimeProvider.System;
+        private int _sent;
+        private int _failedBeforeRevocation;
+
+        public async Task<bool> TellAsync()
+        {
+            await IntroduceAsync();
+
+            await SayAsync("1. A normal day: the agent sends 3 requests through the proxy.");
+            for (var i = 0; i < 3; i++)
+            {
+                await ReportAsync(await SendAsync());
+            }
+
+            await SayAsync($"""
+
+                2. 00:00 — the provider starts rejecting OAuth tokens for this organization.
+                   From now on the simulated provider answers every call made with 'primary' (an OAuth token) with
+                   403 permission_error "OAuth authentication is currently not allowed for this organization."
+
+                3. The agent carries on with 3 more requests, same URL, same token: nothing changes on its side.
+                """);
+            upstream.SetKeyFault(PrimarySecret, KeyFault.OAuthRejected);
+            var callsBefore = upstream.RequestCount;
+            var replays = 0;
+            for (var i = 0; i < 3; i++)
+            {
+                var reply = await SendAsync();
+                var note = reply.Attempts switch
+                {
+                    "2" => "'primary' was refused with 403; the proxy took it out of service and replayed the same bytes on 'backup'",
+                    "1" when reply.Key == "backup" => "the dead key is not tried again",
+                    _ => null,
+                };
+                replays += reply.Attempts == "2" ? 1 : 0;
+                await ReportAsync(reply, note);
+            }
+
+            var calls = upstream.RequestCount - callsBefore;
+            await SayAsync($"""
+                   The agent sent 3 requests and got 3 answers; the provider saw {calls} calls ({replays} {(replays == 1 ? "replay" : "replays")}).
+                   Not one error reached the agent. (The [ERR] line above is the proxy telling its operator.)
+
+                4. Streaming goes through the same way: a request with "stream": true, its events passed on one by one.
+                """);
+            await StreamAsync();
+
+            await SayAsync($"""
+
+                5. What the operator sees: GET {management}status
+                """);
+            await ShowStatusAsync();
+
+            await SayAsync("""
+
+                6. The worst case: 'backup' is revoked too. Now no key can serve.
+                """);
+            upstream.SetKeyFault(BackupSecret, KeyFault.Revoked);
+            var last = await SendAsync(countFailure: false);
+            await ReportAsync(last);
+            await SayAsync("   The agent gets the provider's own error format, with a message a person can act on:");
+            await SayAsync(Wrap(ErrorMessage(last.Body) ?? last.Body, "     "));
+
+            var held = _failedBeforeRevocation == 0 && last.Status == 503;
+            await SayAsync($"""
+
+                Summary
+                   client requests sent:                                  {_sent}
+                   client-visible failures before every key was revoked:  {_failedBeforeRevocation}
+                   upstream calls the simulated provider received:        {upstream.RequestCount}
+                   {(held
+                    ? "The story held: one key died and the agent never noticed; when the last key died, it was told why and what to do."
+                    : "The story did NOT hold: see the requests above.")}
+                """);
+            return held;
+        }
+
+        public void Dispose()
+        {
+            _agent.Dispose();
+            _management.Dispose();
+        }
+
+        private Task IntroduceAsync() => SayAsync($"""
+
+            AuthFailoverProxy demo: a key dies mid-session and the agent does not notice.
+            Everything runs on this machine: a simulated Anthropic API, the real proxy in front of it, fake keys.
+
+               simulated provider   {upstream.BaseAddress}
+               proxy, for agents    {agent}   (clients send the token '{ClientToken}', never a provider key)
+               proxy, management    {management}
+               pool 'anthropic', keys in priority order:
+                 primary  {KeyFormats.Fingerprint(PrimarySecret)}  an OAuth access token, the kind refused in the outage
+                 backup   {KeyFormats.Fingerprint(BackupSecret)}  a standard API key
+
+            """);
+
+        private async Task<Reply> SendAsync(bool countFailure = true)
+        {
+            using var request = NewMessageRequest(MessageBody);
+            using var response = await _agent.SendAsync(request);
+            var reply = new Reply(
+                (int)response.StatusCode,
+                response.ReasonPhrase,
+                Header(response, "x-afp-key"),
+                Header(response, "x-afp-attempts"),
+                await response.Content.ReadAsStringAsync());
+            Count(reply.Status == 200, countFailure);
+            return reply;
+        }
+
+        private async Task StreamAsync()
+        {
+            // Paced so the events visibly arrive one at a time rather than as one block at the end.
+            upstream.BeforeStreamEvent = (_, cancellationToken) => Task.Delay(StreamPace, _time, cancellationToken);
+            try
+            {
+                using var request = NewMessageRequest(StreamBody);
+                var start = _time.GetTimestamp();
+                using var response = await _agent.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                await SayAsync($"   request {_sent + 1}: {(int)response.StatusCode} {response.ReasonPhrase}  served by '{Header(response, "x-afp-key")}'  (content-type: {response.Content.Headers.ContentType})");
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                var text = new StringBuilder();
+                var sawStop = false;
+                string? eventName = null;
+                while (await reader.ReadLineAsync() is { } line)
+                {
+                    if (line.StartsWith("event: ", StringComparison.Ordinal))
+                    {
+                        eventName = line[7..];
+                        sawStop |= eventName == "message_stop";
+                    }
+                    else if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    {
+                        var delta = eventName == "content_block_delta" ? DeltaText(line[6..]) : null;
+                        text.Append(delta);
+                        var elapsed = _time.GetElapsedTime(start).TotalMilliseconds;
+                        await SayAsync($"     +{elapsed,5:0} ms  {eventName}{(delta is null ? string.Empty : $"  \"{delta}\"")}");
+                    }
+                }
+
+                Count(response.StatusCode == HttpStatusCode.OK && sawStop, countFailure: true);
+                await SayAsync($"   The agent read: \"{text}\"");
+            }
+            finally
+            {
+                upstream.BeforeStreamEvent = null;
+            }
+        }
+
+        private async Task ShowStatusAsync()
+        {
+            try
+            {
+                using var response = await _management.GetAsync(new Uri("status", UriKind.Relative));
+                using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+                var root = document.RootElement;
+                await SayAsync($"   overall: {root.GetProperty("status").GetString()}");
+                foreach (var pool in root.GetProperty("pools").EnumerateArray())
+                {
+                    var keys = pool.GetProperty("keys");
+                    await SayAsync($"   pool '{pool.GetProperty("name").GetString()}': {pool.GetProperty("usableKeys").GetInt32()} of {keys.GetArrayLength()} keys usable");
+                    foreach (var key in keys.EnumerateArray())
+                    {
+                        var lastError = key.TryGetProperty("lastError", out var error)
+                            ? $"last error: {error.GetProperty("status").GetInt32()} {Text(error, "type")} \"{Text(error, "message")}\""
+                            : "no error";
+                        await SayAsync($"     {Text(key, "name"),-8} {Text(key, "fingerprint"),-20} {Text(key, "state"),-8} {lastError}");
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                await SayAsync($"   /status could not be read: {ex.Message}");
+            }
+        }
+
+        private async Task ReportAsync(Reply reply, string? note = null)
+        {
+            var served = reply.Key is null ? string.Empty : $"  served by '{reply.Key}'";
+            await SayAsync($"   request {_sent}: {reply.Status} {reply.Reason}{served}  (x-afp-key: {reply.Key ?? "-"}, x-afp-attempts: {reply.Attempts ?? "-"})");
+            if (note is not null)
+            {
+                await SayAsync($"      ↳ {note}");
+            }
+        }
+
+        private void Count(bool succeeded, bool countFailure)
+        {
+            _sent++;
+            if (!succeeded && countFailure)
+            {
+                _failedBeforeRevocation++;
+            }
+        }
+
+        private Task SayAsync(string text) => output.WriteLineAsync(text);
+
+        private static HttpRequestMessage NewMessageRequest(string body)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/messages", UriKind.Relative))
+            {
+                Content = new StringContent(body, Encoding.UTF8, "application/json"),
+            };
+            request.Headers.Add("x-api-key", ClientToken);
+            request.Headers.Add("anthropic-version", "2023-06-01");
+            return request;
+        }
+
+        private static string? Header(HttpResponseMessage response, string name)
+            => response.Headers.TryGetValues(name, out var values) ? string.Join(", ", values) : null;
+
+        private static string? Text(JsonElement element, string property)
+            => element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+        private static string? DeltaText(string data)
+        {
+            using var document = JsonDocument.Parse(data);
+            return document.RootElement.TryGetProperty("delta", out var delta) ? Text(delta, "text") : null;
+        }
+
+        private static string? ErrorMessage(string body)
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(body);
+                return document.RootElement.TryGetProperty("error", out var error) ? Text(error, "message") : null;
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+
+        private static string Wrap(string text, string indent)
+        {
+            var result = new StringBuilder();
+            var line = new StringBuilder(indent);
+            foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (line.Length > indent.Length && line.Length + 1 + word.Length > Width)
+                {
+                    result.AppendLine(line.ToString());
+                    line.Clear().Append(indent);
+                }
+
+                if (line.Length > indent.Length)
+                {
+                    line.Append(' ');
+                }
+
+                line.Append(word);
+            }
+
+            return result.Append(line).ToString();
+        }
+
+        private sealed record Reply(int Status, string? Reason, string? Key, string? Attempts, string Body);
+    }
+}

@@ -1,0 +1,286 @@
+using System.Buffers;
+using System.IO.Compression;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>What became of one upstream call.</summary>
+internal enum AttemptVerdict
+{
+    /// <summary>The upstream's answer went to the client: done.</summary>
+    Delivered,
+
+    /// <summary>The key was rejected: take it out of service and replay on the next key.</summary>
+    KeyDead,
+
+    /// <summary>The key is rate limited: rest it and replay on the next key.</summary>
+    KeyCooling,
+
+    /// <summary>The upstream is unwell and another try on the same key is allowed.</summary>
+    RetryUpstream,
+
+    /// <summary>The upstream is unwell, no try is left, and nothing reached the client yet.</summary>
+    UpstreamFailed,
+
+    /// <summary>The client went away.</summary>
+    ClientGone,
+}
+
+/// <summary>
+/// One request's walk through a pool. As YARP's transformer it swaps the client token for the current key on the way
+/// out and, on the way back, decides from status and error body whether the answer goes to the client or the request
+/// is replayed. Nothing of a rejected answer reaches the client: the decision is made before its first byte.
+/// </summary>
+internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOffset deadline, FailoverOptions options, TimeProvider time)
+    : HttpTransformer
+{
+    internal const string KeyHeader = "x-afp-key";
+    internal const string AttemptsHeader = "x-afp-attempts";
+    private const string AnthropicVersion = "2023-06-01";
+    private const int ErrorBodyLimit = 64 * 1024;
+
+    public Pool Pool => pool;
+
+    public ReplayableBody Body => body;
+
+    public DateTimeOffset Deadline => deadline;
+
+    /// <summary>Gets the key of the current try.</summary>
+    public PoolKey Key { get; private set; } = null!;
+
+    /// <summary>Gets the number of upstream calls made for this request so far.</summary>
+    public int Attempts { get; private set; }
+
+    /// <summary>Gets the keys this request gave up on; allocated only when a failover happens.</summary>
+    public List<PoolKey>? Tried { get; private set; }
+
+    public AttemptVerdict Verdict { get; set; }
+
+    /// <summary>Gets what the upstream said when it rejected <see cref="Key"/>.</summary>
+    public KeyFailure? Failure { get; private set; }
+
+    /// <summary>Gets when a rate-limited <see cref="Key"/> may be used again.</summary>
+    public DateTimeOffset CoolUntil { get; private set; }
+
+    /// <summary>Gets the <c>retry-after</c> an unwell upstream asked for, used to pace the next try.</summary>
+    public DateTimeOffset? RetryAfter { get; private set; }
+
+    /// <summary>Gets the transport error of the last try, if it had one.</summary>
+    public ForwarderError TransportError { get; set; }
+
+    /// <summary>Gets the status of the last upstream answer that was not delivered, for the final error.</summary>
+    public int LastUnwellStatus { get; private set; }
+
+    private int TriesOnKey { get; set; }
+
+    private bool IsFinalTry { get; set; }
+
+    public void UseKey(PoolKey key)
+    {
+        Key = key;
+        TriesOnKey = 0;
+    }
+
+    public void GiveUpOn(PoolKey key) => (Tried ??= []).Add(key);
+
+    /// <summary>Starts a try: the body is rewound and the last answer forgotten.</summary>
+    public void BeginTry(HttpContext context)
+    {
+        Attempts++;
+        TriesOnKey++;
+        IsFinalTry = TriesOnKey > options.UpstreamRetries || time.GetUtcNow() >= deadline;
+        Verdict = AttemptVerdict.Delivered;
+        Failure = null;
+        RetryAfter = null;
+        TransportError = ForwarderError.None;
+        if (body.HasBody)
+        {
+            context.Request.Body = body.OpenRead();
+        }
+    }
+
+    /// <summary>Judges a transport failure (refused, reset, timed out) of the current try.</summary>
+    public AttemptVerdict TransportFailed(ForwarderError error)
+    {
+        TransportError = error;
+        LastUnwellStatus = 0;
+        return Verdict = IsFinalTry ? AttemptVerdict.UpstreamFailed : AttemptVerdict.RetryUpstream;
+    }
+
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+
+        // The client's token stops here; the pool's key goes out in the header the provider expects.
+        var headers = proxyRequest.Headers;
+        headers.Remove("x-api-key");
+        headers.Remove("Authorization");
+        if (pool.Kind == ProviderKind.Anthropic)
+        {
+            headers.TryAddWithoutValidation("x-api-key", Key.HeaderValue);
+            if (!httpContext.Request.Headers.ContainsKey("anthropic-version"))
+            {
+                headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
+            }
+        }
+        else
+        {
+            headers.TryAddWithoutValidation("Authorization", Key.HeaderValue);
+        }
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        if (proxyResponse is null)
+        {
+            return false;
+        }
+
+        var status = (int)proxyResponse.StatusCode;
+        if (!FailureClassifier.NeedsInspection(status))
+        {
+            return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+        }
+
+        if (status >= 500 || status == 408)
+        {
+            // The upstream is unwell, whatever its body says: no need to read it.
+            LastUnwellStatus = status;
+            if (IsFinalTry)
+            {
+                return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+            }
+
+            RetryAfter = RetryAfterHeaders.RetryAfter(proxyResponse.Headers, time.GetUtcNow());
+            Verdict = AttemptVerdict.RetryUpstream;
+            return false;
+        }
+
+        var (prefix, rest) = await ReadErrorBodyAsync(proxyResponse.Content, cancellationToken);
+        var error = ProviderError.Parse(Decode(prefix.Span, proxyResponse.Content.Headers.ContentEncoding));
+        var failureClass = FailureClassifier.Classify(pool.Kind, status, error);
+        if (failureClass is FailureClass.KeyDead or FailureClass.KeyCooling)
+        {
+            rest?.Dispose();
+            var now = time.GetUtcNow();
+            Failure = new KeyFailure(
+                status,
+                error.Type,
+                error.Code,
+                SecretMasker.Mask(error.Message, Key.Secret),
+                RequestId(proxyResponse) ?? error.RequestId,
+                now);
+            if (failureClass == FailureClass.KeyCooling)
+            {
+                var reset = RetryAfterHeaders.LatestReset(proxyResponse.Headers, now);
+                var until = reset ?? now + options.DefaultCooldown;
+                CoolUntil = until > now + options.MaxCooldown ? now + options.MaxCooldown : until;
+                Verdict = AttemptVerdict.KeyCooling;
+            }
+            else
+            {
+                Verdict = AttemptVerdict.KeyDead;
+            }
+
+            return false;
+        }
+
+        // The client's own error: hand it over exactly as the upstream sent it.
+        proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
+        return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+    }
+
+    private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
+    {
+        Verdict = AttemptVerdict.Delivered;
+        var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        var headers = httpContext.Response.Headers;
+        headers[KeyHeader] = Key.Name;
+        headers[AttemptsHeader] = AttemptCounts.ToHeader(Attempts);
+        return proceed;
+    }
+
+    private static string? RequestId(HttpResponseMessage response)
+    {
+        var headers = response.Headers.NonValidated;
+        if (headers.TryGetValues("request-id", out var id) || headers.TryGetValues("x-request-id", out id))
+        {
+            return id.ToString();
+        }
+
+        return null;
+    }
+
+    /// <summary>Reads up to 64 KiB of an error body; the rest (rare) stays in the stream for pass-through.</summary>
+    private static async ValueTask<(ReadOnlyMemory<byte> Prefix, Stream? Remainder)> ReadErrorBodyAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        var stream = await content.ReadAsStreamAsync(cancellationToken);
+        var buffer = new byte[content.Headers.ContentLength is { } length and <= ErrorBodyLimit ? (int)length : ErrorBodyLimit];
+        var filled = 0;
+        while (filled < buffer.Length)
+        {
+            var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+            if (read == 0)
+            {
+                await stream.DisposeAsync();
+                return (buffer.AsMemory(0, filled), null);
+            }
+
+            filled += read;
+        }
+
+        return (buffer, stream);
+    }
+
+    /// <summary>Decompresses an error body for reading only; what the client gets is the original bytes.</summary>
+    private static ReadOnlySpan<byte> Decode(ReadOnlySpan<byte> body, ICollection<string> contentEncoding)
+    {
+        if (contentEncoding.Count == 0 || body.IsEmpty)
+        {
+            return body;
+        }
+
+        try
+        {
+            using var compressed = new MemoryStream(body.ToArray());
+            using Stream decoder = contentEncoding.Last().ToLowerInvariant() switch
+            {
+                "gzip" => new GZipStream(compressed, CompressionMode.Decompress),
+                "deflate" => new ZLibStream(compressed, CompressionMode.Decompress),
+                "br" => new BrotliStream(compressed, CompressionMode.Decompress),
+                _ => compressed,
+            };
+            using var plain = new MemoryStream();
+            var chunk = ArrayPool<byte>.Shared.Rent(8192);
+            try
+            {
+                int read;
+                while (plain.Length < ErrorBodyLimit && (read = decoder.Read(chunk, 0, chunk.Length)) > 0)
+                {
+                    plain.Write(chunk, 0, read);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(chunk);
+            }
+
+            return plain.ToArray();
+        }
+        catch (InvalidDataException)
+        {
+            return body;
+        }
+    }
+}
+
+/// <summary>Cached header values for attempt counts, so the common case allocates nothing.</summary>
+internal static class AttemptCounts
+{
+    private static readonly string[] Cached = [.. Enumerable.Range(0, 16).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+
+    public static string ToHeader(int attempts)
+        => (uint)attempts < (uint)Cached.Length ? Cached[attempts] : attempts.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,250 @@
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.Proxying;
+using AuthFailoverProxy.State;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>
+/// Forwards an agent's request through a pool so the agent never sees a key fail: the body is kept, the best key is
+/// injected, and a rejected key is marked and the same bytes replayed on the next one, until a key answers, every
+/// usable key was tried once, or the deadline passes. An unwell upstream is retried on the same key with backoff
+/// (Polly), without blaming the key.
+/// </summary>
+internal sealed partial class FailoverForwarder
+{
+    private static readonly ResiliencePropertyKey<FailoverAttempt> AttemptKey = new("afp.attempt");
+
+    private readonly IHttpForwarder _forwarder;
+    private readonly KeyStateBoard _board;
+    private readonly ClientAuthenticator _authenticator;
+    private readonly PoolExhaustionLog _exhaustionLog;
+    private readonly FailoverOptions _options;
+    private readonly RequestBodyOptions _bodyOptions;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ResiliencePipeline<AttemptVerdict> _upstreamRetry;
+
+    public FailoverForwarder(
+        IHttpForwarder forwarder,
+        KeyStateBoard board,
+        ClientAuthenticator authenticator,
+        PoolExhaustionLog exhaustionLog,
+        IOptions<FailoverOptions> options,
+        IOptions<RequestBodyOptions> bodyOptions,
+        TimeProvider time,
+        ILogger<FailoverForwarder> logger)
+    {
+        _forwarder = forwarder;
+        _board = board;
+        _authenticator = authenticator;
+        _exhaustionLog = exhaustionLog;
+        _options = options.Value;
+        _bodyOptions = bodyOptions.Value;
+        _time = time;
+        _logger = logger;
+        _upstreamRetry = BuildUpstreamRetry(_options, time);
+    }
+
+    public async Task ForwardAsync(HttpContext context, Pool pool)
+    {
+        if (_authenticator.Authenticate(context.Request) is null)
+        {
+            await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.ClientUnauthorized,
+                "missing or invalid client token. Send the token this proxy issued you as x-api-key or as Authorization: Bearer.");
+            return;
+        }
+
+        ReplayableBody? body;
+        try
+        {
+            body = await ReplayableBody.ReadAsync(context.Request, _bodyOptions, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException && context.RequestAborted.IsCancellationRequested)
+        {
+            return;
+        }
+
+        if (body is null)
+        {
+            await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.RequestTooLarge,
+                $"the request body is larger than the {_bodyOptions.MaxBytes} bytes this proxy accepts (RequestBody:MaxBytes).");
+            return;
+        }
+
+        await using (body)
+        {
+            var attempt = new FailoverAttempt(pool, body, _time.GetUtcNow() + _options.Deadline, _options, _time);
+            try
+            {
+                await WalkPoolAsync(context, attempt);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away; its upstream call was cancelled with it.
+            }
+        }
+    }
+
+    private async Task WalkPoolAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var pool = attempt.Pool;
+        while (true)
+        {
+            var key = pool.SelectKey(attempt.Tried, _time);
+            var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
+            if (key is null || deadlinePassed)
+            {
+                await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
+                return;
+            }
+
+            attempt.UseKey(key);
+            var verdict = await SendWithUpstreamRetriesAsync(context, attempt);
+            switch (verdict)
+            {
+                case AttemptVerdict.KeyDead:
+                    _board.ReportDead(key, attempt.Failure!);
+                    attempt.GiveUpOn(key);
+                    LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                    break;
+                case AttemptVerdict.KeyCooling:
+                    _board.ReportCooling(key, attempt.Failure!, attempt.CoolUntil);
+                    attempt.GiveUpOn(key);
+                    LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                    break;
+                case AttemptVerdict.UpstreamFailed or AttemptVerdict.RetryUpstream:
+                    await RespondUpstreamFailedAsync(context, attempt);
+                    return;
+                default:
+                    return;
+            }
+        }
+    }
+
+    private async ValueTask<AttemptVerdict> SendWithUpstreamRetriesAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
+        resilienceContext.Properties.Set(AttemptKey, attempt);
+        try
+        {
+            return await _upstreamRetry.ExecuteAsync(
+                static (rc, state) => state.Self.SendOnceAsync(state.Context, state.Attempt),
+                resilienceContext,
+                (Self: this, Context: context, Attempt: attempt));
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilienceContext);
+        }
+    }
+
+    private async ValueTask<AttemptVerdict> SendOnceAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        if (context.Response.StatusCode != StatusCodes.Status200OK)
+        {
+            // A previous try left its status behind (YARP copies it before the transformer declines the answer).
+            context.Response.Clear();
+        }
+
+        attempt.BeginTry(context);
+        var pool = attempt.Pool;
+        var error = await _forwarder.SendAsync(context, pool.DestinationPrefix, pool.Client, pool.RequestConfig, attempt, context.RequestAborted);
+        if (error == ForwarderError.None)
+        {
+            return attempt.Verdict;
+        }
+
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            return attempt.Verdict = AttemptVerdict.ClientGone;
+        }
+
+        if (context.Response.HasStarted)
+        {
+            // The answer was already flowing when the connection broke: too late to replay, and the client sees the cut.
+            LogBrokenMidResponse(_logger, pool.Name, attempt.Key.Name, error);
+            return attempt.Verdict = AttemptVerdict.Delivered;
+        }
+
+        LogTransportError(_logger, pool.Name, attempt.Key.Name, error);
+        return attempt.TransportFailed(error);
+    }
+
+    private Task RespondNoUsableKeyAsync(HttpContext context, FailoverAttempt attempt, bool deadlinePassed)
+    {
+        var pool = attempt.Pool;
+        var (message, retryAfter) = NoUsableKeyReport.Build(pool, _time.GetUtcNow(), deadlinePassed, attempt.Attempts);
+        _exhaustionLog.Report(pool, message);
+        ResetIfNotStarted(context);
+        context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
+        return ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.NoUsableKey, message, retryAfter);
+    }
+
+    private Task RespondUpstreamFailedAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var pool = attempt.Pool;
+        ResetIfNotStarted(context);
+        context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
+        var what = attempt.TransportError switch
+        {
+            ForwarderError.RequestTimedOut => $"did not answer within {_options.ActivityTimeout.TotalSeconds:0} s (Failover:ActivityTimeout)",
+            ForwarderError.None => $"answered {attempt.LastUnwellStatus}",
+            _ => "could not be reached or closed the connection",
+        };
+        var kind = attempt.TransportError == ForwarderError.RequestTimedOut ? ProxyErrorKind.UpstreamTimeout : ProxyErrorKind.UpstreamUnreachable;
+        return ProviderErrorResponse.WriteAsync(context, pool.Kind, kind,
+            $"the upstream {pool.DestinationPrefix} {what} on {attempt.Attempts} attempts. The keys are not at fault and stay in service; retry later.",
+            _options.RetryDelay);
+    }
+
+    private static void ResetIfNotStarted(HttpContext context)
+    {
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+        }
+    }
+
+    private static ResiliencePipeline<AttemptVerdict> BuildUpstreamRetry(FailoverOptions options, TimeProvider time)
+    {
+        var builder = new ResiliencePipelineBuilder<AttemptVerdict> { TimeProvider = time };
+        if (options.UpstreamRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions<AttemptVerdict>
+            {
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Result == AttemptVerdict.RetryUpstream),
+                MaxRetryAttempts = options.UpstreamRetries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.RetryDelay,
+                MaxDelay = options.MaxRetryDelay,
+                // Honour the upstream's retry-after when it names one (bounded by MaxRetryDelay).
+                DelayGenerator = args =>
+                {
+                    if (args.Context.Properties.TryGetValue(AttemptKey, out var attempt) && attempt.RetryAfter is { } at)
+                    {
+                        var wait = at - time.GetUtcNow();
+                        return ValueTask.FromResult<TimeSpan?>(wait <= TimeSpan.Zero ? TimeSpan.Zero : wait > options.MaxRetryDelay ? options.MaxRetryDelay : wait);
+                    }
+
+                    return ValueTask.FromResult<TimeSpan?>(null);
+                },
+            });
+        }
+
+        return builder.Build();
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Pool {Pool}: key {KeyName} answered {Failure}; replaying the request on the next key.")]
+    private static partial void LogFailingOver(ILogger logger, string pool, string keyName, string failure);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool {Pool}: upstream call with key {KeyName} failed in transport ({Error}).")]
+    private static partial void LogTransportError(ILogger logger, string pool, string keyName, ForwarderError error);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool {Pool}: the upstream connection broke while the answer from key {KeyName} was streaming ({Error}); the client saw a cut-off response.")]
+    private static partial void LogBrokenMidResponse(ILogger logger, string pool, string keyName, ForwarderError error);
+}

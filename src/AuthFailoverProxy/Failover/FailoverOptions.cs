@@ -1,0 +1,39 @@
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>How hard the proxy tries before it gives up on a request. Bound from <c>Failover</c>.</summary>
+public sealed class FailoverOptions
+{
+    /// <summary>
+    /// Gets or sets the overall budget for walking the pool: no new attempt (next key or retry) starts after it.
+    /// An attempt already under way is never cut short by it. <value>The default value is 60 seconds.</value>
+    /// </summary>
+    public TimeSpan Deadline { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Gets or sets how many times a request is retried on the same key when the upstream itself is unwell
+    /// (529, 500, 502, 503, 504, connection failures). <value>The default value is 2.</value>
+    /// </summary>
+    public int UpstreamRetries { get; set; } = 2;
+
+    /// <summary>Gets or sets the first retry delay; later ones grow exponentially with jitter. <value>The default value is 500 ms.</value></summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Gets or sets the longest single retry delay, including a <c>retry-after</c> the upstream asks for. <value>The default value is 10 seconds.</value></summary>
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets how long a rate-limited key rests when the upstream names no reset time. <value>The default value is 30 seconds.</value></summary>
+    public TimeSpan DefaultCooldown { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets the longest cooldown accepted from upstream headers. <value>The default value is 1 hour.</value></summary>
+    public TimeSpan MaxCooldown { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Gets or sets the TCP/TLS connect timeout to the upstream. <value>The default value is 10 seconds.</value></summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets how long an upstream call may go without a byte in either direction, including the wait for response
+    /// headers. LLM calls are slow: a non-streaming response can take 10 minutes before its first byte.
+    /// <value>The default value is 15 minutes.</value>
+    /// </summary>
+    public TimeSpan ActivityTimeout { get; set; } = TimeSpan.FromMinutes(15);
+}

@@ -1,0 +1,210 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>
+/// A request body kept so it can be sent again byte for byte: in a pooled array up to
+/// <see cref="RequestBodyOptions.MemoryThresholdBytes"/>, in a temporary file (deleted on dispose) above it.
+/// </summary>
+internal sealed class ReplayableBody : IAsyncDisposable
+{
+    private const int FirstChunk = 16 * 1024;
+    private const int CopyChunk = 64 * 1024;
+
+    private byte[]? _memory;
+    private int _memoryLength;
+    private FileStream? _file;
+
+    private ReplayableBody()
+    {
+    }
+
+    /// <summary>Gets a body for requests that have none; nothing is buffered and nothing is replaced.</summary>
+    public static ReplayableBody None { get; } = new();
+
+    public long Length => _file?.Length ?? _memoryLength;
+
+    public bool IsSpilled => _file is not null;
+
+    public bool HasBody => _memory is not null || _file is not null;
+
+    /// <summary>
+    /// Reads the whole body of <paramref name="request"/>. Returns <see langword="null"/> when it is larger than
+    /// <see cref="RequestBodyOptions.MaxBytes"/>; a declared length over the limit is refused before a byte is read.
+    /// </summary>
+    public static async ValueTask<ReplayableBody?> ReadAsync(HttpRequest request, RequestBodyOptions options, CancellationToken cancellationToken)
+    {
+        var canHaveBody = request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
+        var declared = request.ContentLength;
+        if (!canHaveBody || declared == 0)
+        {
+            return None;
+        }
+
+        if (declared > options.MaxBytes)
+        {
+            return null;
+        }
+
+        var body = new ReplayableBody();
+        try
+        {
+            return await body.FillAsync(request.Body, declared, options, cancellationToken) ? body : await DisposeAndRefuseAsync(body);
+        }
+        catch
+        {
+            await body.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Returns a fresh stream positioned at the first byte; only one attempt reads at a time.</summary>
+    public Stream OpenRead()
+    {
+        if (_file is not null)
+        {
+            _file.Position = 0;
+            return new NonClosingStream(_file);
+        }
+
+        return new MemoryStream(_memory!, 0, _memoryLength, writable: false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (ReferenceEquals(this, None))
+        {
+            return;
+        }
+
+        if (_memory is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_memory);
+            _memory = null;
+        }
+
+        if (_file is not null)
+        {
+            await _file.DisposeAsync();
+            _file = null;
+        }
+    }
+
+    private static async ValueTask<ReplayableBody?> DisposeAndRefuseAsync(ReplayableBody body)
+    {
+        await body.DisposeAsync();
+        return null;
+    }
+
+    private async ValueTask<bool> FillAsync(Stream source, long? declared, RequestBodyOptions options, CancellationToken cancellationToken)
+    {
+        var threshold = Math.Max(FirstChunk, options.MemoryThresholdBytes);
+        // A declared length that fits in memory is read into one exactly-sized buffer: no growth, no copy.
+        _memory = ArrayPool<byte>.Shared.Rent(declared is { } length && length <= threshold ? (int)length : Math.Min(FirstChunk, threshold));
+
+        while (true)
+        {
+            if (_memoryLength == _memory.Length)
+            {
+                if (_memoryLength >= threshold)
+                {
+                    return await SpillAndFillAsync(source, options, cancellationToken);
+                }
+
+                var larger = ArrayPool<byte>.Shared.Rent(Math.Min(threshold, _memory.Length * 2));
+                _memory.AsSpan(0, _memoryLength).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_memory);
+                _memory = larger;
+            }
+
+            var read = await source.ReadAsync(_memory.AsMemory(_memoryLength), cancellationToken);
+            if (read == 0)
+            {
+                return true;
+            }
+
+            _memoryLength += read;
+            if (_memoryLength > options.MaxBytes)
+            {
+                return false;
+            }
+
+            if (_memoryLength == declared)
+            {
+                // The server enforces Content-Length; asking for more would only grow the buffer to read the end.
+                return true;
+            }
+        }
+    }
+
+    private async ValueTask<bool> SpillAndFillAsync(Stream source, RequestBodyOptions options, CancellationToken cancellationToken)
+    {
+        var directory = string.IsNullOrEmpty(options.TempDirectory) ? Path.GetTempPath() : options.TempDirectory;
+        var path = Path.Combine(directory, $"afp-body-{Guid.NewGuid():N}.tmp");
+        _file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0,
+            FileOptions.DeleteOnClose | FileOptions.Asynchronous | FileOptions.SequentialScan);
+
+        await _file.WriteAsync(_memory.AsMemory(0, _memoryLength), cancellationToken);
+        long total = _memoryLength;
+        ArrayPool<byte>.Shared.Return(_memory!);
+        _memory = null;
+        _memoryLength = 0;
+
+        var chunk = ArrayPool<byte>.Shared.Rent(CopyChunk);
+        try
+        {
+            while (true)
+            {
+                var read = await source.ReadAsync(chunk.AsMemory(), cancellationToken);
+                if (read == 0)
+                {
+                    await _file.FlushAsync(cancellationToken);
+                    return true;
+                }
+
+                total += read;
+                if (total > options.MaxBytes)
+                {
+                    return false;
+                }
+
+                await _file.WriteAsync(chunk.AsMemory(0, read), cancellationToken);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    /// <summary>Hands the spilled file to one attempt without letting it close the file the next attempt needs.</summary>
+    private sealed class NonClosingStream(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => inner.Length;
+
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,50 @@
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace AuthFailoverProxy.Hosting;
+
+/// <summary>
+/// Serilog to the console: readable lines by default, one JSON object per line with <c>AFP_LOG_FORMAT=json</c>
+/// (<c>none</c> turns the console off).
+/// The request path logs nothing at Information: ASP.NET Core's and YARP's per-request lines are held at Warning.
+/// Levels can be tuned in the <c>Serilog</c> configuration section.
+/// </summary>
+internal static class ProxyLogging
+{
+    private const string Template = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level:u3}] {Message:j}{NewLine}{Exception}";
+
+    public static WebApplicationBuilder AddProxyLogging(this WebApplicationBuilder builder)
+    {
+        var format = builder.Configuration["AFP_LOG_FORMAT"];
+        var json = string.Equals(format, "json", StringComparison.OrdinalIgnoreCase);
+        // "none": no console sink, for hosts that collect events their own way (the test suite does).
+        var console = !string.Equals(format, "none", StringComparison.OrdinalIgnoreCase);
+        builder.Services.AddSerilog((services, logger) =>
+        {
+            logger
+                .MinimumLevel.Information()
+                .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+                .MinimumLevel.Override("Yarp", LogEventLevel.Warning)
+                .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+                .MinimumLevel.Override("Polly", LogEventLevel.Warning)
+                .ReadFrom.Configuration(builder.Configuration)
+                .ReadFrom.Services(services)
+                .Enrich.FromLogContext();
+            if (!console)
+            {
+                return;
+            }
+
+            if (json)
+            {
+                logger.WriteTo.Console(new RenderedCompactJsonFormatter());
+            }
+            else
+            {
+                logger.WriteTo.Console(outputTemplate: Template, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }, preserveStaticLogger: true);
+        return builder;
+    }
+}

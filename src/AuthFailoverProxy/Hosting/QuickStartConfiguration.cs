@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+
+namespace AuthFailoverProxy.Hosting;
+
+/// <summary>
+/// Maps the one-line quick start onto the full configuration: <c>AFP_UPSTREAM</c>, <c>AFP_PROVIDER</c>,
+/// <c>AFP_KEYS</c> (<c>name=secret,name=secret</c> in priority order), <c>AFP_CLIENT_TOKENS</c> (comma-separated),
+/// <c>AFP_ALLOW_ANONYMOUS</c> and <c>AFP_MANAGEMENT_URLS</c>. It sits below the regular environment variables and the
+/// command line, so an explicit <c>Pools__…</c> setting always wins.
+/// </summary>
+internal sealed class QuickStartConfigurationSource(Func<string, string?> environment) : IConfigurationSource
+{
+    public IConfigurationProvider Build(IConfigurationBuilder builder) => new QuickStartConfigurationProvider(environment);
+}
+
+/// <summary>Reads the <c>AFP_*</c> variables once, at start.</summary>
+internal sealed class QuickStartConfigurationProvider(Func<string, string?> environment) : ConfigurationProvider
+{
+    public override void Load()
+    {
+        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        var keys = environment("AFP_KEYS");
+        if (!string.IsNullOrWhiteSpace(keys))
+        {
+            var provider = environment("AFP_PROVIDER");
+            var pool = string.Equals(provider, "openai", StringComparison.OrdinalIgnoreCase) ? "openai" : "anthropic";
+            data[$"Pools:{pool}:Kind"] = pool;
+            data[$"Pools:{pool}:Default"] = "true";
+            if (environment("AFP_UPSTREAM") is { Length: > 0 } upstream)
+            {
+                data[$"Pools:{pool}:Upstream"] = upstream;
+            }
+
+            var index = 0;
+            foreach (var entry in keys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                // "name=secret"; a bare secret is named key-1, key-2… Secrets never contain '=' before their first character.
+                var separator = entry.IndexOf('=', StringComparison.Ordinal);
+                var (name, secret) = separator > 0 ? (entry[..separator].Trim(), entry[(separator + 1)..].Trim()) : ($"key-{index + 1}", entry);
+                data[$"Pools:{pool}:Keys:{index}:Name"] = name;
+                data[$"Pools:{pool}:Keys:{index}:Secret"] = secret;
+                index++;
+            }
+        }
+
+        var tokens = environment("AFP_CLIENT_TOKENS");
+        if (!string.IsNullOrWhiteSpace(tokens))
+        {
+            var index = 0;
+            foreach (var token in tokens.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                data[$"Clients:Tokens:{index}:Name"] = $"token-{index + 1}";
+                data[$"Clients:Tokens:{index}:Token"] = token;
+                index++;
+            }
+        }
+
+        if (environment("AFP_ALLOW_ANONYMOUS") is { Length: > 0 } anonymous)
+        {
+            data["Clients:AllowAnonymous"] = anonymous;
+        }
+
+        if (environment("AFP_MANAGEMENT_URLS") is { Length: > 0 } management)
+        {
+            data["Management:Urls"] = management;
+        }
+
+        Data = data;
+    }
+}
+
+/// <summary>Adds the quick-start source just below the environment variables.</summary>
+internal static class QuickStartConfigurationExtensions
+{
+    public static IConfigurationBuilder AddQuickStart(this IConfigurationBuilder builder, Func<string, string?>? environment = null)
+    {
+        var source = new QuickStartConfigurationSource(environment ?? Environment.GetEnvironmentVariable);
+        var index = builder.Sources.ToList().FindIndex(s => s is EnvironmentVariablesConfigurationSource { Prefix: null or "" });
+        if (index < 0)
+        {
+            builder.Sources.Add(source);
+        }
+        else
+        {
+            builder.Sources.Insert(index, source);
+        }
+
+        return builder;
+    }
+}

@@ -1,0 +1,59 @@
+namespace AuthFailoverProxy.KeyPool;
+
+/// <summary>How a pool picks among keys of equal priority.</summary>
+public enum KeySelection
+{
+    /// <summary>Always the first usable key in priority order (keeps the provider's prompt cache warm).</summary>
+    Priority,
+
+    /// <summary>Rotate among usable keys that share the best priority.</summary>
+    RoundRobin,
+}
+
+/// <summary>One upstream and the ordered keys that may call it. Bound from <c>Pools:{name}</c>.</summary>
+public sealed class KeyPoolOptions
+{
+    /// <summary>Gets or sets the API dialect. <value>The default value is <see cref="ProviderKind.Anthropic"/>.</value></summary>
+    public ProviderKind Kind { get; set; } = ProviderKind.Anthropic;
+
+    /// <summary>
+    /// Gets or sets the upstream base URL, e.g. <c>https://api.anthropic.com</c>. The client's path after the pool prefix
+    /// is appended to it. <value>The default value is <c>https://api.anthropic.com</c> for Anthropic and
+    /// <c>https://api.openai.com</c> for OpenAI.</value>
+    /// </summary>
+    public string? Upstream { get; set; }
+
+    /// <summary>Gets or sets the path prefix agents use for this pool. <value>The default value is <c>/{pool name}</c>.</value></summary>
+    public string? PathPrefix { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether this pool also serves every path no other prefix claims (<c>/</c>).</summary>
+    public bool Default { get; set; }
+
+    /// <summary>Gets or sets how keys of equal priority are chosen. <value>The default value is <see cref="KeySelection.Priority"/>.</value></summary>
+    public KeySelection Selection { get; set; } = KeySelection.Priority;
+
+    /// <summary>Gets the keys, in priority order unless each names its <see cref="KeyOptions.Priority"/>.</summary>
+    public List<KeyOptions> Keys { get; set; } = [];
+
+    /// <summary>
+    /// Gets or sets a directory holding one file per key, as a Kubernetes Secret is mounted: the file name is the key's
+    /// name and its content the secret. A key listed in <see cref="Keys"/> with the same name and no secret takes its
+    /// priority from there; other files follow the listed keys in name order.
+    /// </summary>
+    public string? KeysDirectory { get; set; }
+}
+
+/// <summary>One credential in a pool.</summary>
+public sealed class KeyOptions
+{
+    /// <summary>Gets or sets the key's name: what logs, headers and <c>/status</c> call it.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Gets or sets the secret. Never logged or shown; only its fingerprint is.</summary>
+    public string? Secret { get; set; }
+
+    /// <summary>
+    /// Gets or sets the priority: lower is tried first. <value>The default value is the key's position in the list.</value>
+    /// </summary>
+    public int? Priority { get; set; }
+}

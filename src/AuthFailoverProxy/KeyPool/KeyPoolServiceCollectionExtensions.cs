@@ -1,0 +1,21 @@
+using AuthFailoverProxy.Proxying;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace AuthFailoverProxy.KeyPool;
+
+/// <summary>Registers pools, their keys and who may use them.</summary>
+internal static class KeyPoolServiceCollectionExtensions
+{
+    public static IServiceCollection AddKeyPools(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<PoolsOptions>().BindConfiguration(string.Empty).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PoolsOptions>, PoolsOptionsValidator>();
+        services.AddOptions<ClientOptions>().BindConfiguration("Clients").ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ClientOptions>, ClientOptionsValidator>();
+        services.AddSingleton<PoolRegistry>();
+        services.AddSingleton<ClientAuthenticator>();
+        return services;
+    }
+}

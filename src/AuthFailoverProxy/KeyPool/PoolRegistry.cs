@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Net;
+using AuthFailoverProxy.Failover;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace AuthFailoverProxy.KeyPool;
+
+/// <summary>The pools in service and the path each one answers on.</summary>
+internal sealed class PoolRegistry : IDisposable
+{
+    private readonly Pool[] _pools;
+    private readonly Pool? _default;
+
+    public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IConfiguration configuration, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        var built = new List<Pool>();
+        foreach (var (name, options) in pools.Value.Pools.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            var errors = new List<string>();
+            var keys = KeySource.Load(name, options, configuration, errors)
+                .Select(k => new PoolKey(name, k.Name, k.Secret, k.Priority, k.Source, options.Kind, now))
+                .ToList();
+            // The validator ran first, at start; errors here mean the configuration changed underneath.
+            Debug.Assert(errors.Count == 0, string.Join("; ", errors));
+
+            var upstream = new Uri(options.Upstream ?? PoolsOptions.DefaultUpstream(options.Kind));
+            var isDefault = options.Default || pools.Value.Pools.Count == 1;
+            built.Add(new Pool(
+                name,
+                options.Kind,
+                upstream,
+                new PathString(PoolsOptionsValidator.PathPrefixOf(name, options)),
+                isDefault,
+                options.Selection,
+                keys,
+                CreateClient(failover.Value),
+                new ForwarderRequestConfig { ActivityTimeout = failover.Value.ActivityTimeout }));
+        }
+
+        // Longest prefix first, so "/openai/azure" wins over "/openai".
+        _pools = [.. built.OrderByDescending(p => p.PathPrefix.Value!.Length)];
+        _default = _pools.FirstOrDefault(p => p.IsDefault);
+    }
+
+    public IReadOnlyList<Pool> Pools => _pools;
+
+    public Pool? Default => _default;
+
+    /// <summary>
+    /// Finds the pool for <paramref name="path"/>. When a prefix matched, <paramref name="remainder"/> is the path to send
+    /// upstream and <paramref name="prefixed"/> is true; the default pool gets the path unchanged.
+    /// </summary>
+    public Pool? Match(PathString path, out PathString remainder, out bool prefixed)
+    {
+        foreach (var pool in _pools)
+        {
+            if (path.StartsWithSegments(pool.PathPrefix, StringComparison.OrdinalIgnoreCase, out remainder))
+            {
+                prefixed = true;
+                return pool;
+            }
+        }
+
+        remainder = path;
+        prefixed = false;
+        return _default;
+    }
+
+    public void Dispose()
+    {
+        foreach (var pool in _pools)
+        {
+            pool.Client.Dispose();
+        }
+    }
+
+    /// <summary>One connection pool per upstream, set up as YARP recommends for a proxy: no cookies, no redirects, no decompression.</summary>
+    private static HttpMessageInvoker CreateClient(FailoverOptions options) => new(new SocketsHttpHandler
+    {
+        // Egress proxies (HTTPS_PROXY) are honoured; without one there is no cost.
+        UseProxy = true,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        EnableMultipleHttp2Connections = true,
+        ConnectTimeout = options.ConnectTimeout,
+        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+        ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
+    }, disposeHandler: true);
+}

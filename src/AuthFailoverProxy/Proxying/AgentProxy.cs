@@ -1,0 +1,42 @@
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.KeyPool;
+
+namespace AuthFailoverProxy.Proxying;
+
+/// <summary>
+/// The agent listener: every path is proxied. The pool is chosen by path prefix (<c>/anthropic/v1/messages</c>), and a
+/// path no prefix claims goes to the default pool, so <c>ANTHROPIC_BASE_URL=http://proxy:8080</c> just works.
+/// </summary>
+internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry registry, FailoverForwarder forwarder)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        _ = next; // Terminal: nothing runs after the proxy.
+        var request = context.Request;
+        var pool = registry.Match(request.Path, out var remainder, out var prefixed);
+        if (pool is null)
+        {
+            var known = string.Join(", ", registry.Pools.Select(p => p.PathPrefix.Value));
+            return ProviderErrorResponse.WriteAsync(context, registry.Pools[0].Kind, ProxyErrorKind.NoPool,
+                $"no pool serves {request.Path}. Pools answer under {known}; none is the default (Pools:{{name}}:Default=true).");
+        }
+
+        if (prefixed)
+        {
+            request.PathBase = request.PathBase.Add(pool.PathPrefix);
+            request.Path = remainder;
+        }
+
+        return forwarder.ForwardAsync(context, pool);
+    }
+}
+
+/// <summary>Maps the agent listener.</summary>
+internal static class AgentProxy
+{
+    public static WebApplication MapAgentProxy(this WebApplication app)
+    {
+        app.UseMiddleware<AgentProxyMiddleware>();
+        return app;
+    }
+}

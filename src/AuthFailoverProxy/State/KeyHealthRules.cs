@@ -1,0 +1,33 @@
+namespace AuthFailoverProxy.State;
+
+/// <summary>
+/// The merge rules for key health, written once so every store (in memory now, Redis later) applies the same ones:
+/// a dead key stays dead until it is healed on purpose, a cooldown is never shortened (the later deadline wins),
+/// and an operator's choice (disabled, pending) is never overridden by traffic.
+/// </summary>
+internal static class KeyHealthRules
+{
+    /// <summary>Returns the state after a report that the key is dead, or <see langword="null"/> when nothing changes.</summary>
+    public static KeyHealth? ReportDead(KeyHealth current, KeyFailure failure) => current.State switch
+    {
+        KeyState.Dead or KeyState.Disabled or KeyState.Pending => null,
+        _ => new KeyHealth(KeyState.Dead, failure.At, Until: null, failure, current.Failures + 1),
+    };
+
+    /// <summary>Returns the state after a report that the key is rate limited until <paramref name="until"/>, or <see langword="null"/> when nothing changes.</summary>
+    public static KeyHealth? ReportCooling(KeyHealth current, KeyFailure failure, DateTimeOffset until) => current.State switch
+    {
+        KeyState.Dead or KeyState.Disabled or KeyState.Pending => null,
+        KeyState.Cooling when current.Until >= until => null,
+        // Still cooling: push the deadline out but keep when the episode began.
+        KeyState.Cooling when current.Until > failure.At => current with { Until = until, LastFailure = failure },
+        _ => new KeyHealth(KeyState.Cooling, failure.At, until, failure, current.Failures + 1),
+    };
+
+    /// <summary>Returns the state after a successful check of a dead or cooling key, or <see langword="null"/> when nothing changes.</summary>
+    public static KeyHealth? Heal(KeyHealth current, DateTimeOffset now) => current.State switch
+    {
+        KeyState.Dead or KeyState.Cooling => new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures),
+        _ => null,
+    };
+}

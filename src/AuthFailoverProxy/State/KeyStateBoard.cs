@@ -1,0 +1,86 @@
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.KeyPool;
+
+namespace AuthFailoverProxy.State;
+
+/// <summary>A change of a key's health, as observers (audit, alerts, replication) receive it.</summary>
+internal sealed record KeyHealthChange(PoolKey Key, KeyHealth Previous, KeyHealth Current);
+
+/// <summary>
+/// The one place key health changes. Reports from many concurrent requests collapse into one transition: the first
+/// 403 takes the key out of service and is logged; the forty-nine in flight beside it change nothing and say nothing.
+/// </summary>
+internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateBoard> logger)
+{
+    /// <summary>Raised once per actual transition, after it is visible to the request path.</summary>
+    public event Action<KeyHealthChange>? Changed;
+
+    /// <summary>Takes <paramref name="key"/> out of service until it is healed. Returns whether this call changed its state.</summary>
+    public bool ReportDead(PoolKey key, KeyFailure failure)
+    {
+        var change = Apply(key, current => KeyHealthRules.ReportDead(current, failure));
+        if (change is not null)
+        {
+            LogKeyDead(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, failure.Message ?? "(no message)", Remediation.ForDeadKey(key, failure));
+        }
+
+        return change is not null;
+    }
+
+    /// <summary>Rests <paramref name="key"/> until <paramref name="until"/>, never shortening a longer rest. Returns whether this call changed its state.</summary>
+    public bool ReportCooling(PoolKey key, KeyFailure failure, DateTimeOffset until)
+    {
+        var change = Apply(key, current => KeyHealthRules.ReportCooling(current, failure, until));
+        if (change is not null && change.Previous.EffectiveState(failure.At) != KeyState.Cooling)
+        {
+            LogKeyCooling(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, until);
+        }
+
+        return change is not null;
+    }
+
+    /// <summary>Returns a dead or cooling key to service. Returns whether this call changed its state.</summary>
+    public bool Heal(PoolKey key, string reason)
+    {
+        var now = time.GetUtcNow();
+        var change = Apply(key, current => KeyHealthRules.Heal(current, now));
+        if (change is not null)
+        {
+            LogKeyHealed(logger, key.Pool, key.Name, key.Fingerprint, reason);
+        }
+
+        return change is not null;
+    }
+
+    private KeyHealthChange? Apply(PoolKey key, Func<KeyHealth, KeyHealth?> rule)
+    {
+        while (true)
+        {
+            var current = key.Health;
+            var next = rule(current);
+            if (next is null)
+            {
+                return null;
+            }
+
+            if (key.TryTransition(current, next))
+            {
+                var change = new KeyHealthChange(key, current, next);
+                Changed?.Invoke(change);
+                return change;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Error,
+        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is out of service: {Failure} {ProviderMessage}. Requests go to the next key. To fix: {Remediation}")]
+    private static partial void LogKeyDead(ILogger logger, string pool, string keyName, string fingerprint, string failure, string providerMessage, string remediation);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning,
+        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is rate limited ({Failure}) until {Until:O}. Requests go to the next key meanwhile.")]
+    private static partial void LogKeyCooling(ILogger logger, string pool, string keyName, string fingerprint, string failure, DateTimeOffset until);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information,
+        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is back in service: {Reason}.")]
+    private static partial void LogKeyHealed(ILogger logger, string pool, string keyName, string fingerprint, string reason);
+}

@@ -1,0 +1,62 @@
+using System.Globalization;
+
+namespace AuthFailoverProxy.Tests.Fakes;
+
+/// <summary>Builds the proxy's configuration the way an operator writes it, as flat configuration keys.</summary>
+internal sealed class ProxyConfig
+{
+    private readonly Dictionary<string, string?> _values = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["urls"] = "http://127.0.0.1:0",
+        ["Management:Urls"] = "http://127.0.0.1:0",
+        // Log events are captured as data (LogCapture); the console stays quiet.
+        ["AFP_LOG_FORMAT"] = "none",
+        // Tests observe retries through the upstream, not through the wall clock.
+        ["Failover:RetryDelay"] = "00:00:00",
+    };
+
+    public ProxyConfig()
+    {
+        ClientToken = Secrets.ClientToken();
+        _values["Clients:Tokens:0:Name"] = "test-agent";
+        _values["Clients:Tokens:0:Token"] = ClientToken;
+    }
+
+    public string ClientToken { get; }
+
+    public ProxyConfig Pool(string name, Uri upstream, string kind = "anthropic", bool isDefault = false, params (string Name, string Secret)[] keys)
+    {
+        _values[$"Pools:{name}:Kind"] = kind;
+        _values[$"Pools:{name}:Upstream"] = upstream.ToString();
+        if (isDefault)
+        {
+            _values[$"Pools:{name}:Default"] = "true";
+        }
+
+        for (var i = 0; i < keys.Length; i++)
+        {
+            _values[$"Pools:{name}:Keys:{i}:Name"] = keys[i].Name;
+            _values[$"Pools:{name}:Keys:{i}:Secret"] = keys[i].Secret;
+        }
+
+        return this;
+    }
+
+    public ProxyConfig Set(string key, string? value)
+    {
+        _values[key] = value;
+        return this;
+    }
+
+    public ProxyConfig Remove(string key)
+    {
+        _values.Remove(key);
+        return this;
+    }
+
+    public ProxyConfig WithoutClientTokens() => Remove("Clients:Tokens:0:Name").Remove("Clients:Tokens:0:Token");
+
+    public ProxyConfig Set(string key, long value) => Set(key, value.ToString(CultureInfo.InvariantCulture));
+
+    public IEnumerable<KeyValuePair<string, string?>> Build() => _values;
+}

@@ -1,0 +1,78 @@
+using System.Text;
+using AuthFailoverProxy.Demo;
+
+namespace AuthFailoverProxy.Tests.Fakes;
+
+/// <summary>A simulated upstream plus the proxy in front of it, with two (or more) keys: the usual test bench.</summary>
+internal sealed class Scenario : IAsyncDisposable
+{
+    private Scenario(SimulatedUpstream upstream, ProxyHost proxy, Dictionary<string, string> secrets)
+    {
+        Upstream = upstream;
+        Proxy = proxy;
+        SecretsByName = secrets;
+    }
+
+    public SimulatedUpstream Upstream { get; }
+
+    public ProxyHost Proxy { get; }
+
+    public IReadOnlyDictionary<string, string> SecretsByName { get; }
+
+    public string Secret(string name) => SecretsByName[name];
+
+    public static async Task<Scenario> StartAsync(
+        string kind = "anthropic",
+        string[]? keyNames = null,
+        Action<ProxyConfig>? configure = null,
+        TimeProvider? time = null,
+        Func<string, string>? secretFor = null)
+    {
+        var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var secrets = (keyNames ?? ["primary", "backup"]).ToDictionary(
+            n => n,
+            n => secretFor?.Invoke(n) ?? (kind == "openai" ? Secrets.OpenAIKey() : Secrets.AnthropicApiKey()));
+        var config = new ProxyConfig().Pool(kind, upstream.BaseAddress, kind, isDefault: true, [.. secrets.Select(s => (s.Key, s.Value))]);
+        configure?.Invoke(config);
+        var proxy = await ProxyHost.StartAsync(config, time);
+        return new Scenario(upstream, proxy, secrets);
+    }
+
+    public static StringContent MessageBody(string model = "claude-sonnet-4-5", bool stream = false)
+        => new(
+            $$"""{"model":"{{model}}","max_tokens":64,"stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"Hello"}]}""",
+            Encoding.UTF8,
+            "application/json");
+
+    public Task<HttpResponseMessage> PostMessageAsync(HttpClient? client = null)
+        => (client ?? Proxy.Agent).PostAsync("/v1/messages", MessageBody(), TestContext.Current.CancellationToken);
+
+    public async Task<System.Text.Json.JsonElement> StatusAsync()
+        => await Proxy.Management.GetFromJsonAsync<System.Text.Json.JsonElement>("/status", TestContext.Current.CancellationToken);
+
+    /// <summary>Gets the state /status reports for a key.</summary>
+    public async Task<string> KeyStateAsync(string name)
+    {
+        var status = await StatusAsync();
+        foreach (var pool in status.GetProperty("pools").EnumerateArray())
+        {
+            foreach (var key in pool.GetProperty("keys").EnumerateArray())
+            {
+                if (key.GetProperty("name").GetString() == name)
+                {
+                    return key.GetProperty("state").GetString()!;
+                }
+            }
+        }
+
+        throw new InvalidOperationException($"no key {name} in /status");
+    }
+
+    public int UpstreamCallsWith(string keyName) => Upstream.Requests.Count(r => r.Key == Secret(keyName));
+
+    public async ValueTask DisposeAsync()
+    {
+        await Proxy.DisposeAsync();
+        await Upstream.DisposeAsync();
+    }
+}

@@ -1,0 +1,111 @@
+using AuthFailoverProxy.Hosting;
+using AuthFailoverProxy.Tests.Fakes;
+
+namespace AuthFailoverProxy.Tests.Hosting;
+
+/// <summary>A configuration mistake stops the start with every problem listed, each naming the key to fix, and no secret.</summary>
+public sealed class ConfigurationValidationTests
+{
+    private static readonly Uri Upstream = new("http://127.0.0.1:9");
+
+    [Fact]
+    public async Task EmptySecretAndBadUpstream_AreAllReported_ByKey()
+    {
+        var secret = Secrets.AnthropicApiKey();
+        var config = new ProxyConfig()
+            .Pool("anthropic", Upstream, isDefault: true, keys: [("primary", secret), ("backup", "")])
+            .Set("Pools:anthropic:Upstream", "not a url")
+            .Set("Failover:UpstreamRetries", 99);
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains("Pools:anthropic:Keys:1:Secret is empty (key 'backup').", problems);
+        Assert.Contains(problems, p => p.StartsWith("Pools:anthropic:Upstream 'not a url'", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Failover:UpstreamRetries is 99", StringComparison.Ordinal));
+        Assert.DoesNotContain(problems, p => p.Contains(secret, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task NoClientTokens_RefusesToStartAnOpenRelay()
+    {
+        var config = new ProxyConfig().Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .WithoutClientTokens();
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains(problems, p => p.StartsWith("Clients:Tokens is empty", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task SecretWithALineBreak_IsRefused_WithoutQuotingIt()
+    {
+        var config = new ProxyConfig().Pool("anthropic", Upstream, isDefault: true, keys: [("primary", "sk-ant-api03-abc\ndef")]);
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains("Pools:anthropic:Keys:0:Secret (key 'primary') contains a line break or another control character; it cannot be sent in an HTTP header.", problems);
+    }
+
+    [Fact]
+    public async Task ManagementOnTheAgentPort_IsRefused()
+    {
+        var config = new ProxyConfig().Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .Set("urls", "http://127.0.0.1:18080").Set("Management:Urls", "http://127.0.0.1:18080");
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains(problems, p => p.Contains("Management:Urls and urls both use port 18080", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task UnparsableTimeSpan_NamesTheKey()
+    {
+        var config = new ProxyConfig().Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .Set("Failover:Deadline", "soon");
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains(problems, p => p.Contains("Failover:Deadline", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task KeysDirectory_ReadsOneFilePerKey_LikeAMountedKubernetesSecret()
+    {
+        var directory = Directory.CreateTempSubdirectory("afp-keys-");
+        try
+        {
+            var primary = Secrets.AnthropicApiKey();
+            await File.WriteAllTextAsync(Path.Combine(directory.FullName, "primary"), primary + "\n", TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(Path.Combine(directory.FullName, "backup"), Secrets.AnthropicApiKey(), TestContext.Current.CancellationToken);
+            Directory.CreateDirectory(Path.Combine(directory.FullName, "..data"));
+            var config = new ProxyConfig()
+                .Set("Pools:anthropic:Upstream", Upstream.ToString())
+                .Set("Pools:anthropic:KeysDirectory", directory.FullName)
+                // Priority comes from configuration; the secret from the file of the same name.
+                .Set("Pools:anthropic:Keys:0:Name", "primary");
+
+            await using var proxy = await ProxyHost.StartAsync(config);
+            var registry = (AuthFailoverProxy.KeyPool.PoolRegistry)proxy.Services.GetService(typeof(AuthFailoverProxy.KeyPool.PoolRegistry))!;
+            var keys = registry.Pools.Single().Keys;
+
+            Assert.Equal(["primary", "backup"], keys.Select(k => k.Name));
+            Assert.Equal(primary, keys[0].Secret);
+            Assert.All(keys, k => Assert.Equal("file", k.Source));
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<List<string>> StartupProblemsAsync(ProxyConfig config)
+    {
+        var exception = await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var proxy = await ProxyHost.StartAsync(config);
+        });
+        var problems = ProxyApplication.ConfigurationProblems(exception);
+        Assert.NotEmpty(problems);
+        return problems;
+    }
+}

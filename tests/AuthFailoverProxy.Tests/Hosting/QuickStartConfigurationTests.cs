@@ -1,0 +1,44 @@
+using AuthFailoverProxy.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace AuthFailoverProxy.Tests.Hosting;
+
+public sealed class QuickStartConfigurationTests
+{
+    [Fact]
+    public void EnvironmentVariables_BecomeADefaultPool_InPriorityOrder()
+    {
+        var configuration = Build(new()
+        {
+            ["AFP_KEYS"] = "primary=sk-ant-api03-one, backup=sk-ant-api03-two",
+            ["AFP_UPSTREAM"] = "https://gateway.example",
+            ["AFP_CLIENT_TOKENS"] = "tok-1,tok-2",
+            ["AFP_MANAGEMENT_URLS"] = "http://0.0.0.0:9999",
+        });
+
+        Assert.Equal("anthropic", configuration["Pools:anthropic:Kind"]);
+        Assert.Equal("true", configuration["Pools:anthropic:Default"]);
+        Assert.Equal("https://gateway.example", configuration["Pools:anthropic:Upstream"]);
+        Assert.Equal("primary", configuration["Pools:anthropic:Keys:0:Name"]);
+        Assert.Equal("sk-ant-api03-one", configuration["Pools:anthropic:Keys:0:Secret"]);
+        Assert.Equal("backup", configuration["Pools:anthropic:Keys:1:Name"]);
+        Assert.Equal("tok-2", configuration["Clients:Tokens:1:Token"]);
+        Assert.Equal("http://0.0.0.0:9999", configuration["Management:Urls"]);
+    }
+
+    [Fact]
+    public void OpenAIProvider_AndUnnamedKeys()
+    {
+        var configuration = Build(new() { ["AFP_PROVIDER"] = "openai", ["AFP_KEYS"] = "sk-proj-aaa,sk-proj-bbb" });
+
+        Assert.Equal("openai", configuration["Pools:openai:Kind"]);
+        Assert.Equal("key-2", configuration["Pools:openai:Keys:1:Name"]);
+        Assert.Equal("sk-proj-bbb", configuration["Pools:openai:Keys:1:Secret"]);
+    }
+
+    [Fact]
+    public void NothingSet_AddsNothing() => Assert.Empty(Build(new()).AsEnumerable());
+
+    private static IConfigurationRoot Build(Dictionary<string, string> environment)
+        => new ConfigurationBuilder().AddQuickStart(name => environment.GetValueOrDefault(name)).Build();
+}
