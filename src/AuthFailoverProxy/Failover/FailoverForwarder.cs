@@ -239,12 +239,12 @@ internal sealed partial class FailoverForwarder
         return builder.Build();
     }
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Pool {Pool}: key {KeyName} answered {Failure}; replaying the request on the next key.")]
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': key '{KeyName:l}' answered {Failure:l}; replaying the request on the next key.")]
     private static partial void LogFailingOver(ILogger logger, string pool, string keyName, string failure);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool {Pool}: upstream call with key {KeyName} failed in transport ({Error}).")]
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': upstream call with key '{KeyName:l}' failed in transport ({Error}).")]
     private static partial void LogTransportError(ILogger logger, string pool, string keyName, ForwarderError error);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool {Pool}: the upstream connection broke while the answer from key {KeyName} was streaming ({Error}); the client saw a cut-off response.")]
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': the upstream connection broke while the answer from key '{KeyName:l}' was streaming ({Error}); the client saw a cut-off response.")]
     private static partial void LogBrokenMidResponse(ILogger logger, string pool, string keyName, ForwarderError error);
 }

@@ -32,7 +32,7 @@ internal sealed partial class PoolExhaustionLog(TimeProvider time, ILogger<PoolE
         LogExhausted(logger, pool.Name, refused, message);
     }
 
-    [LoggerMessage(EventId = 3010, Level = LogLevel.Error, Message = "Pool {Pool} refused {Refused} request(s) with 503: {Report}")]
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Error, Message = "Pool '{Pool:l}' refused {Refused} request(s) with 503: {Report:l}")]
     private static partial void LogExhausted(ILogger logger, string pool, long refused, string report);
 
     private sealed class Tracker

@@ -29,23 +29,48 @@ internal static class ProxyApplication
         return app;
     }
 
-    /// <summary>Runs until shutdown. A configuration mistake ends the process with exit code 2 and every problem listed, no stack trace.</summary>
+    /// <summary>
+    /// Runs until shutdown. A start that fails ends the process with every problem in plain words and no stack trace:
+    /// exit code 2 for configuration mistakes (each naming the key to fix), 1 for anything else (a port in use, say).
+    /// </summary>
     public static async Task<int> RunAsync(WebApplication app)
     {
+        // Read before running: a failed start disposes the host, and with it the service provider.
+        var lifetime = app.Lifetime;
         try
         {
             await app.RunAsync();
             return 0;
         }
-        catch (Exception ex) when (ConfigurationProblems(ex) is { Count: > 0 } problems)
+        catch (Exception ex) when (!lifetime.ApplicationStarted.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync("AuthFailoverProxy cannot start: the configuration needs fixing.");
-            foreach (var problem in problems)
-            {
-                await Console.Error.WriteLineAsync("  - " + problem);
-            }
+            return await ReportStartFailureAsync(ex, Console.Error);
+        }
+    }
 
-            return 2;
+    /// <summary>Explains a failed start in plain words and returns the exit code: 2 for configuration mistakes, 1 otherwise.</summary>
+    internal static async Task<int> ReportStartFailureAsync(Exception exception, TextWriter output)
+    {
+        var problems = ConfigurationProblems(exception);
+        await output.WriteLineAsync(problems.Count > 0
+            ? "AuthFailoverProxy cannot start: the configuration needs fixing."
+            : "AuthFailoverProxy cannot start: " + string.Join(" ", Messages(exception).Distinct()));
+        foreach (var problem in problems)
+        {
+            await output.WriteLineAsync("  - " + problem);
+        }
+
+        return problems.Count > 0 ? 2 : 1;
+    }
+
+    private static IEnumerable<string> Messages(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is not AggregateException)
+            {
+                yield return e.Message;
+            }
         }
     }
 

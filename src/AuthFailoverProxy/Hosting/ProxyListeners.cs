@@ -123,14 +123,13 @@ internal static class ProxyListenersExtensions
         var listeners = new ProxyListeners();
         builder.Services.AddSingleton(listeners);
 
-        // The agent listener honours the standard --urls / ASPNETCORE_URLS; the proxy binds it itself, so the server's
-        // own "urls" setting is moved aside (otherwise Kestrel warns that it overrides it).
+        // The agent listener honours the standard --urls / ASPNETCORE_URLS, but the proxy binds it itself (to tell the two
+        // listeners apart by connection), so Kestrel says it overrides them; ProxyLogging drops that one line.
         if (builder.Configuration[WebHostDefaults.ServerUrlsKey] is { Length: > 0 } urls)
         {
             builder.Configuration["AgentUrls"] = urls;
         }
 
-        builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, string.Empty);
         builder.WebHost.ConfigureKestrel((context, kestrel) => listeners.Configure(kestrel, context.Configuration));
         return builder;
     }

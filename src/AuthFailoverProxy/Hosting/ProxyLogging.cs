@@ -12,7 +12,19 @@ namespace AuthFailoverProxy.Hosting;
 /// </summary>
 internal static class ProxyLogging
 {
-    private const string Template = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level:u3}] {Message:j}{NewLine}{Exception}";
+    private const string Template = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level:u3}] {Message:lj}{NewLine}{Exception}";
+
+    /// <summary>
+    /// Two framework lines that would mislead an operator: a failed start is reported by ProxyApplication.RunAsync in
+    /// plain words (the host's own line is a stack trace), and Kestrel's "Overriding address(es)" is the proxy binding
+    /// the agent listener on purpose (see ProxyListeners).
+    /// </summary>
+    internal static bool IsExpectedNoise(LogEvent e) => e.Level switch
+    {
+        LogEventLevel.Error => e.MessageTemplate.Text.StartsWith("Hosting failed to start", StringComparison.Ordinal),
+        LogEventLevel.Warning => e.MessageTemplate.Text.StartsWith("Overriding address(es)", StringComparison.Ordinal),
+        _ => false,
+    };
 
     public static WebApplicationBuilder AddProxyLogging(this WebApplicationBuilder builder)
     {
@@ -30,7 +42,8 @@ internal static class ProxyLogging
                 .MinimumLevel.Override("Polly", LogEventLevel.Warning)
                 .ReadFrom.Configuration(builder.Configuration)
                 .ReadFrom.Services(services)
-                .Enrich.FromLogContext();
+                .Enrich.FromLogContext()
+                .Filter.ByExcluding(IsExpectedNoise);
             if (!console)
             {
                 return;

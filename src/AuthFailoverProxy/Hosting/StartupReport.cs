@@ -43,10 +43,10 @@ internal sealed partial class StartupReport(IHostApplicationLifetime lifetime, I
         }
     }
 
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "AuthFailoverProxy is serving agents on {AgentUrls}; management (/status, /healthz, /readyz) on {ManagementUrls}.")]
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "AuthFailoverProxy is serving agents on {AgentUrls:l}; management (/status, /healthz, /readyz) on {ManagementUrls:l}.")]
     private static partial void LogListening(ILogger logger, string agentUrls, string managementUrls);
 
-    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Pool {Pool} ({Kind}) answers on {Paths} and forwards to {Upstream} with {KeyCount} key(s) in priority order: {Keys}.")]
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Pool '{Pool:l}' ({Kind:l}) answers on {Paths:l} and forwards to {Upstream:l} with {KeyCount} key(s) in priority order: {Keys:l}.")]
     private static partial void LogPool(ILogger logger, string pool, string kind, string paths, string upstream, int keyCount, string keys);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Clients:AllowAnonymous is on: anyone who can reach the agent port spends your keys. Set client tokens (AFP_CLIENT_TOKENS or Clients:Tokens) and turn it off unless this network is trusted.")]

@@ -88,6 +88,6 @@ internal sealed partial class ClientAuthenticator
         return matched;
     }
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Refused a request to {Path}: {Reason}. The upstream was not contacted.")]
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Refused a request to {Path:l}: {Reason:l}. The upstream was not contacted.")]
     private static partial void LogRefused(ILogger logger, string path, string reason);
 }

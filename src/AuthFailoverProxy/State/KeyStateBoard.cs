@@ -73,14 +73,14 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     }
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error,
-        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is out of service: {Failure} {ProviderMessage}. Requests go to the next key. To fix: {Remediation}")]
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is out of service: {Failure:l} \"{ProviderMessage:l}\". Requests go to the next key. To fix: {Remediation:l}")]
     private static partial void LogKeyDead(ILogger logger, string pool, string keyName, string fingerprint, string failure, string providerMessage, string remediation);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning,
-        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is rate limited ({Failure}) until {Until:O}. Requests go to the next key meanwhile.")]
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is rate limited ({Failure:l}) until {Until:O}. Requests go to the next key meanwhile.")]
     private static partial void LogKeyCooling(ILogger logger, string pool, string keyName, string fingerprint, string failure, DateTimeOffset until);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information,
-        Message = "Pool {Pool}: key {KeyName} ({Fingerprint}) is back in service: {Reason}.")]
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is back in service: {Reason:l}.")]
     private static partial void LogKeyHealed(ILogger logger, string pool, string keyName, string fingerprint, string reason);
 }
