@@ -200,6 +200,36 @@ public sealed class FailoverTests
     }
 
     [Fact]
+    public async Task UpstreamSilentBeforeHeaders_TimesOut_AndIsRetried()
+    {
+        // YARP's activity timer runs on the real clock; a short timeout keeps this bounded (no sleep: the upstream hangs).
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Failover:ActivityTimeout", "00:00:00.300"));
+        s.Upstream.FailNext(1, UpstreamFault.Hang);
+
+        using var response = await s.PostMessageAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("2", Header(response, "x-afp-attempts"));
+        Assert.Equal(1, s.Upstream.AbortedRequests);
+        Assert.Equal("usable", await s.KeyStateAsync("primary"));
+    }
+
+    [Fact]
+    public async Task FailoverDeadline_StopsTheWalk_WithAClear503()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Failover:Deadline", "00:00:00.0000001"));
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.OAuthRejected);
+
+        using var response = await s.PostMessageAsync();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        var message = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Contains("the failover deadline passed", message, StringComparison.Ordinal);
+        Assert.Contains("'backup'", message, StringComparison.Ordinal);
+        Assert.Equal(0, s.UpstreamCallsWith("backup"));
+    }
+
+    [Fact]
     public async Task UnreachableUpstream_AnswersAClear502InTheProviderFormat()
     {
         // A port nothing listens on: every connection is refused.
