@@ -40,21 +40,15 @@ internal static class DemoMode
         {
             await app.StartAsync();
         }
-        catch (Exception ex) when (ProxyApplication.ConfigurationProblems(ex) is { Count: > 0 } problems)
+        catch (Exception ex)
         {
-            await output.WriteLineAsync("The demo cannot start: the configuration needs fixing.");
-            foreach (var problem in problems)
+            var code = await ProxyApplication.ReportStartFailureAsync(ex, output);
+            if (ex is IOException)
             {
-                await output.WriteLineAsync("  - " + problem);
+                await output.WriteLineAsync("Choose free ports: --urls http://127.0.0.1:8081 for agents, AFP_MANAGEMENT_URLS=http://127.0.0.1:9091 for management.");
             }
 
-            return 2;
-        }
-        catch (IOException ex)
-        {
-            await output.WriteLineAsync($"The demo cannot listen: {ex.Message}");
-            await output.WriteLineAsync($"Choose free ports: --urls http://127.0.0.1:8081 for agents, AFP_MANAGEMENT_URLS=http://127.0.0.1:9091 for management.");
-            return 2;
+            return code;
         }
 
         var listeners = app.Services.GetRequiredService<ProxyListeners>();
@@ -116,16 +110,19 @@ internal static class DemoMode
             ["Serilog:MinimumLevel:Override:" + typeof(StartupReport).FullName] = "Warning",
         };
 
-        // This source is added last and would win over everything: the ports fall back to the demo's only when the user
-        // chose none (--urls / ASPNETCORE_URLS, AFP_MANAGEMENT_URLS / Management:Urls).
+        // This source is added last and wins over everything: the ports fall back to the demo's only when the user chose
+        // none (--urls / ASPNETCORE_URLS, AFP_MANAGEMENT_URLS / Management:Urls).
         if (string.IsNullOrEmpty(configuration[WebHostDefaults.ServerUrlsKey]))
         {
             settings[WebHostDefaults.ServerUrlsKey] = DefaultAgentUrls;
         }
 
-        if (string.IsNullOrEmpty(configuration["Management:Urls"]))
+        settings["Management:Urls"] = configuration["Management:Urls"] is { Length: > 0 } management ? management : DefaultManagementUrls;
+
+        // A shell set up for the quick start (AFP_KEYS…) would add real keys to the demo's pool and spoil the story.
+        foreach (var quickStart in configuration.Sources.OfType<QuickStartConfigurationSource>().ToList())
         {
-            settings["Management:Urls"] = DefaultManagementUrls;
+            configuration.Sources.Remove(quickStart);
         }
 
         configuration.AddInMemoryCollection(settings);
