@@ -128,11 +128,20 @@ internal sealed partial class FailoverForwarder
     private async ValueTask<AttemptVerdict> SendWithUpstreamRetriesAsync(HttpContext context, FailoverAttempt attempt)
     {
         var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
-        resilienceContext.Properties.Set(AttemptKey, attempt);
         try
         {
             return await _upstreamRetry.ExecuteAsync(
-                static (rc, state) => state.Self.SendOnceAsync(state.Context, state.Attempt),
+                static async (rc, state) =>
+                {
+                    var verdict = await state.Self.SendOnceAsync(state.Context, state.Attempt);
+                    if (verdict == AttemptVerdict.RetryUpstream)
+                    {
+                        // Only a retry's delay generator needs the attempt (for retry-after); the common path skips the write.
+                        rc.Properties.Set(AttemptKey, state.Attempt);
+                    }
+
+                    return verdict;
+                },
                 resilienceContext,
                 (Self: this, Context: context, Attempt: attempt));
         }
