@@ -5,20 +5,37 @@ using AuthFailoverProxy.KeyPool;
 namespace AuthFailoverProxy.Admin;
 
 /// <summary>The management listener's endpoints. They exist only on that listener; the agent port proxies everything.</summary>
+/// <remarks>
+/// Plain middleware rather than endpoint routing: WebApplication registers a branch's endpoints in its global route
+/// table, which would put every agent request through the route matcher.
+/// </remarks>
 internal static class ManagementEndpoints
 {
     public static WebApplication MapManagement(this WebApplication app)
     {
         app.MapWhen(ProxyListeners.IsManagement, management =>
         {
-            management.UseRouting();
-            management.UseEndpoints(endpoints =>
+            management.UseProxyHealth();
+            management.Map("/status", status => status.Run(WriteStatusAsync));
+            management.Run(static context =>
             {
-                endpoints.MapProxyHealth();
-                endpoints.MapGet("/status", static (PoolRegistry registry, TimeProvider time) =>
-                    Results.Json(StatusReport.Capture(registry, time.GetUtcNow()), AdminJsonContext.Default.StatusReport));
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
             });
         });
         return app;
+    }
+
+    private static Task WriteStatusAsync(HttpContext context)
+    {
+        if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
+        {
+            context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            return Task.CompletedTask;
+        }
+
+        var services = context.RequestServices;
+        var report = StatusReport.Capture(services.GetRequiredService<PoolRegistry>(), services.GetRequiredService<TimeProvider>().GetUtcNow());
+        return Results.Json(report, AdminJsonContext.Default.StatusReport).ExecuteAsync(context);
     }
 }

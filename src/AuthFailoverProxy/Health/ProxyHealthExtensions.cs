@@ -18,11 +18,11 @@ internal static class ProxyHealthExtensions
         return services;
     }
 
-    public static IEndpointRouteBuilder MapProxyHealth(this IEndpointRouteBuilder endpoints)
+    public static IApplicationBuilder UseProxyHealth(this IApplicationBuilder app)
     {
-        endpoints.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = static _ => false });
-        endpoints.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = static check => check.Tags.Contains(ReadyTag) });
-        return endpoints;
+        app.UseHealthChecks("/healthz", new HealthCheckOptions { Predicate = static _ => false });
+        app.UseHealthChecks("/readyz", new HealthCheckOptions { Predicate = static check => check.Tags.Contains(ReadyTag) });
+        return app;
     }
 
     private sealed class ReadinessCheck(IHostApplicationLifetime lifetime) : IHealthCheck
