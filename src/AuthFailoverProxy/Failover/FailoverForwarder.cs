@@ -80,7 +80,42 @@ internal sealed partial class FailoverForwarder
             var attempt = new FailoverAttempt(pool, body, _time.GetUtcNow() + _options.Deadline, _options, _time);
             try
             {
-                await WalkPoolAsync(context, attempt);
+                while (true)
+                {
+                    var key = pool.SelectKey(attempt.Tried, _time);
+                    var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
+                    if (key is null || deadlinePassed)
+                    {
+                        await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
+                        return;
+                    }
+
+                    attempt.UseKey(key);
+                    var verdict = await SendOnceAsync(context, attempt);
+                    if (verdict == AttemptVerdict.RetryUpstream)
+                    {
+                        verdict = await RetryUnwellUpstreamAsync(context, attempt);
+                    }
+
+                    switch (verdict)
+                    {
+                        case AttemptVerdict.KeyDead:
+                            _board.ReportDead(key, attempt.Failure!);
+                            attempt.GiveUpOn(key);
+                            LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                            break;
+                        case AttemptVerdict.KeyCooling:
+                            _board.ReportCooling(key, attempt.Failure!, attempt.CoolUntil);
+                            attempt.GiveUpOn(key);
+                            LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                            break;
+                        case AttemptVerdict.UpstreamFailed or AttemptVerdict.RetryUpstream:
+                            await RespondUpstreamFailedAsync(context, attempt);
+                            return;
+                        default:
+                            return;
+                    }
+                }
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
@@ -89,61 +124,31 @@ internal sealed partial class FailoverForwarder
         }
     }
 
-    private async Task WalkPoolAsync(HttpContext context, FailoverAttempt attempt)
-    {
-        var pool = attempt.Pool;
-        while (true)
-        {
-            var key = pool.SelectKey(attempt.Tried, _time);
-            var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
-            if (key is null || deadlinePassed)
-            {
-                await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
-                return;
-            }
-
-            attempt.UseKey(key);
-            var verdict = await SendWithUpstreamRetriesAsync(context, attempt);
-            switch (verdict)
-            {
-                case AttemptVerdict.KeyDead:
-                    _board.ReportDead(key, attempt.Failure!);
-                    attempt.GiveUpOn(key);
-                    LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
-                    break;
-                case AttemptVerdict.KeyCooling:
-                    _board.ReportCooling(key, attempt.Failure!, attempt.CoolUntil);
-                    attempt.GiveUpOn(key);
-                    LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
-                    break;
-                case AttemptVerdict.UpstreamFailed or AttemptVerdict.RetryUpstream:
-                    await RespondUpstreamFailedAsync(context, attempt);
-                    return;
-                default:
-                    return;
-            }
-        }
-    }
-
-    private async ValueTask<AttemptVerdict> SendWithUpstreamRetriesAsync(HttpContext context, FailoverAttempt attempt)
+    /// <summary>
+    /// Retries on the same key, paced by Polly (exponential backoff, jitter, the upstream's retry-after). The first try
+    /// already ran on the fast path, so requests that succeed never touch the pipeline; the pipeline is entered with that
+    /// try's outcome replayed as its own first execution, so its attempt count and delays are exactly as if it had made
+    /// the first call itself.
+    /// </summary>
+    private async ValueTask<AttemptVerdict> RetryUnwellUpstreamAsync(HttpContext context, FailoverAttempt attempt)
     {
         var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
+        resilienceContext.Properties.Set(AttemptKey, attempt);
+        var firstTryReplayed = false;
         try
         {
             return await _upstreamRetry.ExecuteAsync(
-                static async (rc, state) =>
+                async _ =>
                 {
-                    var verdict = await state.Self.SendOnceAsync(state.Context, state.Attempt);
-                    if (verdict == AttemptVerdict.RetryUpstream)
+                    if (!firstTryReplayed)
                     {
-                        // Only a retry's delay generator needs the attempt (for retry-after); the common path skips the write.
-                        rc.Properties.Set(AttemptKey, state.Attempt);
+                        firstTryReplayed = true;
+                        return AttemptVerdict.RetryUpstream;
                     }
 
-                    return verdict;
+                    return await SendOnceAsync(context, attempt);
                 },
-                resilienceContext,
-                (Self: this, Context: context, Attempt: attempt));
+                resilienceContext);
         }
         finally
         {
