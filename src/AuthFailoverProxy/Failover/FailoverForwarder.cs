@@ -67,6 +67,13 @@ internal sealed partial class FailoverForwarder
         {
             return;
         }
+        catch (BadHttpRequestException ex)
+        {
+            // A body shorter than its Content-Length, or one trickling in below the server's minimum data rate.
+            await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.BadRequest,
+                $"the request body could not be read ({ex.Message}). Nothing was sent upstream.", statusCode: ex.StatusCode);
+            return;
+        }
 
         if (body is null)
         {

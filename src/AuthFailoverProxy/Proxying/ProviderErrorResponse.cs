@@ -24,6 +24,9 @@ internal enum ProxyErrorKind
 
     /// <summary>404: no pool serves this path.</summary>
     NoPool,
+
+    /// <summary>400 (or the server's own 4xx): the request could not be read.</summary>
+    BadRequest,
 }
 
 /// <summary>
@@ -35,7 +38,7 @@ internal static class ProviderErrorResponse
 {
     private const string Voice = "AuthFailoverProxy: ";
 
-    public static Task WriteAsync(HttpContext context, ProviderKind kind, ProxyErrorKind error, string message, TimeSpan? retryAfter = null)
+    public static Task WriteAsync(HttpContext context, ProviderKind kind, ProxyErrorKind error, string message, TimeSpan? retryAfter = null, int? statusCode = null)
     {
         var (status, anthropicType, openAIType, openAICode) = error switch
         {
@@ -45,6 +48,7 @@ internal static class ProviderErrorResponse
             ProxyErrorKind.UpstreamUnreachable => (502, "api_error", "server_error", "upstream_unreachable"),
             ProxyErrorKind.UpstreamTimeout => (504, "timeout_error", "server_error", "upstream_timeout"),
             ProxyErrorKind.NoPool => (404, "not_found_error", "invalid_request_error", "not_found"),
+            ProxyErrorKind.BadRequest => (statusCode ?? 400, "invalid_request_error", "invalid_request_error", "invalid_request"),
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, null),
         };
 

@@ -95,6 +95,26 @@ public sealed class ReplayTests
         Assert.Equal("usable", await s.KeyStateAsync("primary"));
     }
 
+    [Fact]
+    public async Task MalformedChunkedBody_Gets400InTheProvidersFormat_AndNothingGoesUpstream()
+    {
+        await using var s = await Scenario.StartAsync();
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(s.Proxy.AgentAddress.Host, s.Proxy.AgentAddress.Port, Ct);
+        var stream = tcp.GetStream();
+        // "ZZ" is not a chunk size: the body cannot be read, but the connection can still carry an answer.
+        var request = $"POST /v1/messages HTTP/1.1\r\nHost: proxy\r\nx-api-key: {s.Proxy.ClientToken}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nZZ\r\n{{}}\r\n0\r\n\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request), Ct);
+
+        using var reader = new StreamReader(stream);
+        var response = await reader.ReadToEndAsync(Ct);
+
+        Assert.StartsWith("HTTP/1.1 400", response, StringComparison.Ordinal);
+        Assert.Contains("\"invalid_request_error\"", response, StringComparison.Ordinal);
+        Assert.Contains("could not be read", response, StringComparison.Ordinal);
+        Assert.Equal(0, s.Upstream.RequestCount);
+    }
+
     private static byte[] RandomJsonBody(int size)
     {
         var bytes = new byte[size];
