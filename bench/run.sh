@@ -1,0 +1,600 @@
+#!/usr/bin/env bash
+# bench/run.sh: what AuthFailoverProxy costs on the hot path, side by side with going direct and with a bare YARP
+# proxy, in one run. Prints a Markdown report on stdout (progress goes to stderr) and writes it to
+# bench/results/<UTC date>-issue2.md. Raw wrk output and process logs go to bench/results/raw/<stamp>/ (git-ignored).
+#
+#   bench/run.sh            full run: 3 alternating repetitions of 10 s per target (about 4 minutes)
+#   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE and failover runs (about 1 minute)
+#   bench/run.sh --no-build use the Release builds already on disk instead of building first
+#   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
+#   BENCH_DEBUG=1 bench/run.sh   also log the CPU tick accounting behind the "other load" column
+#
+# Every server binds 127.0.0.1 on a free port; every load run stops by itself; every process started here is
+# stopped on exit. See bench/README.md for what the numbers mean.
+set -euo pipefail
+
+usage() {
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+QUICK=0
+BUILD=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    --no-build) BUILD=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option '$arg'" >&2; usage >&2; exit 64 ;;
+  esac
+done
+
+if ((QUICK)); then
+  WARMUP=2 DURATION=3 REPS=1 SSE_N=30 SSE_WARM=5 FAILOVER_DURATION=4 MODE=quick
+else
+  WARMUP=5 DURATION=10 REPS=3 SSE_N=200 SSE_WARM=20 FAILOVER_DURATION=10 MODE=full
+fi
+# For steadier numbers on a noisy machine: BENCH_REPS=5 or BENCH_DURATION=20 (mind the run time).
+REPS=${BENCH_REPS:-$REPS}
+DURATION=${BENCH_DURATION:-$DURATION}
+THREADS=2
+CONNECTIONS=32
+WRK_TIMEOUT=5s
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS_DIR="$BENCH_DIR/results"
+RESULT_FILE="$RESULTS_DIR/$(date -u +%F)-issue2.md"
+RAW="$RESULTS_DIR/raw/$STAMP"
+
+# Loopback only, and never through an egress proxy the caller may have configured.
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- tools -----------------------------------------------------------------------------------------------------------
+
+find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+
+install_missing() {
+  local packages=()
+  command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+  [[ -n "$(find_nginx)" ]] || packages+=(nginx-light)
+  command -v curl >/dev/null 2>&1 || packages+=(curl)
+  ((${#packages[@]})) || return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing ${packages[*]} and no apt-get to install them"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  log "installing ${packages[*]}"
+  # Keep the package's own nginx service from starting (it would listen on every interface): policy-rc.d 101 means
+  # "do not start services" to invoke-rc.d. Only added when absent, and removed again.
+  local policy=/usr/sbin/policy-rc.d added_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod +x "$policy" && added_policy=1
+  fi
+  local rc=0
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >&2 ||
+    { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >&2; } || rc=$?
+  ((added_policy)) && "${sudo[@]}" rm -f "$policy"
+  ((rc == 0)) || die "apt-get install ${packages[*]} failed"
+}
+
+install_missing
+NGINX=$(find_nginx)
+command -v dotnet >/dev/null 2>&1 || die "dotnet is not on PATH"
+CLK_TCK=$(getconf CLK_TCK)
+CORES=$(nproc)
+
+# --- state and cleanup -----------------------------------------------------------------------------------------------
+
+TMP=$(mktemp -d -t afp-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers run as an unprivileged user when started as root
+mkdir -p "$RAW"
+STARTED_PIDS=()
+
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${STARTED_PIDS[i]}
+    # A backgrounded wrk run is a subshell; its `timeout` child passes the signal on to wrk.
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    stop_pid "$pid"
+  done
+  if [[ -d $TMP ]]; then
+    cp "$TMP"/nginx/error.log "$RAW/nginx-error.log" 2>/dev/null || true
+    rm -rf "$TMP"
+  fi
+  ((rc == 0)) || log "failed (exit $rc); raw output and logs are in $RAW"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
+
+TAKEN_PORTS=" "
+# free_port VAR: a port nothing on this machine uses (no socket of any state), not handed out before in this run.
+free_port() {
+  local p _
+  for _ in $(seq 500); do
+    p=$((20000 + RANDOM % 40000))
+    [[ $TAKEN_PORTS == *" $p "* ]] && continue
+    if command -v ss >/dev/null 2>&1; then
+      [[ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]] || continue
+    elif (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      continue
+    fi
+    TAKEN_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return 0
+  done
+  die "no free port found"
+}
+
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# Machine-wide CPU in use (user, nice, system, irq, softirq, steal), in ticks. Interrupt time counts: a process's own
+# stime includes the softirq work done in its context, which /proc/stat books as softirq.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# children_ticks VAR: CPU of this script's finished children (wrk, curl, awk…), in ticks, into VAR. `times` has to run
+# in this shell (a $(…) subshell would report its own, empty, accounts).
+children_ticks() {
+  times >"$TMP/times"
+  printf -v "$1" '%s' "$(awk -v hz="$CLK_TCK" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%d", t * hz }' "$TMP/times")"
+}
+peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+access_lines() { wc -l <"$TMP/nginx/access.log"; }
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
+
+# wait_ready NAME PID URL [CURL ARGS…]: until URL answers 2xx, the process is alive, and at most 30 s.
+wait_ready() {
+  local name=$1 pid=$2 url=$3 i
+  shift 3
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited during start; see $RAW"
+    curl -sf -o /dev/null --max-time 2 "$@" "$url" && return 0
+    sleep 0.1
+  done
+  die "$name did not become ready within 30 s ($url); see $RAW"
+}
+
+# --- keys and request bodies -----------------------------------------------------------------------------------------
+
+# Fake keys in the real shape (sk-ant-api03- and 40 characters); the upstream is nginx, nothing leaves the machine.
+PRIMARY_SECRET="sk-ant-api03-benchPrimaryKey$(printf '%028d' 1)"
+BACKUP_SECRET="sk-ant-api03-benchBackupKey0$(printf '%028d' 2)"
+CLIENT_TOKEN="afp-bench-client-token-$(printf '%016d' 7)"
+SSE_BODY='{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
+
+# --- build -----------------------------------------------------------------------------------------------------------
+
+AFP_SRC_OUT="$REPO/src/AuthFailoverProxy/bin/Release/net10.0"
+BARE_SRC_OUT="$BENCH_DIR/BareYarp/bin/Release/net10.0"
+build() {
+  local project=$1 name=$2 attempt
+  # A tree being edited can fail to build for a moment: try a few times before giving up (or use --no-build).
+  for attempt in 1 2 3; do
+    if dotnet build -c Release "$project" -nologo >"$RAW/build-$name.log" 2>&1; then
+      return 0
+    fi
+    log "build of $name failed (attempt $attempt of 3); see $RAW/build-$name.log"
+    ((attempt == 3)) || sleep 15
+  done
+  grep -E ': (error|warning) ' "$RAW/build-$name.log" | sort -u | head -n 20 >&2 || true
+  die "cannot build $name (bench/run.sh --no-build runs the last Release build on disk)"
+}
+if ((BUILD)); then
+  log "building AuthFailoverProxy and BareYarp (Release)"
+  build "$REPO/src/AuthFailoverProxy" AuthFailoverProxy
+  build "$BENCH_DIR/BareYarp" BareYarp
+fi
+[[ -f $AFP_SRC_OUT/AuthFailoverProxy.dll ]] || die "no build at $AFP_SRC_OUT"
+[[ -f $BARE_SRC_OUT/BareYarp.dll ]] || die "no build at $BARE_SRC_OUT"
+# Private copies: people rebuilding the repo during the run cannot swap assemblies under the running proxies.
+cp -a "$AFP_SRC_OUT" "$TMP/afp"
+cp -a "$BARE_SRC_OUT" "$TMP/bare"
+AFP_DLL_SHA=$(sha256sum "$TMP/afp/AuthFailoverProxy.dll" | cut -c1-12)
+AFP_DLL_TIME=$(date -u -r "$AFP_SRC_OUT/AuthFailoverProxy.dll" '+%Y-%m-%d %H:%M:%S UTC')
+
+# --- upstream: nginx -------------------------------------------------------------------------------------------------
+
+free_port NGINX_PORT
+mkdir -p "$TMP/nginx/flags"
+sed -e "s#@TMP@#$TMP/nginx#g" -e "s#@PORT@#$NGINX_PORT#g" \
+  -e "s#@PRIMARY_SECRET@#$PRIMARY_SECRET#g" -e "s#@BACKUP_SECRET@#$BACKUP_SECRET#g" \
+  "$BENCH_DIR/nginx.conf.template" >"$TMP/nginx/nginx.conf"
+REVOKE_FLAG="$TMP/nginx/flags/primary-revoked"
+UPSTREAM="http://127.0.0.1:$NGINX_PORT"
+
+log "starting nginx on $UPSTREAM (1 worker)"
+"$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >"$RAW/nginx.out" 2>&1 &
+NGINX_PID=$!
+STARTED_PIDS+=("$NGINX_PID")
+wait_ready nginx "$NGINX_PID" "$UPSTREAM/v1/messages" -X POST -H "x-api-key: $BACKUP_SECRET" -d '{}'
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
+[[ -n $NGINX_WORKER ]] || die "nginx has no worker process"
+
+# --- proxies ---------------------------------------------------------------------------------------------------------
+
+start_bare() {
+  free_port BARE_PORT
+  log "starting BareYarp on 127.0.0.1:$BARE_PORT"
+  dotnet "$TMP/bare/BareYarp.dll" --urls "http://127.0.0.1:$BARE_PORT" --upstream "$UPSTREAM" --api-key "$PRIMARY_SECRET" \
+    >"$RAW/bareyarp.log" 2>&1 &
+  BARE_PID=$!
+  STARTED_PIDS+=("$BARE_PID")
+  wait_ready BareYarp "$BARE_PID" "http://127.0.0.1:$BARE_PORT/v1/messages" -X POST -H "x-api-key: $CLIENT_TOKEN" -d '{}'
+}
+
+# start_afp NAME: a fresh AuthFailoverProxy (all keys healthy), configured only by environment variables.
+start_afp() {
+  local name=$1
+  free_port AFP_PORT
+  free_port AFP_MGMT_PORT
+  log "starting AuthFailoverProxy ($name) on 127.0.0.1:$AFP_PORT, management 127.0.0.1:$AFP_MGMT_PORT"
+  env ASPNETCORE_URLS="http://127.0.0.1:$AFP_PORT" \
+    AFP_MANAGEMENT_URLS="http://127.0.0.1:$AFP_MGMT_PORT" \
+    AFP_UPSTREAM="$UPSTREAM" \
+    AFP_KEYS="primary=$PRIMARY_SECRET,backup=$BACKUP_SECRET" \
+    AFP_CLIENT_TOKENS="$CLIENT_TOKEN" \
+    dotnet "$TMP/afp/AuthFailoverProxy.dll" >"$RAW/afp-$name.log" 2>&1 &
+  AFP_PID=$!
+  STARTED_PIDS+=("$AFP_PID")
+  wait_ready "AuthFailoverProxy ($name)" "$AFP_PID" "http://127.0.0.1:$AFP_MGMT_PORT/readyz"
+}
+
+stop_afp() {
+  curl -s --max-time 2 "http://127.0.0.1:$AFP_MGMT_PORT/status" >"$RAW/afp-$1-status.json" 2>/dev/null || true
+  stop_pid "$AFP_PID"
+}
+
+# --- load ------------------------------------------------------------------------------------------------------------
+
+# wrk_run OUT URL KEY SECONDS: one bounded wrk run; its WRK_RESULT line lands in OUT.
+wrk_run() {
+  local out=$1 url=$2 key=$3 seconds=$4
+  BENCH_API_KEY="$key" timeout $((seconds + 30)) \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout "$WRK_TIMEOUT" --latency -s "$BENCH_DIR/messages.lua" "$url" \
+    >"$out" 2>&1 || true
+  grep -q '^WRK_RESULT ' "$out" || { cat "$out" >&2; die "wrk produced no result ($out)"; }
+}
+
+wrk_field() { sed -n "s/^WRK_RESULT.* $2=\([0-9]*\).*/\1/p" "$1"; }
+wrk_errors() {
+  local f=$1
+  echo $(($(wrk_field "$f" err_connect) + $(wrk_field "$f" err_read) + $(wrk_field "$f" err_write) + $(wrk_field "$f" err_status) + $(wrk_field "$f" err_timeout)))
+}
+
+target_url() {
+  case $1 in
+    direct) echo "$UPSTREAM" ;;
+    bare) echo "http://127.0.0.1:$BARE_PORT" ;;
+    afp) echo "http://127.0.0.1:$AFP_PORT" ;;
+  esac
+}
+target_key() { [[ $1 == direct ]] && echo "$PRIMARY_SECRET" || echo "$CLIENT_TOKEN"; }
+# The process whose CPU and memory a target costs: the proxy, or nginx's worker when going direct.
+target_pid() {
+  case $1 in
+    direct) echo "$NGINX_WORKER" ;;
+    bare) echo "$BARE_PID" ;;
+    afp) echo "$AFP_PID" ;;
+  esac
+}
+target_label() {
+  case $1 in
+    direct) echo "direct (nginx)" ;;
+    bare) echo "bare YARP" ;;
+    afp) echo "AuthFailoverProxy" ;;
+  esac
+}
+
+RUNS="$TMP/runs.tsv"
+: >"$RUNS"
+# measure TARGET REP: one measured run; appends target, rep, rps, p50 µs, p99 µs, CPU µs/req (target process),
+# upstream CPU µs/req (nginx worker), peak RSS kB, upstream calls/req, errors, requests, and the share of the machine's
+# CPU that something other than this benchmark used during the run (%).
+measure() {
+  local target=$1 rep=$2 out="$RAW/wrk-$1-rep$2.txt" pid
+  pid=$(target_pid "$target")
+  local t0 u0 l0 c0 m0 t1 u1 l1 c1 m1 ours
+  children_ticks c0
+  m0=$(machine_ticks)
+  t0=$(cpu_ticks "$pid") u0=$(cpu_ticks "$NGINX_WORKER") l0=$(access_lines)
+  wrk_run "$out" "$(target_url "$target")" "$(target_key "$target")" "$DURATION"
+  t1=$(cpu_ticks "$pid") u1=$(cpu_ticks "$NGINX_WORKER")
+  m1=$(machine_ticks)
+  children_ticks c1
+  sleep 0.3 # in-flight calls finish and reach the access log
+  l1=$(access_lines)
+  local requests duration_us
+  requests=$(wrk_field "$out" requests) duration_us=$(wrk_field "$out" duration_us)
+  ((requests > 0)) || die "no request completed against $target; see $out"
+  ours=$(((t1 - t0) + (c1 - c0)))
+  [[ $target == direct ]] || ours=$((ours + u1 - u0))
+  [[ -z ${BENCH_DEBUG:-} ]] || log "  ticks: machine $((m1 - m0)), target $((t1 - t0)), nginx $((u1 - u0)), children $((c1 - c0))"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$rep" \
+    "$(calc %.1f "$requests / ($duration_us / 1000000)")" \
+    "$(wrk_field "$out" p50_us)" "$(wrk_field "$out" p99_us)" \
+    "$(calc %.2f "($t1 - $t0) / $CLK_TCK * 1000000 / $requests")" \
+    "$(calc %.2f "($u1 - $u0) / $CLK_TCK * 1000000 / $requests")" \
+    "$(peak_rss_kb "$pid")" \
+    "$(calc %.4f "($l1 - $l0) / $requests")" \
+    "$(wrk_errors "$out")" "$requests" \
+    "$(calc %.1f "(($m1 - $m0) - $ours) < 0 ? 0 : (($m1 - $m0) - $ours) * 100 / ($CLK_TCK * $duration_us / 1000000 * $CORES)")" >>"$RUNS"
+  log "  $(target_label "$target") rep $rep: $(tail -n 1 "$RUNS" | cut -f3) req/s, $(wrk_errors "$out") errors, other load $(tail -n 1 "$RUNS" | cut -f12)%"
+}
+
+# median FILE COLUMN [TARGET]: median of a numeric column (all rows, or the target's rows).
+median() {
+  awk -F'\t' -v c="$2" -v t="${3:-}" 't == "" || $1 == t { print $c }' "$1" | sort -g |
+    awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+max_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t && $c > m { m = $c } END { print m + 0 }' "$1"; }
+sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 0 }' "$1"; }
+
+# --- 1. throughput, latency, CPU -------------------------------------------------------------------------------------
+
+start_bare
+start_afp throughput
+
+# Others' builds and test runs on the same cores make every number noisy. Before each measured run, wait for the
+# machine to be quiet (under 10 % busy with the proxies idle), within a time budget for the whole run so it still ends
+# on time; every run records how busy the machine was anyway (the "other load" column).
+machine_busy_pct() {
+  local m0 m1
+  m0=$(machine_ticks)
+  sleep "$1"
+  m1=$(machine_ticks)
+  calc %.0f "($m1 - $m0) * 100 / ($CLK_TCK * $1 * $CORES)"
+}
+QUIET_BUDGET=$((QUICK ? 10 : 90))
+BUSY_BEFORE=$(machine_busy_pct 1)
+wait_for_quiet() {
+  local busy
+  busy=$(machine_busy_pct 1)
+  ((busy >= 10)) || return 0
+  log "  the machine is ${busy}% busy with other work; waiting for it to settle (budget left: ${QUIET_BUDGET} s)"
+  while ((QUIET_BUDGET > 0)); do
+    busy=$(machine_busy_pct 1)
+    QUIET_BUDGET=$((QUIET_BUDGET - 1))
+    ((busy >= 10)) || return 0
+  done
+  log "  going ahead ${busy}% busy; this run will be noisy"
+}
+
+TARGETS=(direct bare afp)
+log "warm-up: ${WARMUP} s per target"
+for target in "${TARGETS[@]}"; do
+  wrk_run "$RAW/wrk-$target-warmup.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
+  wrk_errors "$RAW/wrk-$target-warmup.txt" | grep -qx 0 || log "  warning: warm-up against $target had errors"
+done
+
+log "measured: $REPS x ${DURATION} s per target, $THREADS threads, $CONNECTIONS connections, order rotating"
+for ((rep = 1; rep <= REPS; rep++)); do
+  for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+    wait_for_quiet
+    measure "${TARGETS[(i + rep - 1) % ${#TARGETS[@]}]}" "$rep"
+  done
+done
+cp "$RUNS" "$RAW/runs.tsv"
+
+# --- 2. SSE time to first byte ---------------------------------------------------------------------------------------
+
+log "SSE time to first byte: $SSE_N requests per target (after $SSE_WARM warm-up), interleaved"
+sse_once() {
+  curl -s -o /dev/null --max-time 5 -X POST "$(target_url "$1")/v1/sse" \
+    -H "x-api-key: $(target_key "$1")" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
+    -H 'accept: text/event-stream' --data-binary "$SSE_BODY" -w '%{http_code} %{time_starttransfer}\n' || echo "000 0"
+}
+wait_for_quiet
+for target in "${TARGETS[@]}"; do
+  : >"$TMP/sse-$target.txt"
+  for ((i = 0; i < SSE_WARM; i++)); do sse_once "$target" >/dev/null; done
+done
+for ((i = 0; i < SSE_N; i++)); do
+  for ((j = 0; j < ${#TARGETS[@]}; j++)); do
+    target=${TARGETS[(i + j) % ${#TARGETS[@]}]}
+    sse_once "$target" >>"$TMP/sse-$target.txt"
+  done
+done
+# sse_stat TARGET STAT: median or p90 (nearest rank) of the 200-answered requests, in ms; or the count of others.
+sse_stat() {
+  local f="$TMP/sse-$1.txt"
+  case $2 in
+    errors) awk '$1 != 200 { n++ } END { print n + 0 }' "$f" ;;
+    median | p90)
+      awk '$1 == 200 { print $2 * 1000 }' "$f" | sort -g |
+        awk -v s="$2" '{ a[NR] = $1 } END {
+          if (NR == 0) { print "nan"; exit }
+          if (s == "median") v = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+          else { r = int(0.9 * NR + 0.999999); v = a[r] }
+          printf "%.3f", v }' ;;
+  esac
+}
+for target in "${TARGETS[@]}"; do cp "$TMP/sse-$target.txt" "$RAW/sse-$target.txt"; done
+
+# --- 3. failover -----------------------------------------------------------------------------------------------------
+
+# failover_count OUT FROM_LINE: upstream calls since FROM_LINE of the access log, in total and by key and status.
+failover_count() {
+  local out=$1 from=$2 to
+  sleep 0.5 # in-flight calls finish and reach the access log
+  to=$(access_lines)
+  sed -n "$((from + 1)),${to}p" "$TMP/nginx/access.log" | awk '{ k[$1 " " $2]++; n++ } END {
+    printf "calls=%d primary_200=%d primary_403=%d backup_200=%d other=%d\n",
+      n, k["primary 200"], k["primary 403"], k["backup 200"], n - k["primary 200"] - k["primary 403"] - k["backup 200"] }' >"$out"
+  sed -n "$((from + 1)),${to}p" "$TMP/nginx/access.log" | awk '{ print $1, $2, $3 }' | sort | uniq -c >>"$out"
+}
+
+log "failover, revoked from the start: fresh proxy, primary answers 403 permission_error, ${FAILOVER_DURATION} s of load"
+stop_afp throughput
+touch "$REVOKE_FLAG"
+start_afp revoked-at-start
+wait_for_quiet
+FO1_FROM=$(access_lines)
+wrk_run "$RAW/wrk-failover-revoked-at-start.txt" "$(target_url afp)" "$CLIENT_TOKEN" "$FAILOVER_DURATION"
+failover_count "$RAW/upstream-revoked-at-start.txt" "$FO1_FROM"
+stop_afp revoked-at-start
+
+log "failover, revoked during load: fresh proxy, primary revoked after $((FAILOVER_DURATION / 2)) s of ${FAILOVER_DURATION} s"
+rm -f "$REVOKE_FLAG"
+start_afp revoked-during-load
+wait_for_quiet
+FO2_FROM=$(access_lines)
+wrk_run "$RAW/wrk-failover-revoked-during-load.txt" "$(target_url afp)" "$CLIENT_TOKEN" "$FAILOVER_DURATION" &
+WRK_BG=$!
+STARTED_PIDS+=("$WRK_BG")
+sleep $((FAILOVER_DURATION / 2))
+touch "$REVOKE_FLAG"
+FO2_REVOKED_AT=$(access_lines)
+wait "$WRK_BG" || die "wrk failed during the revoke-during-load run"
+failover_count "$RAW/upstream-revoked-during-load.txt" "$FO2_FROM"
+echo "access-log lines of this run when the primary was revoked: $((FO2_REVOKED_AT - FO2_FROM))" >>"$RAW/upstream-revoked-during-load.txt"
+stop_afp revoked-during-load
+rm -f "$REVOKE_FLAG"
+
+# --- report ----------------------------------------------------------------------------------------------------------
+
+log "writing the report"
+ms() { calc %.2f "$1 / 1000"; }
+pass() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
+
+declare -A RPS P50 P99 CPU UPCPU RSS CALLS ERR
+for target in "${TARGETS[@]}"; do
+  RPS[$target]=$(median "$RUNS" 3 "$target")
+  P50[$target]=$(median "$RUNS" 4 "$target")
+  P99[$target]=$(median "$RUNS" 5 "$target")
+  CPU[$target]=$(median "$RUNS" 6 "$target")
+  UPCPU[$target]=$(median "$RUNS" 7 "$target")
+  RSS[$target]=$(max_col "$RUNS" 8 "$target")
+  CALLS[$target]=$(median "$RUNS" 9 "$target")
+  ERR[$target]=$(sum_col "$RUNS" 10 "$target")
+done
+OTHER_MEDIAN=$(median "$RUNS" 12)
+OTHER_MAX=$(awk -F'\t' '$12 > m { m = $12 } END { print m + 0 }' "$RUNS")
+
+THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[bare]}")
+CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[bare]}")
+SSE_DIFF=$(calc %.3f "$(sse_stat afp median) - $(sse_stat direct median)")
+SSE_DIFF_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat direct p90)")
+SSE_BARE_DIFF=$(calc %.3f "$(sse_stat bare median) - $(sse_stat direct median)")
+SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat afp errors)))
+
+FO1_WRK="$RAW/wrk-failover-revoked-at-start.txt" FO1_UP="$RAW/upstream-revoked-at-start.txt"
+FO2_WRK="$RAW/wrk-failover-revoked-during-load.txt" FO2_UP="$RAW/upstream-revoked-during-load.txt"
+fo_calls() { sed -n 's/^calls=\([0-9]*\).*/\1/p' "$1"; }
+fo_key() { sed -n "s/^calls=.* $2=\([0-9]*\).*/\1/p" "$1"; }
+FO1_REQ=$(wrk_field "$FO1_WRK" requests) FO1_CALLS=$(fo_calls "$FO1_UP") FO1_ERR=$(wrk_errors "$FO1_WRK")
+FO2_REQ=$(wrk_field "$FO2_WRK" requests) FO2_CALLS=$(fo_calls "$FO2_UP") FO2_ERR=$(wrk_errors "$FO2_WRK")
+FO1_RATIO=$(calc %.4f "$FO1_CALLS / $FO1_REQ")
+FO2_RATIO=$(calc %.4f "$FO2_CALLS / $FO2_REQ")
+fo_errors_detail() {
+  echo "$(wrk_field "$1" err_status) non-2xx/3xx, $(($(wrk_field "$1" err_connect) + $(wrk_field "$1" err_read) + $(wrk_field "$1" err_write))) socket, $(wrk_field "$1" err_timeout) timeouts"
+}
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+KERNEL=$(uname -sr)
+OS=$( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown)
+DOTNET_VERSION=$(dotnet --version)
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's#^nginx version: nginx/##')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{ print $2 }') # wrk -v exits 1
+CURL_VERSION=$(curl --version | head -n 1 | awk '{ print $2 }')
+GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+GIT_DIRTY=$([[ -n "$(git -C "$REPO" status --porcelain -- src 2>/dev/null)" ]] && echo ", src/ has uncommitted changes" || true)
+
+REPORT="$TMP/report.md"
+{
+  echo "# AuthFailoverProxy hot-path benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $MODE mode)"
+  echo
+  echo "Produced by \`bench/run.sh\`$( ((QUICK)) && echo ' --quick'). Code: $GIT_REV$GIT_DIRTY; AuthFailoverProxy.dll built $AFP_DLL_TIME$( ((BUILD)) || echo ' (--no-build)'), sha256 $AFP_DLL_SHA…."
+  echo
+  echo "## Targets"
+  echo
+  echo "| Target | Measured | Goal | Result |"
+  echo "|---|---:|---|---|"
+  echo "| Throughput, AuthFailoverProxy / bare YARP | $THROUGHPUT_RATIO (${RPS[afp]%.*} / ${RPS[bare]%.*} req/s) | ≥ 0.90 | $(pass "$THROUGHPUT_RATIO >= 0.9") |"
+  echo "| CPU time per request, AuthFailoverProxy / bare YARP | $CPU_RATIO (${CPU[afp]} / ${CPU[bare]} µs) | ≤ 1.10 | $(pass "$CPU_RATIO <= 1.1") |"
+  echo "| SSE time to first byte, AuthFailoverProxy − direct (median) | $SSE_DIFF ms | ≤ 1 ms | $(pass "$SSE_DIFF <= 1") |"
+  echo "| Primary revoked at start: upstream calls per client request | $FO1_RATIO ($FO1_CALLS / $FO1_REQ) | ≤ 1.01 | $(pass "$FO1_RATIO <= 1.01") |"
+  echo "| Primary revoked at start: client-visible errors | $FO1_ERR | 0 | $(pass "$FO1_ERR == 0") |"
+  echo "| Primary revoked during load: upstream calls per client request | $FO2_RATIO ($FO2_CALLS / $FO2_REQ) | ≤ 1.01 | $(pass "$FO2_RATIO <= 1.01") |"
+  echo "| Primary revoked during load: client-visible errors | $FO2_ERR | 0 | $(pass "$FO2_ERR == 0") |"
+  echo
+  echo "## Throughput and latency (POST /v1/messages, ~1 KB body)"
+  echo
+  echo "Medians of $REPS run(s) of ${DURATION} s per target, order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections, after a ${WARMUP} s warm-up."
+  echo "CPU is user+system time of the target's process (the proxy; nginx's worker for direct) over the run, divided by the requests wrk completed."
+  echo
+  if awk "BEGIN { exit !($OTHER_MAX > 5 || $BUSY_BEFORE >= 10) }"; then
+    echo "**Noisy run:** other processes used up to $OTHER_MAX % of the machine during the measured runs (median $OTHER_MEDIAN %; the machine was ${BUSY_BEFORE} % busy before the start). Compare CPU µs/req rather than req/s, and rerun on a quiet machine before trusting a ratio near its threshold."
+  else
+    echo "Other processes used at most $OTHER_MAX % of the machine during the measured runs (median $OTHER_MEDIAN %)."
+  fi
+  echo
+  echo "| Target | req/s | p50 ms | p99 ms | CPU µs/req | upstream (nginx) CPU µs/req | peak RSS MiB | upstream calls/req | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for target in "${TARGETS[@]}"; do
+    echo "| $(target_label "$target") | ${RPS[$target]%.*} | $(ms "${P50[$target]}") | $(ms "${P99[$target]}") | ${CPU[$target]} | ${UPCPU[$target]} | $(calc %.1f "${RSS[$target]} / 1024") | ${CALLS[$target]} | ${ERR[$target]} |"
+  done
+  echo
+  echo "## SSE time to first byte (POST /v1/sse, curl \`%{time_starttransfer}\`, new connection per request)"
+  echo
+  echo "$SSE_N requests per target after $SSE_WARM warm-up requests, interleaved request by request. Non-200 answers: $SSE_ERRORS."
+  echo
+  echo "| Target | median ms | p90 ms | median − direct ms |"
+  echo "|---|---:|---:|---:|"
+  echo "| direct (nginx) | $(sse_stat direct median) | $(sse_stat direct p90) | 0.000 |"
+  echo "| bare YARP | $(sse_stat bare median) | $(sse_stat bare p90) | $SSE_BARE_DIFF |"
+  echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
+  echo
+  echo "## Failover (keys primary, backup; nginx answers the primary 403 permission_error once revoked)"
+  echo
+  echo "A fresh proxy per scenario, ${FAILOVER_DURATION} s of load, no warm-up. Upstream calls are counted from nginx's access log over the run."
+  echo
+  echo "| Scenario | client requests | upstream calls | calls/request | primary 200 | primary 403 | backup 200 | other | client-visible errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  echo "| revoked at start | $FO1_REQ | $FO1_CALLS | $FO1_RATIO | $(fo_key "$FO1_UP" primary_200) | $(fo_key "$FO1_UP" primary_403) | $(fo_key "$FO1_UP" backup_200) | $(fo_key "$FO1_UP" other) | $FO1_ERR ($(fo_errors_detail "$FO1_WRK")) |"
+  echo "| revoked after $((FAILOVER_DURATION / 2)) s | $FO2_REQ | $FO2_CALLS | $FO2_RATIO | $(fo_key "$FO2_UP" primary_200) | $(fo_key "$FO2_UP" primary_403) | $(fo_key "$FO2_UP" backup_200) | $(fo_key "$FO2_UP" other) | $FO2_ERR ($(fo_errors_detail "$FO2_WRK")) |"
+  echo
+  echo "## Every measured run"
+  echo
+  echo "In the order they ran. *Other load*: CPU used by processes other than this benchmark's, as a share of the whole machine."
+  echo
+  echo "| Target | rep | req/s | p50 ms | p99 ms | CPU µs/req | nginx CPU µs/req | peak RSS MiB | upstream calls/req | errors | requests | other load |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  while IFS=$'\t' read -r t rep rps p50 p99 cpu upcpu rss calls err req other; do
+    echo "| $(target_label "$t") | $rep | ${rps%.*} | $(ms "$p50") | $(ms "$p99") | $cpu | $upcpu | $(calc %.1f "$rss / 1024") | $calls | $err | $req | $other % |"
+  done <"$RUNS"
+  echo
+  echo "## Machine and setup"
+  echo
+  echo "- CPU: $CPU_MODEL, $CORES cores (nproc); memory $MEM"
+  echo "- OS: $OS; kernel $KERNEL"
+  echo "- .NET SDK $DOTNET_VERSION; nginx $NGINX_VERSION; wrk $WRK_VERSION; curl $CURL_VERSION"
+  echo "- Upstream: nginx with \`worker_processes 1\` (fixed answers, access log on), so one core is left for the proxy and wrk to share."
+  echo "  The load generator, the proxy and the upstream all share these $CORES cores: see bench/README.md."
+  echo "- Proxies: Release builds run with \`dotnet <dll>\`; Server GC, non-concurrent, TieredPGO (both); HTTP/1.1 keep-alive on both legs."
+} >"$REPORT"
+
+mkdir -p "$RESULTS_DIR"
+cp "$REPORT" "$RESULT_FILE"
+cp "$REPORT" "$RAW/report.md"
+cat "$REPORT"
+log "report written to ${RESULT_FILE#"$REPO"/}; raw output in ${RAW#"$REPO"/}"
