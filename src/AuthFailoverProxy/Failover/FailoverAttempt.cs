@@ -43,8 +43,6 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
 
     public Pool Pool => pool;
 
-    public ReplayableBody Body => body;
-
     public DateTimeOffset Deadline => deadline;
 
     /// <summary>Gets the key of the current try.</summary>

@@ -237,7 +237,7 @@ internal sealed partial class FailoverForwarder
         {
             builder.AddRetry(new RetryStrategyOptions<AttemptVerdict>
             {
-                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Result == AttemptVerdict.RetryUpstream),
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome is { Result: AttemptVerdict.RetryUpstream }),
                 MaxRetryAttempts = options.UpstreamRetries,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,

@@ -23,10 +23,6 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// <summary>Gets a body for requests that have none; nothing is buffered and nothing is replaced.</summary>
     public static ReplayableBody None { get; } = new();
 
-    public long Length => _file?.Length ?? _memoryLength;
-
-    public bool IsSpilled => _file is not null;
-
     public bool HasBody => _memory is not null || _file is not null;
 
     /// <summary>

@@ -23,7 +23,6 @@ internal sealed class Pool
     {
         Name = name;
         Kind = kind;
-        Upstream = upstream;
         DestinationPrefix = upstream.GetLeftPart(UriPartial.Path).TrimEnd('/');
         PathPrefix = pathPrefix;
         IsDefault = isDefault;
@@ -38,8 +37,6 @@ internal sealed class Pool
     public string Name { get; }
 
     public ProviderKind Kind { get; }
-
-    public Uri Upstream { get; }
 
     /// <summary>Gets the upstream base without a trailing slash; the client's path is appended to it.</summary>
     public string DestinationPrefix { get; }
