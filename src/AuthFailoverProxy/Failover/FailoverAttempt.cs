@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Compression;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 using Yarp.ReverseProxy.Forwarder;
@@ -39,7 +37,6 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     internal const string KeyHeader = "x-afp-key";
     internal const string AttemptsHeader = "x-afp-attempts";
     private const string AnthropicVersion = "2023-06-01";
-    private const int ErrorBodyLimit = 64 * 1024;
 
     public Pool Pool => pool;
 
@@ -156,32 +153,14 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
             return false;
         }
 
-        var (prefix, rest) = await ReadErrorBodyAsync(proxyResponse.Content, cancellationToken);
-        var error = ProviderError.Parse(Decode(prefix.Span, proxyResponse.Content.Headers.ContentEncoding));
-        var failureClass = FailureClassifier.Classify(pool.Kind, status, error);
-        if (failureClass is FailureClass.KeyDead or FailureClass.KeyCooling)
+        var (prefix, rest) = await UpstreamErrorJudge.ReadErrorBodyAsync(proxyResponse.Content, cancellationToken);
+        var judgement = UpstreamErrorJudge.Judge(pool.Kind, Key, proxyResponse, prefix.Span, time.GetUtcNow(), options);
+        if (judgement.Class is FailureClass.KeyDead or FailureClass.KeyCooling)
         {
             rest?.Dispose();
-            var now = time.GetUtcNow();
-            Failure = new KeyFailure(
-                status,
-                error.Type,
-                error.Code,
-                SecretMasker.Mask(error.Message, Key.Secret),
-                RequestId(proxyResponse) ?? error.RequestId,
-                now);
-            if (failureClass == FailureClass.KeyCooling)
-            {
-                var reset = RetryAfterHeaders.LatestReset(proxyResponse.Headers, now);
-                var until = reset ?? now + options.DefaultCooldown;
-                CoolUntil = until > now + options.MaxCooldown ? now + options.MaxCooldown : until;
-                Verdict = AttemptVerdict.KeyCooling;
-            }
-            else
-            {
-                Verdict = AttemptVerdict.KeyDead;
-            }
-
+            Failure = judgement.Failure;
+            CoolUntil = judgement.CoolUntil;
+            Verdict = judgement.Class == FailureClass.KeyCooling ? AttemptVerdict.KeyCooling : AttemptVerdict.KeyDead;
             return false;
         }
 
@@ -198,79 +177,6 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         headers[KeyHeader] = Key.Name;
         headers[AttemptsHeader] = AttemptCounts.ToHeader(Attempts);
         return proceed;
-    }
-
-    private static string? RequestId(HttpResponseMessage response)
-    {
-        var headers = response.Headers.NonValidated;
-        if (headers.TryGetValues("request-id", out var id) || headers.TryGetValues("x-request-id", out id))
-        {
-            return id.ToString();
-        }
-
-        return null;
-    }
-
-    /// <summary>Reads up to 64 KiB of an error body; the rest (rare) stays in the stream for pass-through.</summary>
-    private static async ValueTask<(ReadOnlyMemory<byte> Prefix, Stream? Remainder)> ReadErrorBodyAsync(HttpContent content, CancellationToken cancellationToken)
-    {
-        var stream = await content.ReadAsStreamAsync(cancellationToken);
-        var buffer = new byte[content.Headers.ContentLength is { } length and <= ErrorBodyLimit ? (int)length : ErrorBodyLimit];
-        var filled = 0;
-        while (filled < buffer.Length)
-        {
-            var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken);
-            if (read == 0)
-            {
-                await stream.DisposeAsync();
-                return (buffer.AsMemory(0, filled), null);
-            }
-
-            filled += read;
-        }
-
-        return (buffer, stream);
-    }
-
-    /// <summary>Decompresses an error body for reading only; what the client gets is the original bytes.</summary>
-    private static ReadOnlySpan<byte> Decode(ReadOnlySpan<byte> body, ICollection<string> contentEncoding)
-    {
-        if (contentEncoding.Count == 0 || body.IsEmpty)
-        {
-            return body;
-        }
-
-        try
-        {
-            using var compressed = new MemoryStream(body.ToArray());
-            using Stream decoder = contentEncoding.Last().ToLowerInvariant() switch
-            {
-                "gzip" => new GZipStream(compressed, CompressionMode.Decompress),
-                "deflate" => new ZLibStream(compressed, CompressionMode.Decompress),
-                "br" => new BrotliStream(compressed, CompressionMode.Decompress),
-                _ => compressed,
-            };
-            using var plain = new MemoryStream();
-            var chunk = ArrayPool<byte>.Shared.Rent(8192);
-            try
-            {
-                int read;
-                while (plain.Length < ErrorBodyLimit && (read = decoder.Read(chunk, 0, chunk.Length)) > 0)
-                {
-                    plain.Write(chunk, 0, read);
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(chunk);
-            }
-
-            return plain.ToArray();
-        }
-        catch (InvalidDataException)
-        {
-            return body;
-        }
     }
 }
 
