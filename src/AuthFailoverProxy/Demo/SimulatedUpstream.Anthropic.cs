@@ -1,0 +1,93 @@
+namespace AuthFailoverProxy.Demo;
+
+// The Anthropic Messages API: the whole answer and its SSE events.
+internal sealed partial class SimulatedUpstream
+{
+    private Task MessagesAsync(HttpContext context, RequestShape shape)
+    {
+        if (!shape.IsValidJson)
+        {
+            WriteError(context, Dialect.Anthropic, new ErrorReply(400, "invalid_request_error", "There was an error parsing the body of your request: it is not a valid JSON object.", null));
+            return Task.CompletedTask;
+        }
+
+        if (shape.Stream)
+        {
+            return StreamAsync(context, Dialect.Anthropic, shape, 6 + Math.Max(0, StreamDeltas));
+        }
+
+        WriteJson(context, Dialect.Anthropic, 200, shape, static (json, shape, upstream) =>
+        {
+            json.WriteString("id"u8, NewId("msg_01", 22));
+            json.WriteString("type"u8, "message"u8);
+            json.WriteString("role"u8, "assistant"u8);
+            json.WriteString("model"u8, shape.Model ?? DefaultAnthropicModel);
+            json.WriteStartArray("content"u8);
+            json.WriteStartObject();
+            json.WriteString("type"u8, "text"u8);
+            json.WriteString("text"u8, ReplyText);
+            json.WriteEndObject();
+            json.WriteEndArray();
+            json.WriteString("stop_reason"u8, "end_turn"u8);
+            json.WriteNull("stop_sequence"u8);
+            json.WriteStartObject("usage"u8);
+            json.WriteNumber("input_tokens"u8, shape.InputTokens);
+            json.WriteNumber("output_tokens"u8, OutputTokens);
+            json.WriteEndObject();
+        });
+        return Task.CompletedTask;
+    }
+
+    private static void WriteAnthropicEvent(ReplyBuffer buffer, int index, int deltas, string id, RequestShape shape)
+    {
+        switch (index < 3 ? index : index < 3 + deltas ? 3 : index - deltas + 1)
+        {
+            case 0:
+                buffer.Raw("event: message_start\ndata: "u8);
+                var json = buffer.BeginJson();
+                json.WriteStartObject();
+                json.WriteString("type"u8, "message_start"u8);
+                json.WriteStartObject("message"u8);
+                json.WriteString("id"u8, id);
+                json.WriteString("type"u8, "message"u8);
+                json.WriteString("role"u8, "assistant"u8);
+                json.WriteString("model"u8, shape.Model ?? DefaultAnthropicModel);
+                json.WriteStartArray("content"u8);
+                json.WriteEndArray();
+                json.WriteNull("stop_reason"u8);
+                json.WriteNull("stop_sequence"u8);
+                json.WriteStartObject("usage"u8);
+                json.WriteNumber("input_tokens"u8, shape.InputTokens);
+                json.WriteNumber("output_tokens"u8, 1);
+                json.WriteEndObject();
+                json.WriteEndObject();
+                json.WriteEndObject();
+                buffer.EndJson();
+                buffer.Raw("\n\n"u8);
+                break;
+            case 1:
+                buffer.Raw("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"u8);
+                break;
+            case 2:
+                buffer.Raw("event: ping\ndata: {\"type\":\"ping\"}\n\n"u8);
+                break;
+            case 3:
+                buffer.Raw("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"u8);
+                var text = buffer.BeginJson();
+                text.WriteStringValue(DeltaText(index - 3));
+                buffer.EndJson();
+                buffer.Raw("}}\n\n"u8);
+                break;
+            case 4:
+                buffer.Raw("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"u8);
+                break;
+            case 5:
+                // output_tokens is OutputTokens, as in the non-streaming answer.
+                buffer.Raw("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n"u8);
+                break;
+            default:
+                buffer.Raw("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"u8);
+                break;
+        }
+    }
+}

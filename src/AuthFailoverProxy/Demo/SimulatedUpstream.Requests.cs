@@ -1,0 +1,238 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace AuthFailoverProxy.Demo;
+
+// Taking a request in: reading and recording it, telling the dialect and the key, and routing it.
+internal sealed partial class SimulatedUpstream
+{
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var path = request.Path.Value ?? "/";
+        var key = KeyOf(request.Headers, out var bearerOnly);
+        var dialect = DialectOf(path, bearerOnly);
+
+        RequestShape shape;
+        try
+        {
+            shape = await ReadAndRecordAsync(context, key, NeedsBody(path));
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or BadHttpRequestException)
+        {
+            // The caller went away while sending its body; it was recorded with what had arrived.
+            return;
+        }
+
+        if (TakeUpstreamFault() is { } upstreamFault)
+        {
+            await FailUpstreamAsync(context, dialect, upstreamFault);
+            return;
+        }
+
+        if (key is null)
+        {
+            WriteError(context, dialect, dialect == Dialect.Anthropic
+                ? new ErrorReply(401, "authentication_error", "x-api-key header is required", null)
+                : new ErrorReply(401, "invalid_request_error", "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys.", null));
+            return;
+        }
+
+        if (_keyFaults.TryGetValue(key, out var keyFault))
+        {
+            FailKey(context, dialect, key, keyFault.Fault, keyFault.RetryAfter);
+            return;
+        }
+
+        var method = request.Method;
+        switch (path)
+        {
+            case "/v1/messages" when HttpMethods.IsPost(method):
+                await MessagesAsync(context, shape);
+                break;
+            case "/v1/messages/count_tokens" when HttpMethods.IsPost(method):
+                WriteJson(context, dialect, 200, shape, static (json, shape, _) => json.WriteNumber("input_tokens"u8, shape.Length / 4));
+                break;
+            case "/v1/models" when HttpMethods.IsGet(method):
+                WriteConstant(context, dialect, dialect == Dialect.Anthropic
+                    ? "{\"data\":[{\"type\":\"model\",\"id\":\"claude-sonnet-4-5\",\"display_name\":\"Claude Sonnet 4.5\",\"created_at\":\"2025-09-29T00:00:00Z\"}],\"has_more\":false,\"first_id\":\"claude-sonnet-4-5\",\"last_id\":\"claude-sonnet-4-5\"}"u8
+                    : "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":\"model\",\"created\":1715367049,\"owned_by\":\"system\"}]}"u8);
+                break;
+            case "/v1/chat/completions" when HttpMethods.IsPost(method):
+                await ChatCompletionsAsync(context, shape);
+                break;
+            case "/v1/completions" when HttpMethods.IsPost(method):
+                await WithValidBodyAsync(context, shape, WriteTextCompletion);
+                break;
+            case "/v1/embeddings" when HttpMethods.IsPost(method):
+                await WithValidBodyAsync(context, shape, WriteEmbeddings);
+                break;
+            case "/v1/responses" when HttpMethods.IsPost(method):
+                await WithValidBodyAsync(context, shape, WriteResponse);
+                break;
+            default:
+                WriteError(context, dialect, dialect == Dialect.Anthropic
+                    ? new ErrorReply(404, "not_found_error", "Not Found", null)
+                    : new ErrorReply(404, "invalid_request_error", $"Invalid URL ({method} {path})", "unknown_url"));
+                break;
+        }
+    }
+
+    private static string? KeyOf(IHeaderDictionary headers, out bool bearerOnly)
+    {
+        bearerOnly = false;
+        if (headers.TryGetValue("x-api-key", out var apiKey) && apiKey.ToString() is { Length: > 0 } key)
+        {
+            return key;
+        }
+
+        if (headers.Authorization.ToString() is { Length: > 7 } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            var token = authorization.AsSpan(7).Trim();
+            if (!token.IsEmpty)
+            {
+                bearerOnly = true;
+                return token.ToString();
+            }
+        }
+
+        return null;
+    }
+
+    private static Dialect DialectOf(string path, bool bearerOnly) => path switch
+    {
+        "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/v1/responses" => Dialect.OpenAI,
+        "/v1/messages" or "/v1/messages/count_tokens" => Dialect.Anthropic,
+        // Both providers serve /v1/models (and everything unknown): the credential's header says which one is asked.
+        _ => bearerOnly ? Dialect.OpenAI : Dialect.Anthropic,
+    };
+
+    private static bool NeedsBody(string path)
+        => path is "/v1/messages" or "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/v1/responses";
+
+    /// <summary>Reads the whole body, records the request (with what arrived, even if the caller left half-way) and sizes it up.</summary>
+    private async Task<RequestShape> ReadAndRecordAsync(HttpContext context, string? key, bool parse)
+    {
+        var request = context.Request;
+        var keep = RecordBodies;
+        var declared = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false ? 0 : request.ContentLength;
+        byte[] buffer = [];
+        var length = 0;
+        var pooled = false;
+        try
+        {
+            try
+            {
+                if (keep && declared is > 0 && declared <= Array.MaxLength)
+                {
+                    // The common case: the exact array the record keeps, filled in place.
+                    buffer = GC.AllocateUninitializedArray<byte>((int)declared.Value);
+                    length = await request.Body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, context.RequestAborted);
+                }
+                else if (declared != 0)
+                {
+                    pooled = true;
+                    buffer = ArrayPool<byte>.Shared.Rent(declared is > 0 and <= 1 << 20 ? (int)declared.Value : 16 * 1024);
+                    int read;
+                    while ((read = await request.Body.ReadAsync(buffer.AsMemory(length), context.RequestAborted)) > 0)
+                    {
+                        length += read;
+                        if (length == buffer.Length)
+                        {
+                            var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                            buffer.AsSpan(0, length).CopyTo(larger);
+                            ArrayPool<byte>.Shared.Return(buffer);
+                            buffer = larger;
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                var body = !keep || length == 0 ? []
+                    : !pooled && length == buffer.Length ? buffer
+                    : buffer.AsSpan(0, length).ToArray();
+                Record(context, key, body);
+            }
+
+            return parse ? RequestShape.Parse(buffer.AsSpan(0, length)) : new RequestShape(true, false, null, length);
+        }
+        finally
+        {
+            if (pooled)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private void Record(HttpContext context, string? key, byte[] body)
+    {
+        var request = context.Request;
+        var headers = new Dictionary<string, string>(request.Headers.Count, StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, values) in request.Headers)
+        {
+            headers[name.ToLowerInvariant()] = values.Count == 1 ? values[0] ?? string.Empty : string.Join(", ", (IEnumerable<string?>)values);
+        }
+
+        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw
+            ? raw
+            : string.Concat(request.PathBase.Value, request.Path.Value, request.QueryString.Value);
+        var recorded = new RecordedRequest(request.Method, target, headers, body, key);
+        lock (_requests)
+        {
+            _requests.Add(recorded);
+        }
+
+        Interlocked.Increment(ref _requestCount);
+    }
+
+    /// <summary>What the fake needs from a request body: whether it is a JSON object, <c>stream</c>, <c>model</c> and its size.</summary>
+    private readonly record struct RequestShape(bool IsValidJson, bool Stream, string? Model, int Length)
+    {
+        public int InputTokens => Math.Max(1, Length / 4);
+
+        public static RequestShape Parse(ReadOnlySpan<byte> body)
+        {
+            var stream = false;
+            string? model = null;
+            try
+            {
+                var reader = new Utf8JsonReader(body);
+                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                {
+                    return new RequestShape(false, false, null, body.Length);
+                }
+
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var isStream = reader.ValueTextEquals("stream"u8);
+                    var isModel = !isStream && reader.ValueTextEquals("model"u8);
+                    reader.Read();
+                    if (isStream)
+                    {
+                        stream = reader.TokenType == JsonTokenType.True;
+                    }
+                    else if (isModel && reader.TokenType == JsonTokenType.String)
+                    {
+                        model = reader.GetString();
+                    }
+
+                    reader.Skip();
+                }
+
+                // Reading past the object makes the reader reject trailing garbage.
+                while (reader.Read())
+                {
+                }
+
+                return new RequestShape(true, stream, model, body.Length);
+            }
+            catch (JsonException)
+            {
+                return new RequestShape(false, false, null, body.Length);
+            }
+        }
+    }
+}

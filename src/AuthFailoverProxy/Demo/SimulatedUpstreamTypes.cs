@@ -1,0 +1,70 @@
+namespace AuthFailoverProxy.Demo;
+
+/// <summary>How the simulated upstream treats one key. Statuses and bodies follow FACTS.md.</summary>
+internal enum KeyFault
+{
+    /// <summary>The key works.</summary>
+    None,
+
+    /// <summary>401 <c>authentication_error</c> "invalid x-api-key" (OpenAI: 401 <c>invalid_api_key</c>).</summary>
+    Revoked,
+
+    /// <summary>403 <c>permission_error</c>: OAuth tokens refused by organization policy (the outage).</summary>
+    OAuthRejected,
+
+    /// <summary>402 <c>billing_error</c>.</summary>
+    Billing,
+
+    /// <summary>400 <c>invalid_request_error</c> "Your credit balance is too low…".</summary>
+    NoCredit,
+
+    /// <summary>429 with <c>error.details.error_code = enforced_spend_limit_reached</c> and no <c>retry-after</c>.</summary>
+    SpendLimit,
+
+    /// <summary>
+    /// OpenAI's 429 <c>insufficient_quota</c>. Anthropic has no such answer; in its dialect this is a 429
+    /// <c>rate_limit_error</c> carrying <c>details.error_code = insufficient_quota</c>, so the status and meaning stay the same.
+    /// </summary>
+    InsufficientQuota,
+
+    /// <summary>429 rate limited, with <c>retry-after</c> and the provider's reset headers.</summary>
+    RateLimited,
+}
+
+/// <summary>A failure of the upstream itself, not of any key.</summary>
+internal enum UpstreamFault
+{
+    /// <summary>529 <c>overloaded_error</c>.</summary>
+    Overloaded,
+
+    /// <summary>500 <c>api_error</c>.</summary>
+    InternalError,
+
+    /// <summary>502.</summary>
+    BadGateway,
+
+    /// <summary>503.</summary>
+    Unavailable,
+
+    /// <summary>504 <c>timeout_error</c>.</summary>
+    GatewayTimeout,
+
+    /// <summary>The connection is aborted before any header is sent.</summary>
+    ResetConnection,
+
+    /// <summary>No answer at all until the caller gives up; the request then counts in <see cref="SimulatedUpstream.AbortedRequests"/>.</summary>
+    Hang,
+}
+
+/// <summary>One request as the simulated upstream received it.</summary>
+/// <param name="Method">The HTTP method.</param>
+/// <param name="PathAndQuery">The request target exactly as sent, e.g. <c>/v1/messages?beta=true</c>.</param>
+/// <param name="Headers">The headers by lower-case name (looked up case-insensitively); repeated values joined with ", ".</param>
+/// <param name="Body">The exact bytes received; empty when <see cref="SimulatedUpstream.RecordBodies"/> is off.</param>
+/// <param name="Key">The credential used: the <c>x-api-key</c> value, else the Bearer token.</param>
+internal sealed record RecordedRequest(
+    string Method,
+    string PathAndQuery,
+    IReadOnlyDictionary<string, string> Headers,
+    byte[] Body,
+    string? Key);
