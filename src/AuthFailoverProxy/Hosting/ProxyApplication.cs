@@ -21,6 +21,7 @@ internal static class ProxyApplication
         builder.Services.AddKeyPools();
         builder.Services.AddFailover();
         builder.Services.AddProxyHealth();
+        builder.Services.AddCredentialChecks();
         builder.Services.AddHostedService<StartupReport>();
 
         var app = builder.Build();

@@ -48,6 +48,9 @@ internal sealed class PoolRegistry : IDisposable
 
     public Pool? Default => _default;
 
+    /// <summary>Finds a pool by name.</summary>
+    public Pool? Find(string name) => Array.Find(_pools, p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+
     /// <summary>
     /// Finds the pool for <paramref name="path"/>. When a prefix matched, <paramref name="remainder"/> is the path to send
     /// upstream and <paramref name="prefixed"/> is true; the default pool gets the path unchanged.

@@ -30,4 +30,22 @@ internal static class KeyHealthRules
         KeyState.Dead or KeyState.Cooling => new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures),
         _ => null,
     };
+
+    /// <summary>
+    /// Returns a cooling key to service once its deadline has passed, or <see langword="null"/>: never a key that died
+    /// meanwhile, and never before a deadline that was pushed out.
+    /// </summary>
+    public static KeyHealth? EndCooldown(KeyHealth current, DateTimeOffset now) => current.State == KeyState.Cooling && now >= current.Until
+        ? new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures)
+        : null;
+
+    /// <summary>Takes a key out of service on an operator's word; nothing but an operator brings it back.</summary>
+    public static KeyHealth? Disable(KeyHealth current, DateTimeOffset now) => current.State == KeyState.Disabled
+        ? null
+        : new KeyHealth(KeyState.Disabled, now, Until: null, current.LastFailure, current.Failures);
+
+    /// <summary>Returns a disabled key to service on an operator's word.</summary>
+    public static KeyHealth? Enable(KeyHealth current, DateTimeOffset now) => current.State == KeyState.Disabled
+        ? new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures)
+        : null;
 }

@@ -52,6 +52,45 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
         return change is not null;
     }
 
+    /// <summary>Returns a cooling key to service at its deadline, without a probe. Returns whether this call changed its state.</summary>
+    public bool EndCooldown(PoolKey key)
+    {
+        var now = time.GetUtcNow();
+        var change = Apply(key, current => KeyHealthRules.EndCooldown(current, now));
+        if (change is not null)
+        {
+            LogKeyHealed(logger, key.Pool, key.Name, key.Fingerprint, "its rate-limit window ended");
+        }
+
+        return change is not null;
+    }
+
+    /// <summary>Takes a key out of service on an operator's word. Returns whether this call changed its state.</summary>
+    public bool Disable(PoolKey key, string operatorName)
+    {
+        var now = time.GetUtcNow();
+        var change = Apply(key, current => KeyHealthRules.Disable(current, now));
+        if (change is not null)
+        {
+            LogKeyDisabled(logger, key.Pool, key.Name, key.Fingerprint, operatorName);
+        }
+
+        return change is not null;
+    }
+
+    /// <summary>Returns a disabled key to service on an operator's word. Returns whether this call changed its state.</summary>
+    public bool Enable(PoolKey key, string operatorName)
+    {
+        var now = time.GetUtcNow();
+        var change = Apply(key, current => KeyHealthRules.Enable(current, now));
+        if (change is not null)
+        {
+            LogKeyEnabled(logger, key.Pool, key.Name, key.Fingerprint, operatorName);
+        }
+
+        return change is not null;
+    }
+
     private KeyHealthChange? Apply(PoolKey key, Func<KeyHealth, KeyHealth?> rule)
     {
         while (true)
@@ -79,6 +118,14 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is rate limited ({Failure:l}) until {Until:O}. Requests go to the next key meanwhile.")]
     private static partial void LogKeyCooling(ILogger logger, string pool, string keyName, string fingerprint, string failure, DateTimeOffset until);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning,
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) was disabled by {Operator:l}; it stays out of service until an operator enables it.")]
+    private static partial void LogKeyDisabled(ILogger logger, string pool, string keyName, string fingerprint, string @operator);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information,
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) was enabled by {Operator:l} and is back in service.")]
+    private static partial void LogKeyEnabled(ILogger logger, string pool, string keyName, string fingerprint, string @operator);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is back in service: {Reason:l}.")]

@@ -13,6 +13,8 @@ internal sealed class ProxyConfig
         ["AFP_LOG_FORMAT"] = "none",
         // Tests observe retries through the upstream, not through the wall clock.
         ["Failover:RetryDelay"] = "00:00:00",
+        // Request-path tests count upstream calls exactly; the credential-check tests turn startup probes on.
+        ["Probes:AtStartup"] = "false",
     };
 
     public ProxyConfig()

@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
+
+namespace AuthFailoverProxy.Health;
+
+/// <summary>
+/// Brings keys back without a human. A dead key is re-checked in the background with exponential backoff and jitter
+/// (<see cref="ProbeOptions.HealDelay"/> up to <see cref="ProbeOptions.MaxHealDelay"/>, paced by Polly on the injected
+/// clock) and returns to service only after a check passes. A rate-limited key returns at its deadline without a
+/// check. A key an operator disabled is never touched: the state rules refuse it.
+/// </summary>
+/// <remarks>Its dependencies are resolved when it runs: hosted services are built before the host validates options.</remarks>
+internal sealed partial class KeyHealer(
+    IServiceProvider services,
+    KeyStateBoard board,
+    IOptions<ProbeOptions> options,
+    TimeProvider time,
+    ILogger<KeyHealer> logger) : BackgroundService
+{
+    private readonly ConcurrentDictionary<PoolKey, Task> _watches = new();
+    private CancellationToken _stopping;
+    private PoolRegistry? _registry;
+    private KeyProber? _prober;
+    private ResiliencePipeline<bool>? _recheck;
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _stopping = stoppingToken;
+        _registry = services.GetRequiredService<PoolRegistry>();
+        _prober = services.GetRequiredService<KeyProber>();
+        _recheck = BuildRecheck(options.Value, time);
+        board.Changed += OnChanged;
+        stoppingToken.Register(() => board.Changed -= OnChanged);
+        foreach (var key in _registry.Pools.SelectMany(p => p.Keys))
+        {
+            Watch(key);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void OnChanged(KeyHealthChange change) => Watch(change.Key);
+
+    /// <summary>Starts the one watch a dead or cooling key needs, unless it already has one.</summary>
+    private void Watch(PoolKey key)
+    {
+        if (_stopping.IsCancellationRequested || key.Health.State is not (KeyState.Dead or KeyState.Cooling) || _watches.ContainsKey(key))
+        {
+            return;
+        }
+
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_watches.TryAdd(key, started.Task))
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await (key.Health.State == KeyState.Dead ? HealAsync(key) : AwaitCooldownAsync(key));
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex)
+            {
+                LogWatchFailed(logger, key.Pool, key.Name, ex);
+            }
+            finally
+            {
+                _watches.TryRemove(key, out _);
+                started.TrySetResult();
+                // The key may have changed state while this watch was finishing (died again, say): look once more.
+                Watch(key);
+            }
+        }, CancellationToken.None);
+    }
+
+    private async Task HealAsync(PoolKey key)
+    {
+        var pool = _registry!.Find(key.Pool);
+        if (pool is null)
+        {
+            return;
+        }
+
+        // The key was just found dead: the pipeline is entered as if its first check had failed, so the first real
+        // check waits HealDelay, and each later one longer.
+        var firstReplayed = false;
+        await _recheck!.ExecuteAsync(
+            async ct =>
+            {
+                if (!firstReplayed)
+                {
+                    firstReplayed = true;
+                    return false;
+                }
+
+                if (key.Health.State != KeyState.Dead)
+                {
+                    // Healed elsewhere, disabled by an operator, or cooling: nothing left to heal.
+                    return true;
+                }
+
+                var result = await _prober!.ProbeAsync(pool, key, ct);
+                switch (result)
+                {
+                    case { Outcome: ProbeOutcome.Usable }:
+                        board.Heal(key, "a background check passed");
+                        return true;
+                    case { Outcome: ProbeOutcome.Cooling, Failure: { } failure }:
+                        // A 429 means the key authenticates: it is alive, only busy.
+                        board.Heal(key, "a background check found it rate limited but valid");
+                        board.ReportCooling(key, failure, result.CoolUntil);
+                        return true;
+                    default:
+                        LogStillDead(logger, key.Pool, key.Name, result.Failure?.Label ?? result.Reason ?? "no answer");
+                        return false;
+                }
+            },
+            _stopping);
+    }
+
+    private async Task AwaitCooldownAsync(PoolKey key)
+    {
+        while (key.Health is { State: KeyState.Cooling, Until: { } until })
+        {
+            var wait = until - time.GetUtcNow();
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, time, _stopping);
+            }
+
+            // False when the deadline was pushed out meanwhile (the loop waits again) or the key died (the loop ends).
+            board.EndCooldown(key);
+        }
+    }
+
+    private static ResiliencePipeline<bool> BuildRecheck(ProbeOptions options, TimeProvider time) =>
+        new ResiliencePipelineBuilder<bool> { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions<bool>
+            {
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome is { Result: false }),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.HealDelay,
+                MaxDelay = options.MaxHealDelay,
+            })
+            .Build();
+
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': key '{KeyName:l}' is still out of service after a background check ({Result:l}).")]
+    private static partial void LogStillDead(ILogger logger, string pool, string keyName, string result);
+
+    [LoggerMessage(EventId = 4102, Level = LogLevel.Error, Message = "Pool '{Pool:l}': watching key '{KeyName:l}' failed; it will be looked at again on its next change.")]
+    private static partial void LogWatchFailed(ILogger logger, string pool, string keyName, Exception exception);
+}

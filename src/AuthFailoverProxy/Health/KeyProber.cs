@@ -1,0 +1,80 @@
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+using Microsoft.Extensions.Options;
+
+namespace AuthFailoverProxy.Health;
+
+/// <summary>What a check of one key found.</summary>
+internal enum ProbeOutcome
+{
+    /// <summary>The upstream accepted the key.</summary>
+    Usable,
+
+    /// <summary>The upstream rejected the key (revoked, forbidden, out of credit).</summary>
+    Dead,
+
+    /// <summary>The key is rate limited.</summary>
+    Cooling,
+
+    /// <summary>Nothing was learned about the key (upstream unreachable, unwell or without the probe path): it stays in service.</summary>
+    Unknown,
+}
+
+/// <summary>The result of one check, with the facts for the log and <c>/status</c>.</summary>
+internal sealed record ProbeResult(ProbeOutcome Outcome, KeyFailure? Failure = null, DateTimeOffset CoolUntil = default, string? Reason = null);
+
+/// <summary>
+/// Checks a key with the cheapest authenticated call (<c>GET /v1/models</c>: no tokens spent) through the pool's own
+/// connection pool, and judges the answer exactly as the request path would (<see cref="UpstreamErrorJudge"/>).
+/// </summary>
+internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<FailoverOptions> failover, TimeProvider time)
+{
+    private const string AnthropicVersion = "2023-06-01";
+
+    public async Task<ProbeResult> ProbeAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
+    {
+        var probe = options.Value;
+        using var request = new HttpRequestMessage(HttpMethod.Get, pool.DestinationPrefix + probe.Path);
+        if (pool.Kind == ProviderKind.Anthropic)
+        {
+            request.Headers.TryAddWithoutValidation("x-api-key", key.HeaderValue);
+            request.Headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
+        }
+        else
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", key.HeaderValue);
+        }
+
+        using var timeout = new CancellationTokenSource(probe.Timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        try
+        {
+            using var response = await pool.Client.SendAsync(request, linked.Token);
+            var status = (int)response.StatusCode;
+            if (status is >= 200 and < 300)
+            {
+                return new ProbeResult(ProbeOutcome.Usable);
+            }
+
+            var (body, rest) = await UpstreamErrorJudge.ReadErrorBodyAsync(response.Content, linked.Token);
+            rest?.Dispose();
+            var judgement = UpstreamErrorJudge.Judge(pool.Kind, key, response, body.Span, time.GetUtcNow(), failover.Value);
+            return judgement.Class switch
+            {
+                FailureClass.KeyDead => new ProbeResult(ProbeOutcome.Dead, judgement.Failure),
+                FailureClass.KeyCooling => new ProbeResult(ProbeOutcome.Cooling, judgement.Failure, judgement.CoolUntil),
+                FailureClass.UpstreamUnwell => new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream answered {status}"),
+                _ => new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream answered {status} to GET {probe.Path}"),
+            };
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return new ProbeResult(ProbeOutcome.Unknown, Reason: $"no answer within {probe.Timeout.TotalSeconds:0} s");
+        }
+        catch (HttpRequestException ex)
+        {
+            return new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream could not be reached ({SecretMasker.Mask(ex.Message, key.Secret)})");
+        }
+    }
+}

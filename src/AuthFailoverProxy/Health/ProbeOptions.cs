@@ -1,0 +1,20 @@
+namespace AuthFailoverProxy.Health;
+
+/// <summary>How keys are checked without a client's request. Bound from <c>Probes</c>.</summary>
+public sealed class ProbeOptions
+{
+    /// <summary>Gets or sets a value indicating whether every key is checked when the proxy starts. <value>The default value is <see langword="true"/>.</value></summary>
+    public bool AtStartup { get; set; } = true;
+
+    /// <summary>Gets or sets how long one check may take before its key is judged "unknown" (kept in service). <value>The default value is 10 seconds.</value></summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets the path of the cheapest authenticated call. <value>The default value is <c>/v1/models</c>.</value></summary>
+    public string Path { get; set; } = "/v1/models";
+
+    /// <summary>Gets or sets the wait before a dead key's first re-check; later waits double, with jitter. <value>The default value is 30 seconds.</value></summary>
+    public TimeSpan HealDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets the longest wait between two re-checks of a dead key. <value>The default value is 30 minutes.</value></summary>
+    public TimeSpan MaxHealDelay { get; set; } = TimeSpan.FromMinutes(30);
+}
