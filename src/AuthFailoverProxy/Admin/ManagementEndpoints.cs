@@ -1,3 +1,4 @@
+using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
@@ -35,7 +36,10 @@ internal static class ManagementEndpoints
         }
 
         var services = context.RequestServices;
-        var report = StatusReport.Capture(services.GetRequiredService<PoolRegistry>(), services.GetRequiredService<TimeProvider>().GetUtcNow());
+        var report = StatusReport.Capture(
+            services.GetRequiredService<PoolRegistry>(),
+            services.GetRequiredService<SafeMode>(),
+            services.GetRequiredService<TimeProvider>().GetUtcNow());
         return Results.Json(report, AdminJsonContext.Default.StatusReport).ExecuteAsync(context);
     }
 }

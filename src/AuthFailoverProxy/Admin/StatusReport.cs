@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 
@@ -8,10 +9,12 @@ namespace AuthFailoverProxy.Admin;
 /// <summary>What <c>GET /status</c> answers: every pool and key by name and fingerprint, never a secret.</summary>
 internal sealed record StatusReport(string Status, DateTimeOffset Time, IReadOnlyList<PoolStatus> Pools)
 {
-    public static StatusReport Capture(PoolRegistry registry, DateTimeOffset now)
+    public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, DateTimeOffset now)
     {
-        var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, now)).ToList();
-        var status = pools.Any(p => p.UsableKeys == 0) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count) ? "degraded" : "ok";
+        var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, safeMode, now)).ToList();
+        // A pool whose fallback can serve for it is degraded, not exhausted: its agents still get answers.
+        bool Exhausted(PoolStatus p) => p.UsableKeys == 0 && !(p.SafeMode is { } safe && pools.Any(f => f.Name == safe.Fallback && f.UsableKeys > 0));
+        var status = pools.Any(Exhausted) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count) ? "degraded" : "ok";
         return new StatusReport(status, now, pools);
     }
 }
@@ -24,9 +27,10 @@ internal sealed record PoolStatus(
     bool Default,
     string Selection,
     int UsableKeys,
+    SafeModeStatus? SafeMode,
     IReadOnlyList<KeyStatus> Keys)
 {
-    public static PoolStatus Capture(Pool pool, DateTimeOffset now) => new(
+    public static PoolStatus Capture(Pool pool, SafeMode safeMode, DateTimeOffset now) => new(
         pool.Name,
         pool.Kind.ToString().ToLowerInvariant(),
         pool.DestinationPrefix,
@@ -34,6 +38,7 @@ internal sealed record PoolStatus(
         pool.IsDefault,
         pool.Selection.ToString(),
         pool.CountUsable(now),
+        pool.Fallback is { } fallback ? new SafeModeStatus(safeMode.Since(pool) is not null, fallback.Name, pool.FallbackModel, safeMode.Since(pool)) : null,
         [.. pool.Keys.Select(k => KeyStatus.Capture(k, now))]);
 }
 
@@ -66,6 +71,9 @@ internal sealed record KeyStatus(
             health.LastFailure is { } f ? new KeyErrorStatus(f.Status, f.ErrorType, f.ErrorCode, f.Message, f.RequestId, f.At) : null);
     }
 }
+
+/// <summary>A pool's safe mode: whether its fallback is serving for it right now, and since when.</summary>
+internal sealed record SafeModeStatus(bool Active, string Fallback, string? FallbackModel, DateTimeOffset? Since);
 
 internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, string? Message, string? RequestId, DateTimeOffset At);
 

@@ -36,9 +36,17 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
 {
     internal const string KeyHeader = "x-afp-key";
     internal const string AttemptsHeader = "x-afp-attempts";
+    internal const string SafeModeHeader = "x-afp-safe-mode";
     private const string AnthropicVersion = "2023-06-01";
 
-    public Pool Pool => pool;
+    /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
+    public Pool Pool { get; private set; } = pool;
+
+    /// <summary>Gets the body to send: the agent's, or its safe-mode rewrite.</summary>
+    public ReplayableBody Body { get; private set; } = body;
+
+    /// <summary>Gets the pool whose requests the fallback serves, when this request is in safe mode.</summary>
+    public Pool? SafeModeFrom { get; private set; }
 
     public DateTimeOffset Deadline => deadline;
 
@@ -80,6 +88,15 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
 
     public void GiveUpOn(PoolKey key) => (Tried ??= []).Add(key);
 
+    /// <summary>Walks the fallback pool from now on, with a rewritten body when the pool names a substitute model.</summary>
+    public void EnterSafeMode(Pool fallback, ReplayableBody? rewritten)
+    {
+        SafeModeFrom = Pool;
+        Pool = fallback;
+        Body = rewritten ?? Body;
+        Tried = null;
+    }
+
     /// <summary>Starts a try: the body is rewound and the last answer forgotten.</summary>
     public void BeginTry(HttpContext context)
     {
@@ -90,9 +107,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         Failure = null;
         RetryAfter = null;
         TransportError = ForwarderError.None;
-        if (body.HasBody)
+        if (Body.HasBody)
         {
-            context.Request.Body = body.OpenRead();
+            context.Request.Body = Body.OpenRead();
         }
     }
 
@@ -112,7 +129,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         var headers = proxyRequest.Headers;
         headers.Remove("x-api-key");
         headers.Remove("Authorization");
-        if (pool.Kind == ProviderKind.Anthropic)
+        if (Pool.Kind == ProviderKind.Anthropic)
         {
             headers.TryAddWithoutValidation("x-api-key", Key.HeaderValue);
             if (!httpContext.Request.Headers.ContainsKey("anthropic-version"))
@@ -123,6 +140,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         else
         {
             headers.TryAddWithoutValidation("Authorization", Key.HeaderValue);
+        }
+
+        if (SafeModeFrom is not null && proxyRequest.Content?.Headers.ContentLength is not null)
+        {
+            // A rewritten model changes the body's length.
+            proxyRequest.Content.Headers.ContentLength = Body.Length;
         }
     }
 
@@ -154,7 +177,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         }
 
         var (prefix, rest) = await UpstreamErrorJudge.ReadErrorBodyAsync(proxyResponse.Content, cancellationToken);
-        var judgement = UpstreamErrorJudge.Judge(pool.Kind, Key, proxyResponse, prefix.Span, time.GetUtcNow(), options);
+        var judgement = UpstreamErrorJudge.Judge(Pool.Kind, Key, proxyResponse, prefix.Span, time.GetUtcNow(), options);
         if (judgement.Class is FailureClass.KeyDead or FailureClass.KeyCooling)
         {
             rest?.Dispose();
@@ -176,6 +199,11 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         var headers = httpContext.Response.Headers;
         headers[KeyHeader] = Key.Name;
         headers[AttemptsHeader] = AttemptCounts.ToHeader(Attempts);
+        if (SafeModeFrom is not null)
+        {
+            headers[SafeModeHeader] = Pool.Name;
+        }
+
         return proceed;
     }
 }

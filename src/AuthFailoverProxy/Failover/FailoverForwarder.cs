@@ -22,6 +22,7 @@ internal sealed partial class FailoverForwarder
     private readonly KeyStateBoard _board;
     private readonly ClientAuthenticator _authenticator;
     private readonly PoolExhaustionLog _exhaustionLog;
+    private readonly SafeMode _safeMode;
     private readonly FailoverOptions _options;
     private readonly RequestBodyOptions _bodyOptions;
     private readonly TimeProvider _time;
@@ -33,6 +34,7 @@ internal sealed partial class FailoverForwarder
         KeyStateBoard board,
         ClientAuthenticator authenticator,
         PoolExhaustionLog exhaustionLog,
+        SafeMode safeMode,
         IOptions<FailoverOptions> options,
         IOptions<RequestBodyOptions> bodyOptions,
         TimeProvider time,
@@ -42,6 +44,7 @@ internal sealed partial class FailoverForwarder
         _board = board;
         _authenticator = authenticator;
         _exhaustionLog = exhaustionLog;
+        _safeMode = safeMode;
         _options = options.Value;
         _bodyOptions = bodyOptions.Value;
         _time = time;
@@ -89,8 +92,21 @@ internal sealed partial class FailoverForwarder
             {
                 while (true)
                 {
+                    pool = attempt.Pool;
                     var key = pool.SelectKey(attempt.Tried, _time);
                     var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
+                    if (key is null && attempt.SafeModeFrom is null && pool.Fallback is { } fallback)
+                    {
+                        // None of the pool's own keys can serve: its fallback does, asking for the substitute model if one is named.
+                        var rewritten = pool.FallbackModel is { } model && attempt.Body.HasBody
+                            && ModelRewriter.TryRewrite(await attempt.Body.ToArrayAsync(context.RequestAborted), model) is { } bytes
+                            ? ReplayableBody.FromBytes(bytes)
+                            : null;
+                        _safeMode.Enter(pool, fallback);
+                        attempt.EnterSafeMode(fallback, rewritten);
+                        continue;
+                    }
+
                     if (key is null || deadlinePassed)
                     {
                         await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
@@ -197,8 +213,16 @@ internal sealed partial class FailoverForwarder
 
     private Task RespondNoUsableKeyAsync(HttpContext context, FailoverAttempt attempt, bool deadlinePassed)
     {
-        var pool = attempt.Pool;
-        var (message, retryAfter) = NoUsableKeyReport.Build(pool, _time.GetUtcNow(), deadlinePassed, attempt.Attempts);
+        var pool = attempt.SafeModeFrom ?? attempt.Pool;
+        var now = _time.GetUtcNow();
+        var (message, retryAfter) = NoUsableKeyReport.Build(pool, now, deadlinePassed, attempt.Attempts);
+        if (attempt.SafeModeFrom is not null)
+        {
+            var (fallbackMessage, fallbackRetryAfter) = NoUsableKeyReport.Build(attempt.Pool, now, deadlinePassed, attempt.Attempts);
+            message = $"{message} Safe mode could not help: {fallbackMessage}";
+            retryAfter = retryAfter is null || fallbackRetryAfter < retryAfter ? fallbackRetryAfter ?? retryAfter : retryAfter;
+        }
+
         _exhaustionLog.Report(pool, message);
         ResetIfNotStarted(context);
         context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);

@@ -18,6 +18,7 @@ internal static class FailoverServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<RequestBodyOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
         services.AddSingleton<KeyStateBoard>();
         services.AddSingleton<PoolExhaustionLog>();
+        services.AddSingleton<SafeMode>();
         services.AddSingleton<FailoverForwarder>();
         return services;
     }

@@ -13,6 +13,7 @@ internal sealed class ReplayableBody : IAsyncDisposable
     private const int CopyChunk = 64 * 1024;
 
     private byte[]? _memory;
+    private byte[]? _owned;
     private int _memoryLength;
     private FileStream? _file;
 
@@ -23,7 +24,9 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// <summary>Gets a body for requests that have none; nothing is buffered and nothing is replaced.</summary>
     public static ReplayableBody None { get; } = new();
 
-    public bool HasBody => _memory is not null || _file is not null;
+    public bool HasBody => _memory is not null || _owned is not null || _file is not null;
+
+    private byte[] Memory => _memory ?? _owned!;
 
     /// <summary>
     /// Reads the whole body of <paramref name="request"/>. Returns <see langword="null"/> when it is larger than
@@ -55,6 +58,26 @@ internal sealed class ReplayableBody : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets the body's length in bytes.</summary>
+    public long Length => _file?.Length ?? _memoryLength;
+
+    /// <summary>Wraps bytes made by the proxy itself (a safe-mode rewrite); nothing is rented, so nothing is returned.</summary>
+    public static ReplayableBody FromBytes(byte[] bytes) => new() { _owned = bytes, _memoryLength = bytes.Length };
+
+    /// <summary>Reads the whole body (safe mode only: the body is rewritten once, off the hot path).</summary>
+    public async ValueTask<byte[]> ToArrayAsync(CancellationToken cancellationToken)
+    {
+        if (_file is null)
+        {
+            return Memory.AsSpan(0, _memoryLength).ToArray();
+        }
+
+        var bytes = new byte[_file.Length];
+        _file.Position = 0;
+        await _file.ReadExactlyAsync(bytes, cancellationToken);
+        return bytes;
+    }
+
     /// <summary>Returns a fresh stream positioned at the first byte; only one attempt reads at a time.</summary>
     public Stream OpenRead()
     {
@@ -64,7 +87,7 @@ internal sealed class ReplayableBody : IAsyncDisposable
             return new NonClosingStream(_file);
         }
 
-        return new MemoryStream(_memory!, 0, _memoryLength, writable: false);
+        return new MemoryStream(Memory, 0, _memoryLength, writable: false);
     }
 
     public async ValueTask DisposeAsync()

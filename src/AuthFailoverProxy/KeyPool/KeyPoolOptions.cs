@@ -41,6 +41,16 @@ public sealed class KeyPoolOptions
     /// priority from there; other files follow the listed keys in name order.
     /// </summary>
     public string? KeysDirectory { get; set; }
+
+    /// <summary>
+    /// Gets or sets the pool that serves this pool's requests when none of its own keys can (safe mode): a second
+    /// organization, another region, a compatible gateway. It must speak the same API. Responses served this way carry
+    /// <c>x-afp-safe-mode</c>; the pool leaves safe mode by itself as soon as one of its keys heals.
+    /// </summary>
+    public string? Fallback { get; set; }
+
+    /// <summary>Gets or sets the model to ask the fallback pool for instead of the request's own (rewrites the body's top-level <c>model</c>).</summary>
+    public string? FallbackModel { get; set; }
 }
 
 /// <summary>One credential in a pool.</summary>

@@ -49,6 +49,18 @@ internal sealed class Pool
 
     public HttpMessageInvoker Client { get; }
 
+    /// <summary>Gets the pool that serves when none of this pool's keys can (safe mode), if any.</summary>
+    public Pool? Fallback { get; private set; }
+
+    /// <summary>Gets the model to ask the fallback for instead of the request's own, if any.</summary>
+    public string? FallbackModel { get; private set; }
+
+    internal void UseFallback(Pool fallback, string? model)
+    {
+        Fallback = fallback;
+        FallbackModel = model;
+    }
+
     public ForwarderRequestConfig RequestConfig { get; }
 
     public IReadOnlyList<PoolKey> Keys => _keys;

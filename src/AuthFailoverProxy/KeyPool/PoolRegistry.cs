@@ -39,6 +39,14 @@ internal sealed class PoolRegistry : IDisposable
                 new ForwarderRequestConfig { ActivityTimeout = failover.Value.ActivityTimeout }));
         }
 
+        foreach (var pool in built)
+        {
+            if (pools.Value.Pools[pool.Name] is { Fallback: { } fallback } options)
+            {
+                pool.UseFallback(built.Single(p => string.Equals(p.Name, fallback, StringComparison.OrdinalIgnoreCase)), options.FallbackModel);
+            }
+        }
+
         // Longest prefix first, so "/openai/azure" wins over "/openai".
         _pools = [.. built.OrderByDescending(p => p.PathPrefix.Value!.Length)];
         _default = _pools.FirstOrDefault(p => p.IsDefault);

@@ -57,6 +57,29 @@ internal sealed class PoolsOptionsValidator(IConfiguration configuration) : IVal
             KeySource.Load(pool, poolOptions, configuration, errors);
         }
 
+        foreach (var (pool, poolOptions) in options.Pools)
+        {
+            if (poolOptions.Fallback is { } fallback)
+            {
+                if (!options.Pools.TryGetValue(fallback, out var fallbackOptions))
+                {
+                    errors.Add($"Pools:{pool}:Fallback names pool '{fallback}', which is not configured.");
+                }
+                else if (string.Equals(fallback, pool, StringComparison.OrdinalIgnoreCase))
+                {
+                    errors.Add($"Pools:{pool}:Fallback names the pool itself.");
+                }
+                else if (fallbackOptions.Kind != poolOptions.Kind)
+                {
+                    errors.Add($"Pools:{pool}:Fallback names pool '{fallback}', which speaks {fallbackOptions.Kind} while '{pool}' speaks {poolOptions.Kind}.");
+                }
+            }
+            else if (poolOptions.FallbackModel is not null)
+            {
+                errors.Add($"Pools:{pool}:FallbackModel is set but Pools:{pool}:Fallback is not.");
+            }
+        }
+
         if (defaults.Count > 1)
         {
             errors.Add($"Pools:{{name}}:Default is true for {string.Join(", ", defaults.Select(d => $"'{d}'"))}: only one pool can serve '/'.");

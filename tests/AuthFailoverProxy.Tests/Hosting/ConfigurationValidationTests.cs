@@ -69,6 +69,21 @@ public sealed class ConfigurationValidationTests
     }
 
     [Fact]
+    public async Task Fallback_MustNameAnotherPoolOfTheSameKind()
+    {
+        var config = new ProxyConfig()
+            .Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .Pool("openai", Upstream, "openai", keys: [("o", Secrets.OpenAIKey())])
+            .Set("Pools:anthropic:Fallback", "openai")
+            .Set("Pools:openai:Fallback", "nowhere");
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains("Pools:anthropic:Fallback names pool 'openai', which speaks OpenAI while 'anthropic' speaks Anthropic.", problems);
+        Assert.Contains("Pools:openai:Fallback names pool 'nowhere', which is not configured.", problems);
+    }
+
+    [Fact]
     public async Task KeysDirectory_ReadsOneFilePerKey_LikeAMountedKubernetesSecret()
     {
         var directory = Directory.CreateTempSubdirectory("afp-keys-");

@@ -1,0 +1,50 @@
+using System.Collections.Concurrent;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>
+/// Which pools are in safe mode: none of their own keys could serve, so their fallback pool does. Entering and leaving
+/// are said once each, at Warning; a pool leaves by itself the moment one of its keys is back in service.
+/// </summary>
+internal sealed partial class SafeMode
+{
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _since = new(StringComparer.OrdinalIgnoreCase);
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public SafeMode(KeyStateBoard board, TimeProvider time, ILogger<SafeMode> logger)
+    {
+        _time = time;
+        _logger = logger;
+        board.Changed += OnChanged;
+    }
+
+    /// <summary>Returns when <paramref name="pool"/> entered safe mode, or <see langword="null"/> when it is not in it.</summary>
+    public DateTimeOffset? Since(Pool pool) => _since.TryGetValue(pool.Name, out var since) ? since : null;
+
+    public void Enter(Pool pool, Pool fallback)
+    {
+        if (_since.TryAdd(pool.Name, _time.GetUtcNow()))
+        {
+            LogEntered(_logger, pool.Name, fallback.Name, pool.FallbackModel ?? "the requested model");
+        }
+    }
+
+    private void OnChanged(KeyHealthChange change)
+    {
+        if (change.Current.IsUsable && _since.TryRemove(change.Key.Pool, out var since))
+        {
+            LogLeft(_logger, change.Key.Pool, change.Key.Name, _time.GetUtcNow() - since);
+        }
+    }
+
+    [LoggerMessage(EventId = 3020, Level = LogLevel.Warning,
+        Message = "Pool '{Pool:l}' entered safe mode: none of its keys can serve, so pool '{Fallback:l}' serves its requests (asking for {Model:l}). Responses carry x-afp-safe-mode.")]
+    private static partial void LogEntered(ILogger logger, string pool, string fallback, string model);
+
+    [LoggerMessage(EventId = 3021, Level = LogLevel.Warning,
+        Message = "Pool '{Pool:l}' left safe mode after {Duration}: key '{KeyName:l}' is back in service.")]
+    private static partial void LogLeft(ILogger logger, string pool, string keyName, TimeSpan duration);
+}
