@@ -27,6 +27,7 @@ internal sealed record PoolStatus(
     bool Default,
     string Selection,
     int UsableKeys,
+    string Circuit,
     SafeModeStatus? SafeMode,
     IReadOnlyList<KeyStatus> Keys)
 {
@@ -38,6 +39,12 @@ internal sealed record PoolStatus(
         pool.IsDefault,
         pool.Selection.ToString(),
         pool.CountUsable(now),
+        pool.Circuit?.State switch
+        {
+            null => "off",
+            Polly.CircuitBreaker.CircuitState.HalfOpen => "half-open",
+            var state => state.Value.ToString().ToLowerInvariant(),
+        },
         pool.Fallback is { } fallback ? new SafeModeStatus(safeMode.Since(pool) is not null, fallback.Name, pool.FallbackModel, safeMode.Since(pool)) : null,
         [.. pool.Keys.Select(k => KeyStatus.Capture(k, now))]);
 }

@@ -212,12 +212,13 @@ internal static class DemoMode
             await SayAsync(Wrap(ErrorMessage(last.Body) ?? last.Body, "     "));
 
             var held = _failedBeforeRevocation == 0 && last.Status == 503;
+            var checks = upstream.Requests.Count(r => r.Method == "GET" && r.PathAndQuery == "/v1/models");
             await SayAsync($"""
 
                 Summary
                    client requests sent:                                  {_sent}
                    client-visible failures before every key was revoked:  {_failedBeforeRevocation}
-                   upstream calls the simulated provider received:        {upstream.RequestCount}
+                   upstream calls the simulated provider received:        {upstream.RequestCount} ({checks} of them the proxy's own credential checks at start)
                    {(held
                     ? "The story held: one key died and the agent never noticed; when the last key died, it was told why and what to do."
                     : "The story did NOT hold: see the requests above.")}

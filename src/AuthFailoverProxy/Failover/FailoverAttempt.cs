@@ -24,6 +24,9 @@ internal enum AttemptVerdict
 
     /// <summary>The client went away.</summary>
     ClientGone,
+
+    /// <summary>The pool's circuit is open: the upstream is down and is not being called.</summary>
+    CircuitOpen,
 }
 
 /// <summary>
@@ -76,6 +79,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     /// <summary>Gets the status of the last upstream answer that was not delivered, for the final error.</summary>
     public int LastUnwellStatus { get; private set; }
 
+    /// <summary>Gets a value indicating whether the upstream was unwell on the last try (5xx, no connection, no answer).</summary>
+    public bool TryWasUnwell { get; private set; }
+
+    /// <summary>Gets how long the open circuit asks clients to wait.</summary>
+    public TimeSpan? CircuitRetryAfter { get; private set; }
+
     private int TriesOnKey { get; set; }
 
     private bool IsFinalTry { get; set; }
@@ -107,10 +116,18 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         Failure = null;
         RetryAfter = null;
         TransportError = ForwarderError.None;
+        TryWasUnwell = false;
         if (Body.HasBody)
         {
             context.Request.Body = Body.OpenRead();
         }
+    }
+
+    /// <summary>Records that the pool's circuit refused the try.</summary>
+    public AttemptVerdict CircuitRefused(TimeSpan? retryAfter)
+    {
+        CircuitRetryAfter = retryAfter;
+        return Verdict = AttemptVerdict.CircuitOpen;
     }
 
     /// <summary>Judges a transport failure (refused, reset, timed out) of the current try.</summary>
@@ -118,6 +135,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     {
         TransportError = error;
         LastUnwellStatus = 0;
+        TryWasUnwell = true;
         return Verdict = IsFinalTry ? AttemptVerdict.UpstreamFailed : AttemptVerdict.RetryUpstream;
     }
 
@@ -166,6 +184,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         {
             // The upstream is unwell, whatever its body says: no need to read it.
             LastUnwellStatus = status;
+            TryWasUnwell = true;
             if (IsFinalTry)
             {
                 return await DeliverAsync(httpContext, proxyResponse, cancellationToken);

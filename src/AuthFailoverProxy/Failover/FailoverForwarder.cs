@@ -3,6 +3,7 @@ using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
 using Microsoft.Extensions.Options;
 using Polly;
+using Polly.CircuitBreaker;
 using Polly.Retry;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -35,6 +36,7 @@ internal sealed partial class FailoverForwarder
         ClientAuthenticator authenticator,
         PoolExhaustionLog exhaustionLog,
         SafeMode safeMode,
+        UpstreamCircuits circuits,
         IOptions<FailoverOptions> options,
         IOptions<RequestBodyOptions> bodyOptions,
         TimeProvider time,
@@ -45,6 +47,8 @@ internal sealed partial class FailoverForwarder
         _authenticator = authenticator;
         _exhaustionLog = exhaustionLog;
         _safeMode = safeMode;
+        // Built with the forwarder so that every pool has its breaker before the first request (see Pool.Circuit).
+        _ = circuits;
         _options = options.Value;
         _bodyOptions = bodyOptions.Value;
         _time = time;
@@ -95,15 +99,8 @@ internal sealed partial class FailoverForwarder
                     pool = attempt.Pool;
                     var key = pool.SelectKey(attempt.Tried, _time);
                     var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
-                    if (key is null && attempt.SafeModeFrom is null && pool.Fallback is { } fallback)
+                    if (key is null && await TryEnterSafeModeAsync(context, attempt))
                     {
-                        // None of the pool's own keys can serve: its fallback does, asking for the substitute model if one is named.
-                        var rewritten = pool.FallbackModel is { } model && attempt.Body.HasBody
-                            && ModelRewriter.TryRewrite(await attempt.Body.ToArrayAsync(context.RequestAborted), model) is { } bytes
-                            ? ReplayableBody.FromBytes(bytes)
-                            : null;
-                        _safeMode.Enter(pool, fallback);
-                        attempt.EnterSafeMode(fallback, rewritten);
                         continue;
                     }
 
@@ -132,6 +129,14 @@ internal sealed partial class FailoverForwarder
                             attempt.GiveUpOn(key);
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
+                        case AttemptVerdict.CircuitOpen:
+                            if (await TryEnterSafeModeAsync(context, attempt))
+                            {
+                                break;
+                            }
+
+                            await RespondCircuitOpenAsync(context, attempt);
+                            return;
                         case AttemptVerdict.UpstreamFailed or AttemptVerdict.RetryUpstream:
                             await RespondUpstreamFailedAsync(context, attempt);
                             return;
@@ -145,6 +150,27 @@ internal sealed partial class FailoverForwarder
                 // The client went away; its upstream call was cancelled with it.
             }
         }
+    }
+
+    /// <summary>
+    /// Switches to the pool's fallback when none of its own keys can serve (or its upstream is down), asking for the
+    /// substitute model if one is named. Returns false when there is no fallback or the request already uses it.
+    /// </summary>
+    private async ValueTask<bool> TryEnterSafeModeAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var pool = attempt.Pool;
+        if (attempt.SafeModeFrom is not null || pool.Fallback is not { } fallback)
+        {
+            return false;
+        }
+
+        var rewritten = pool.FallbackModel is { } model && attempt.Body.HasBody
+            && ModelRewriter.TryRewrite(await attempt.Body.ToArrayAsync(context.RequestAborted), model) is { } bytes
+            ? ReplayableBody.FromBytes(bytes)
+            : null;
+        _safeMode.Enter(pool, fallback);
+        attempt.EnterSafeMode(fallback, rewritten);
+        return true;
     }
 
     /// <summary>
@@ -179,7 +205,55 @@ internal sealed partial class FailoverForwarder
         }
     }
 
+    /// <summary>
+    /// One upstream call. A healthy pool's calls go straight out; a guarded pool's (recently unwell, or circuit not
+    /// closed) go through its Polly circuit breaker, which refuses them at once while the circuit is open.
+    /// </summary>
     private async ValueTask<AttemptVerdict> SendOnceAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var circuit = attempt.Pool.Circuit;
+        if (circuit is null || !circuit.IsGuarded)
+        {
+            var verdict = await SendCoreAsync(context, attempt);
+            if (attempt.TryWasUnwell)
+            {
+                circuit?.NoteUnwell();
+            }
+
+            return verdict;
+        }
+
+        var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
+        try
+        {
+            var outcome = await circuit.Pipeline.ExecuteOutcomeAsync(
+                static async (_, state) =>
+                {
+                    await state.Self.SendCoreAsync(state.Context, state.Attempt);
+                    return Outcome.FromResult(state.Attempt.TryWasUnwell);
+                },
+                resilienceContext,
+                (Self: this, Context: context, Attempt: attempt));
+            if (outcome.Exception is BrokenCircuitException broken)
+            {
+                return attempt.CircuitRefused(broken.RetryAfter);
+            }
+
+            outcome.ThrowIfException();
+            if (attempt.TryWasUnwell)
+            {
+                circuit.NoteUnwell();
+            }
+
+            return attempt.Verdict;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(resilienceContext);
+        }
+    }
+
+    private async ValueTask<AttemptVerdict> SendCoreAsync(HttpContext context, FailoverAttempt attempt)
     {
         if (context.Response.StatusCode != StatusCodes.Status200OK)
         {
@@ -227,6 +301,17 @@ internal sealed partial class FailoverForwarder
         ResetIfNotStarted(context);
         context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
         return ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.NoUsableKey, message, retryAfter);
+    }
+
+    private Task RespondCircuitOpenAsync(HttpContext context, FailoverAttempt attempt)
+    {
+        var pool = attempt.Pool;
+        ResetIfNotStarted(context);
+        context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
+        return ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.CircuitOpen,
+            $"the upstream {pool.DestinationPrefix} is failing, so the proxy has stopped calling it for now (circuit breaker open). " +
+            "It is checked in the background and calls resume as soon as it answers. The keys are not at fault and stay in service; retry later.",
+            attempt.CircuitRetryAfter ?? _options.RetryDelay);
     }
 
     private Task RespondUpstreamFailedAsync(HttpContext context, FailoverAttempt attempt)

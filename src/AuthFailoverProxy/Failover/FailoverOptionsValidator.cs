@@ -3,8 +3,36 @@ using Microsoft.Extensions.Options;
 namespace AuthFailoverProxy.Failover;
 
 /// <summary>Checks the failover and request-body settings, naming the key to fix.</summary>
-internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOptions>, IValidateOptions<RequestBodyOptions>
+internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOptions>, IValidateOptions<RequestBodyOptions>, IValidateOptions<CircuitBreakerOptions>
 {
+    public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
+    {
+        var errors = new List<string>();
+        if (options.FailureRatio is <= 0 or > 1)
+        {
+            errors.Add($"CircuitBreaker:FailureRatio is {options.FailureRatio}: use a share above 0 and at most 1, such as 0.5.");
+        }
+
+        if (options.MinimumThroughput < 2)
+        {
+            errors.Add("CircuitBreaker:MinimumThroughput must be 2 or more.");
+        }
+
+        // Polly's own bounds: a sampling window of at least 0.5 s and a break of at least 0.5 s.
+        if (options.SamplingDuration < TimeSpan.FromMilliseconds(500))
+        {
+            errors.Add("CircuitBreaker:SamplingDuration must be at least 00:00:00.5.");
+        }
+
+        if (options.BreakDuration < TimeSpan.FromMilliseconds(500))
+        {
+            errors.Add("CircuitBreaker:BreakDuration must be at least 00:00:00.5.");
+        }
+
+        Positive(errors, "CircuitBreaker:ProbeInterval", options.ProbeInterval);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
     public ValidateOptionsResult Validate(string? name, FailoverOptions options)
     {
         var errors = new List<string>();

@@ -19,6 +19,9 @@ internal static class FailoverServiceCollectionExtensions
         services.AddSingleton<KeyStateBoard>();
         services.AddSingleton<PoolExhaustionLog>();
         services.AddSingleton<SafeMode>();
+        services.AddOptions<CircuitBreakerOptions>().BindConfiguration("CircuitBreaker").ValidateOnStart();
+        services.AddSingleton<IValidateOptions<CircuitBreakerOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
+        services.AddSingleton<UpstreamCircuits>();
         services.AddSingleton<FailoverForwarder>();
         return services;
     }

@@ -55,6 +55,9 @@ internal sealed class Pool
     /// <summary>Gets the model to ask the fallback for instead of the request's own, if any.</summary>
     public string? FallbackModel { get; private set; }
 
+    /// <summary>Gets the pool's circuit breaker, when circuit breaking is on.</summary>
+    internal Failover.UpstreamCircuit? Circuit { get; set; }
+
     internal void UseFallback(Pool fallback, string? model)
     {
         Fallback = fallback;

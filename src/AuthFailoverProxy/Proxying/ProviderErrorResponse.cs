@@ -27,6 +27,9 @@ internal enum ProxyErrorKind
 
     /// <summary>400 (or the server's own 4xx): the request could not be read.</summary>
     BadRequest,
+
+    /// <summary>503: the pool's upstream is down and its circuit breaker is open.</summary>
+    CircuitOpen,
 }
 
 /// <summary>
@@ -48,6 +51,7 @@ internal static class ProviderErrorResponse
             ProxyErrorKind.UpstreamUnreachable => (502, "api_error", "server_error", "upstream_unreachable"),
             ProxyErrorKind.UpstreamTimeout => (504, "timeout_error", "server_error", "upstream_timeout"),
             ProxyErrorKind.NoPool => (404, "not_found_error", "invalid_request_error", "not_found"),
+            ProxyErrorKind.CircuitOpen => (503, "api_error", "server_error", "upstream_circuit_open"),
             ProxyErrorKind.BadRequest => (statusCode ?? 400, "invalid_request_error", "invalid_request_error", "invalid_request"),
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, null),
         };
