@@ -56,7 +56,8 @@ internal static class FailureClassifier
         };
     }
 
-    private static bool IsQuotaCode(string? code) => code is not null && QuotaCodes.Contains(code);
+    /// <summary>Returns whether a provider code says the account is out of quota, credit or spend allowance.</summary>
+    public static bool IsQuotaCode(string? code) => code is not null && QuotaCodes.Contains(code);
 
     private static bool MentionsCredit(string? message)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 using Microsoft.Extensions.Options;
@@ -26,13 +27,16 @@ internal sealed partial class KeyHealer(
     private PoolRegistry? _registry;
     private KeyProber? _prober;
     private ResiliencePipeline<bool>? _recheck;
+    private ResiliencePipeline<bool>? _slowRecheck;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
         _registry = services.GetRequiredService<PoolRegistry>();
         _prober = services.GetRequiredService<KeyProber>();
-        _recheck = BuildRecheck(options.Value, time);
+        _recheck = BuildRecheck(DelayBackoffType.Exponential, options.Value.HealDelay, options.Value.MaxHealDelay, time);
+        // Constant, not exponential: Polly's exponential jitter is decorrelated and can put a first check far below its base.
+        _slowRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.MaxHealDelay, options.Value.MaxHealDelay, time);
         board.Changed += OnChanged;
         stoppingToken.Register(() => board.Changed -= OnChanged);
         foreach (var key in _registry.Pools.SelectMany(p => p.Keys))
@@ -93,7 +97,8 @@ internal sealed partial class KeyHealer(
         // The key was just found dead: the pipeline is entered as if its first check had failed, so the first real
         // check waits HealDelay, and each later one longer.
         var firstReplayed = false;
-        await _recheck!.ExecuteAsync(
+        var recheck = CheckCannotProveRecovery(key.Health.LastFailure) ? _slowRecheck! : _recheck!;
+        await recheck.ExecuteAsync(
             async ct =>
             {
                 if (!firstReplayed)
@@ -142,16 +147,24 @@ internal sealed partial class KeyHealer(
         }
     }
 
-    private static ResiliencePipeline<bool> BuildRecheck(ProbeOptions options, TimeProvider time) =>
+    /// <summary>
+    /// A passing check (<c>GET /v1/models</c>) proves a key authenticates, not that its account has credit. Keys that
+    /// died of credit, billing or spend limits are therefore re-checked only at the slow end of the backoff: a fast
+    /// cycle would put them back, lose the next request's first try to the same 400, and log the death again each time.
+    /// </summary>
+    private static bool CheckCannotProveRecovery(KeyFailure? failure)
+        => failure is { Status: 400 or 402 } || FailureClassifier.IsQuotaCode(failure?.ErrorCode);
+
+    private static ResiliencePipeline<bool> BuildRecheck(DelayBackoffType backoff, TimeSpan delay, TimeSpan maxDelay, TimeProvider time) =>
         new ResiliencePipelineBuilder<bool> { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions<bool>
             {
                 ShouldHandle = static args => ValueTask.FromResult(args.Outcome is { Result: false }),
                 MaxRetryAttempts = int.MaxValue,
-                BackoffType = DelayBackoffType.Exponential,
+                BackoffType = backoff,
                 UseJitter = true,
-                Delay = options.HealDelay,
-                MaxDelay = options.MaxHealDelay,
+                Delay = delay,
+                MaxDelay = maxDelay,
             })
             .Build();
 

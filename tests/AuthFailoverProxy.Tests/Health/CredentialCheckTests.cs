@@ -100,6 +100,28 @@ public sealed class CredentialCheckTests
     }
 
     [Fact]
+    public async Task KeyOutOfCredit_IsRecheckedOnlyAtTheSlowEnd_BecauseACheckCannotProveCredit()
+    {
+        var time = new FakeTimeProvider(Midnight);
+        await using var s = await Scenario.StartAsync(time: time, configure: c => c.Set("Probes:MaxHealDelay", "00:30:00"));
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.NoCredit);
+        using (await s.PostMessageAsync())
+        {
+        }
+
+        for (var i = 0; i < 20; i++)
+        {
+            time.Advance(TimeSpan.FromMinutes(1));
+            await Task.Delay(5, TestContext.Current.CancellationToken);
+        }
+
+        // Twenty minutes: a revoked key would have had several checks by now; this one has had none.
+        Assert.Equal(0, ProbesOf(s, "primary"));
+        await AdvanceUntilAsync(time, () => ProbesOf(s, "primary") >= 1, TimeSpan.FromMinutes(1));
+        Assert.True(time.GetUtcNow() >= Midnight.AddMinutes(22), "the first check waits about MaxHealDelay (with jitter)");
+    }
+
+    [Fact]
     public async Task DisabledKey_IsNeverReEnabledAutomatically()
     {
         var time = new FakeTimeProvider(Midnight);
