@@ -48,14 +48,13 @@ internal sealed partial class StartupCredentialCheck(IServiceProvider services, 
     {
         var prober = services.GetRequiredService<KeyProber>();
         var board = services.GetRequiredService<KeyStateBoard>();
-        var checks = registry.Pools
-            .SelectMany(pool => pool.Keys.Select(key => (Pool: pool, Key: key, Result: prober.ProbeAsync(pool, key, stoppingToken))))
-            .ToList();
-        await Task.WhenAll(checks.Select(c => c.Result));
+        var keys = registry.Pools.SelectMany(pool => pool.Keys.Select(key => (Pool: pool, Key: key))).ToList();
+        var probes = await Task.WhenAll(keys.Select(k => prober.ProbeAsync(k.Pool, k.Key, stoppingToken)));
+        var checks = keys.Zip(probes, (k, probe) => (k.Pool, k.Key, Probe: probe)).ToList();
 
-        foreach (var (_, key, result) in checks)
+        foreach (var (_, key, probe) in checks)
         {
-            switch (result.Result)
+            switch (probe)
             {
                 case { Outcome: ProbeOutcome.Dead, Failure: { } failure }:
                     board.ReportDead(key, failure);
@@ -68,23 +67,23 @@ internal sealed partial class StartupCredentialCheck(IServiceProvider services, 
 
         foreach (var group in checks.GroupBy(c => c.Pool))
         {
-            var results = group.Select(c => (c.Key, c.Result.Result)).ToList();
+            var results = group.Select(c => (c.Key, c.Probe)).ToList();
             var summary = Summarize(results);
-            var usable = results.Count(r => r.Result.Outcome is ProbeOutcome.Usable or ProbeOutcome.Unknown);
+            var usable = results.Count(r => r.Probe.Outcome is ProbeOutcome.Usable or ProbeOutcome.Unknown);
             var level = usable == 0 ? LogLevel.Error : usable < results.Count ? LogLevel.Warning : LogLevel.Information;
             LogSummary(logger, level, group.Key.Name, summary);
         }
     }
 
     /// <summary>"2 of 3 keys usable. 'primary' rejected: 403 permission_error 'OAuth authentication is…'." (the log line puts the pool first).</summary>
-    internal static string Summarize(IReadOnlyList<(PoolKey Key, ProbeResult Result)> results)
+    internal static string Summarize(IReadOnlyList<(PoolKey Key, ProbeResult Probe)> results)
     {
-        var usable = results.Count(r => r.Result.Outcome is ProbeOutcome.Usable or ProbeOutcome.Unknown);
+        var usable = results.Count(r => r.Probe.Outcome is ProbeOutcome.Usable or ProbeOutcome.Unknown);
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"{usable} of {results.Count} keys usable.");
-        foreach (var (key, result) in results)
+        foreach (var (key, probe) in results)
         {
-            switch (result)
+            switch (probe)
             {
                 case { Outcome: ProbeOutcome.Dead, Failure: { } failure }:
                     text.Append(CultureInfo.InvariantCulture, $" '{key.Name}' rejected: {failure.Label}");
