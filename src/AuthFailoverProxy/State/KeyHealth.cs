@@ -51,6 +51,12 @@ internal sealed record KeyHealth(KeyState State, DateTimeOffset Since, DateTimeO
 
     public static KeyHealth Initial(DateTimeOffset now) => new(KeyState.Usable, now, Until: null, LastFailure: null, Failures: 0);
 
+    /// <summary>
+    /// Gets the version of the shared record this state came from (0: never shared). A replica adopts a shared state
+    /// only when its version is higher than the one it holds.
+    /// </summary>
+    public long Version { get; init; }
+
     /// <summary>Gets a value indicating whether the key is usable without asking the clock.</summary>
     public bool IsUsable => State == KeyState.Usable;
 

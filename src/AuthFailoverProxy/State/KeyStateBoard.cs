@@ -10,7 +10,7 @@ internal sealed record KeyHealthChange(PoolKey Key, KeyHealth Previous, KeyHealt
 /// The one place key health changes. Reports from many concurrent requests collapse into one transition: the first
 /// 403 takes the key out of service and is logged; the forty-nine in flight beside it change nothing and say nothing.
 /// </summary>
-internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateBoard> logger)
+internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore store, ILogger<KeyStateBoard> logger)
 {
     /// <summary>Raised once per actual transition, after it is visible to the request path.</summary>
     public event Action<KeyHealthChange>? Changed;
@@ -18,7 +18,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     /// <summary>Takes <paramref name="key"/> out of service until it is healed. Returns whether this call changed its state.</summary>
     public bool ReportDead(PoolKey key, KeyFailure failure)
     {
-        var change = Apply(key, current => KeyHealthRules.ReportDead(current, failure));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Dead, failure.At, failure));
         if (change is not null)
         {
             LogKeyDead(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, failure.Message ?? "(no message)", Remediation.ForDeadKey(key, failure));
@@ -30,7 +30,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     /// <summary>Rests <paramref name="key"/> until <paramref name="until"/>, never shortening a longer rest. Returns whether this call changed its state.</summary>
     public bool ReportCooling(PoolKey key, KeyFailure failure, DateTimeOffset until)
     {
-        var change = Apply(key, current => KeyHealthRules.ReportCooling(current, failure, until));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Cooling, failure.At, failure, until));
         if (change is not null && change.Previous.EffectiveState(failure.At) != KeyState.Cooling)
         {
             LogKeyCooling(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, until);
@@ -43,7 +43,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     public bool Heal(PoolKey key, string reason)
     {
         var now = time.GetUtcNow();
-        var change = Apply(key, current => KeyHealthRules.Heal(current, now));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Heal, now));
         if (change is not null)
         {
             LogKeyHealed(logger, key.Pool, key.Name, key.Fingerprint, reason);
@@ -56,7 +56,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     public bool EndCooldown(PoolKey key)
     {
         var now = time.GetUtcNow();
-        var change = Apply(key, current => KeyHealthRules.EndCooldown(current, now));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.EndCooldown, now));
         if (change is not null)
         {
             LogKeyHealed(logger, key.Pool, key.Name, key.Fingerprint, "its rate-limit window ended");
@@ -69,7 +69,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     public bool Disable(PoolKey key, string operatorName)
     {
         var now = time.GetUtcNow();
-        var change = Apply(key, current => KeyHealthRules.Disable(current, now));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Disable, now));
         if (change is not null)
         {
             LogKeyDisabled(logger, key.Pool, key.Name, key.Fingerprint, operatorName);
@@ -82,7 +82,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     public bool Enable(PoolKey key, string operatorName)
     {
         var now = time.GetUtcNow();
-        var change = Apply(key, current => KeyHealthRules.Enable(current, now));
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Enable, now));
         if (change is not null)
         {
             LogKeyEnabled(logger, key.Pool, key.Name, key.Fingerprint, operatorName);
@@ -91,21 +91,55 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
         return change is not null;
     }
 
-    private KeyHealthChange? Apply(PoolKey key, Func<KeyHealth, KeyHealth?> rule)
+    /// <summary>
+    /// Adopts a state another replica recorded in the shared store, when it is newer than what this replica holds.
+    /// Returns whether it changed anything. Adoptions are not recorded back: they came from the store.
+    /// </summary>
+    public bool Adopt(PoolKey key, KeyHealth shared)
     {
         while (true)
         {
             var current = key.Health;
-            var next = rule(current);
-            if (next is null)
+            if (shared.Version <= current.Version || shared == current)
+            {
+                return false;
+            }
+
+            if (key.TryTransition(current, shared))
+            {
+                if (current.State != shared.State)
+                {
+                    if (logger.IsEnabled(LogLevel.Information))
+                    {
+                        var state = shared.State.ToString().ToLowerInvariant();
+                        LogAdopted(logger, key.Pool, key.Name, key.Fingerprint, state, shared.LastFailure?.Label ?? "no error");
+                    }
+
+                    Changed?.Invoke(new KeyHealthChange(key, current, shared));
+                }
+
+                return true;
+            }
+        }
+    }
+
+    private KeyHealthChange? Apply(PoolKey key, KeyIntent intent)
+    {
+        while (true)
+        {
+            var current = key.Health;
+            if (intent.ApplyTo(current) is not { } next)
             {
                 return null;
             }
 
+            // A local transition keeps the shared version it started from: only the store's answer moves it on.
+            next = next with { Version = current.Version };
             if (key.TryTransition(current, next))
             {
                 var change = new KeyHealthChange(key, current, next);
                 Changed?.Invoke(change);
+                store.Record(key, intent);
                 return change;
             }
         }
@@ -126,6 +160,10 @@ internal sealed partial class KeyStateBoard(TimeProvider time, ILogger<KeyStateB
     [LoggerMessage(EventId = 1005, Level = LogLevel.Information,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) was enabled by {Operator:l} and is back in service.")]
     private static partial void LogKeyEnabled(ILogger logger, string pool, string keyName, string fingerprint, string @operator);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information,
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is {State:l} as another replica found ({Failure:l}).")]
+    private static partial void LogAdopted(ILogger logger, string pool, string keyName, string fingerprint, string state, string failure);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Information,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is back in service: {Reason:l}.")]

@@ -26,7 +26,7 @@ public sealed class PoolSelectionTests
     public void Selection_SkipsDeadAndTriedKeys_AndReturnsNullWhenNoneLeft()
     {
         var pool = Pool(KeySelection.Priority, ("a", 0), ("b", 1), ("c", 2));
-        var board = new KeyStateBoard(_time, NullLogger<KeyStateBoard>.Instance);
+        var board = new KeyStateBoard(_time, new InMemoryKeyStateStore(), NullLogger<KeyStateBoard>.Instance);
         board.ReportDead(pool.Keys[0], Failure(401));
 
         Assert.Equal("b", pool.SelectKey(null, _time)!.Name);
@@ -38,7 +38,7 @@ public sealed class PoolSelectionTests
     public void CoolingKey_ReturnsAtItsDeadline()
     {
         var pool = Pool(KeySelection.Priority, ("a", 0), ("b", 1));
-        var board = new KeyStateBoard(_time, NullLogger<KeyStateBoard>.Instance);
+        var board = new KeyStateBoard(_time, new InMemoryKeyStateStore(), NullLogger<KeyStateBoard>.Instance);
         board.ReportCooling(pool.Keys[0], Failure(429), _time.GetUtcNow().AddSeconds(30));
 
         Assert.Equal("b", pool.SelectKey(null, _time)!.Name);
@@ -54,7 +54,7 @@ public sealed class PoolSelectionTests
         Assert.Equal(3, picks.Count(p => p == "a"));
         Assert.Equal(3, picks.Count(p => p == "b"));
 
-        var board = new KeyStateBoard(_time, NullLogger<KeyStateBoard>.Instance);
+        var board = new KeyStateBoard(_time, new InMemoryKeyStateStore(), NullLogger<KeyStateBoard>.Instance);
         board.ReportDead(pool.Keys[0], Failure(403));
         board.ReportDead(pool.Keys[1], Failure(403));
         Assert.Equal("c", pool.SelectKey(null, _time)!.Name);
@@ -65,7 +65,7 @@ public sealed class PoolSelectionTests
     {
         var keys = Enumerable.Range(0, 1000).Select(i => ($"k{i}", i)).ToArray();
         var pool = Pool(KeySelection.Priority, keys);
-        var board = new KeyStateBoard(_time, NullLogger<KeyStateBoard>.Instance);
+        var board = new KeyStateBoard(_time, new InMemoryKeyStateStore(), NullLogger<KeyStateBoard>.Instance);
         foreach (var key in pool.Keys.Take(999))
         {
             board.ReportDead(key, Failure(401));
