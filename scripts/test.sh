@@ -4,18 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tests start real servers (never mocks): the key-state tests run a real redis-server on a free loopback port.
 need_apt=()
-# Tests start real servers (never mocks); the packages below provide them. Nothing is needed yet beyond .NET itself,
-# the list grows as the suite does.
-for tool in "${AFP_TEST_TOOLS[@]:-}"; do
-  [ -z "$tool" ] && continue
-  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
-done
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # The package would start a system-wide Redis where a service manager exists; the tests start their own.
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 results="$(mktemp -d)"

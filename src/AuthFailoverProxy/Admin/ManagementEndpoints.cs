@@ -2,6 +2,7 @@ using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
 
 namespace AuthFailoverProxy.Admin;
 
@@ -39,6 +40,7 @@ internal static class ManagementEndpoints
         var report = StatusReport.Capture(
             services.GetRequiredService<PoolRegistry>(),
             services.GetRequiredService<SafeMode>(),
+            services.GetRequiredService<IKeyStateStore>(),
             services.GetRequiredService<TimeProvider>().GetUtcNow());
         return Results.Json(report, AdminJsonContext.Default.StatusReport).ExecuteAsync(context);
     }

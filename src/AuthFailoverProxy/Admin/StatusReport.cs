@@ -7,15 +7,15 @@ using AuthFailoverProxy.State;
 namespace AuthFailoverProxy.Admin;
 
 /// <summary>What <c>GET /status</c> answers: every pool and key by name and fingerprint, never a secret.</summary>
-internal sealed record StatusReport(string Status, DateTimeOffset Time, IReadOnlyList<PoolStatus> Pools)
+internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyStateStoreStatus Store, IReadOnlyList<PoolStatus> Pools)
 {
-    public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, DateTimeOffset now)
+    public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, IKeyStateStore store, DateTimeOffset now)
     {
         var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, safeMode, now)).ToList();
         // A pool whose fallback can serve for it is degraded, not exhausted: its agents still get answers.
         bool Exhausted(PoolStatus p) => p.UsableKeys == 0 && !(p.SafeMode is { } safe && pools.Any(f => f.Name == safe.Fallback && f.UsableKeys > 0));
         var status = pools.Any(Exhausted) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count) ? "degraded" : "ok";
-        return new StatusReport(status, now, pools);
+        return new StatusReport(status, now, store.Status, pools);
     }
 }
 

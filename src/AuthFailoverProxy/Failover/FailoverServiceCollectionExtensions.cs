@@ -16,7 +16,6 @@ internal static class FailoverServiceCollectionExtensions
         services.AddSingleton<FailoverOptionsValidator>();
         services.AddSingleton<IValidateOptions<FailoverOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
         services.AddSingleton<IValidateOptions<RequestBodyOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
-        services.TryAddSingleton<IKeyStateStore, InMemoryKeyStateStore>();
         services.AddSingleton<KeyStateBoard>();
         services.AddSingleton<PoolExhaustionLog>();
         services.AddSingleton<SafeMode>();

@@ -3,6 +3,7 @@ using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
+using AuthFailoverProxy.State;
 using Microsoft.Extensions.Options;
 
 namespace AuthFailoverProxy.Hosting;
@@ -19,6 +20,7 @@ internal static class ProxyApplication
         builder.AddProxyLogging();
         builder.AddProxyListeners();
         builder.Services.AddKeyPools();
+        builder.Services.AddKeyStateStore(builder.Configuration);
         builder.Services.AddFailover();
         builder.Services.AddProxyHealth();
         builder.Services.AddCredentialChecks();

@@ -1,0 +1,283 @@
+using System.Threading.Channels;
+using AuthFailoverProxy.KeyPool;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace AuthFailoverProxy.State;
+
+/// <summary>
+/// Key health shared by every replica through Redis. The request path never waits for it: transitions are applied
+/// locally at once and recorded here; a background worker applies each one to the shared record with the same rules
+/// (an optimistic transaction on the record's version, so concurrent replicas can neither resurrect a dead key nor
+/// shorten a cooldown) and publishes the result, which every replica adopts within milliseconds. A periodic re-read is
+/// the backstop for lost messages. While Redis is unreachable the proxy serves from local state and keeps what it
+/// learns; when Redis returns, the kept transitions are applied in order and the rest is re-read, so nothing learned on
+/// either side is lost or rolled back.
+/// </summary>
+/// <remarks>Its dependencies are resolved when it starts: hosted services are built before the host validates options.</remarks>
+internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOptions<RedisOptions> options, TimeProvider time, ILogger<RedisKeyStateStore> logger)
+    : IKeyStateStore, IHostedService, IAsyncDisposable
+{
+    private const int MaxTransactionAttempts = 16;
+    private readonly RedisOptions _options = options.Value;
+    private readonly Channel<(PoolKey Key, KeyIntent Intent)> _queue = System.Threading.Channels.Channel.CreateUnbounded<(PoolKey, KeyIntent)>(new() { SingleReader = true });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _restored = new(0);
+    private ConnectionMultiplexer? _redis;
+    private KeyStateBoard? _board;
+    private PoolRegistry? _registry;
+    private Task? _worker;
+    private Task? _reconciler;
+    private volatile bool _connected;
+    private DateTimeOffset? _since;
+    private int _pending;
+
+    public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending));
+
+    private RedisChannel Changes => RedisChannel.Literal($"{_options.KeyPrefix}:changes");
+
+    public void Record(PoolKey key, KeyIntent intent)
+    {
+        if (_queue.Writer.TryWrite((key, intent)))
+        {
+            Interlocked.Increment(ref _pending);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _board = services.GetRequiredService<KeyStateBoard>();
+        _registry = services.GetRequiredService<PoolRegistry>();
+        // Connecting happens in the background: a Redis that is down must not delay the start.
+        _worker = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAll(new[] { _worker, _reconciler }.OfType<Task>()).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Dispose();
+        _restored.Dispose();
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            await ConnectAsync();
+            _reconciler = Task.Run(() => ReconcileLoopAsync(stopping), CancellationToken.None);
+            await ApplyRecordedAsync(stopping);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task ConnectAsync()
+    {
+        var configuration = ConfigurationOptions.Parse(_options.Configuration!);
+        var timeout = (int)_options.Timeout.TotalMilliseconds;
+        configuration.AbortOnConnectFail = false;
+        configuration.ConnectTimeout = timeout;
+        configuration.SyncTimeout = timeout;
+        configuration.AsyncTimeout = timeout;
+        // Fail at once while disconnected: the worker keeps the transition and waits for the connection itself.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        configuration.ClientName ??= "auth-failover-proxy";
+        _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint);
+        _redis.ConnectionRestored += (_, e) => OnConnectionChanged(connected: true, e.EndPoint);
+        // Subscriptions are restored by the client after a reconnect.
+        await _redis.GetSubscriber().SubscribeAsync(Changes, (_, message) => OnMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        OnConnectionChanged(_redis.IsConnected, endPoint: null);
+    }
+
+    private void OnConnectionChanged(bool connected, System.Net.EndPoint? endPoint)
+    {
+        var was = _connected;
+        _connected = connected;
+        if (was == connected && _since is not null)
+        {
+            return;
+        }
+
+        _since = time.GetUtcNow();
+        if (connected)
+        {
+            _restored.Release();
+        }
+
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            var where = endPoint?.ToString() ?? string.Join(", ", _redis?.GetEndPoints().Select(e => e.ToString()) ?? []);
+            var pending = Volatile.Read(ref _pending);
+            if (connected)
+            {
+                LogConnected(logger, where, pending);
+            }
+            else
+            {
+                LogUnreachable(logger, where);
+            }
+        }
+    }
+
+    /// <summary>Applies recorded transitions to Redis in order; while Redis is away they wait, none is dropped or reordered.</summary>
+    private async Task ApplyRecordedAsync(CancellationToken stopping)
+    {
+        var kept = new Queue<(PoolKey Key, KeyIntent Intent)>();
+        while (!stopping.IsCancellationRequested)
+        {
+            if (kept.Count == 0)
+            {
+                kept.Enqueue(await _queue.Reader.ReadAsync(stopping));
+            }
+
+            while (_queue.Reader.TryRead(out var more))
+            {
+                kept.Enqueue(more);
+            }
+
+            while (kept.Count > _options.MaxPending)
+            {
+                kept.Dequeue();
+                Interlocked.Decrement(ref _pending);
+            }
+
+            var (key, intent) = kept.Peek();
+            try
+            {
+                await ApplyAsync(key, intent);
+            }
+            catch (Exception ex) when (IsUnreachable(ex))
+            {
+                // Keep it; wait for the client to report the connection back (or look again after a while).
+                await _restored.WaitAsync(TimeSpan.FromSeconds(1), stopping);
+                continue;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Never let one bad transition stop the others: say so and move on.
+                LogApplyFailed(logger, key.Pool, key.Name, intent.Kind, ex);
+            }
+
+            kept.Dequeue();
+            Interlocked.Decrement(ref _pending);
+            if (kept.Count == 0 && !_queue.Reader.TryPeek(out _) && _restored.CurrentCount > 0)
+            {
+                // Back after an outage and caught up: re-read everything the others recorded meanwhile.
+                while (_restored.CurrentCount > 0)
+                {
+                    await _restored.WaitAsync(stopping);
+                }
+
+                await ReconcileAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    /// <summary>Applies one transition to the shared record by the same rules, retrying when another replica got there first.</summary>
+    private async Task ApplyAsync(PoolKey key, KeyIntent intent)
+    {
+        var db = _redis!.GetDatabase();
+        var hashKey = HashKey(key);
+        for (var attempt = 0; attempt < MaxTransactionAttempts; attempt++)
+        {
+            var stored = RedisKeyHealthCodec.Decode(await db.HashGetAllAsync(hashKey));
+            var current = stored ?? KeyHealth.Initial(intent.At);
+            if (intent.ApplyTo(current) is not { } next)
+            {
+                // The shared record already says as much, or more (a later deadline, a dead key, an operator's choice).
+                if (stored is not null)
+                {
+                    _board!.Adopt(key, stored);
+                }
+
+                return;
+            }
+
+            next = next with { Version = current.Version + 1 };
+            var transaction = db.CreateTransaction();
+            transaction.AddCondition(stored is null
+                ? Condition.KeyNotExists(hashKey)
+                : Condition.HashEqual(hashKey, RedisKeyHealthCodec.VersionField, current.Version));
+            _ = transaction.HashSetAsync(hashKey, RedisKeyHealthCodec.Encode(next));
+            _ = transaction.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, next));
+            if (await transaction.ExecuteAsync())
+            {
+                _board!.Adopt(key, next);
+                return;
+            }
+        }
+
+        LogContended(logger, key.Pool, key.Name);
+    }
+
+    private void OnMessage(RedisValue message)
+    {
+        if (RedisKeyHealthCodec.ParseMessage(message.ToString()) is { } change
+            && _registry!.Find(change.Pool) is { } pool
+            && pool.Keys.FirstOrDefault(k => k.Name == change.Key) is { } key)
+        {
+            _board!.Adopt(key, change.Health);
+        }
+    }
+
+    private async Task ReconcileLoopAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await ReconcileAsync();
+            }
+            catch (Exception ex) when (IsUnreachable(ex))
+            {
+                // Reported by the connection events; the next round tries again.
+            }
+
+            await Task.Delay(_options.ReconcileInterval, time, stopping);
+        }
+    }
+
+    /// <summary>Re-reads every key's shared record and adopts the newer ones.</summary>
+    private async Task ReconcileAsync()
+    {
+        var db = _redis!.GetDatabase();
+        var keys = _registry!.Pools.SelectMany(p => p.Keys).ToList();
+        var records = await Task.WhenAll(keys.Select(k => db.HashGetAllAsync(HashKey(k))));
+        for (var i = 0; i < keys.Count; i++)
+        {
+            if (RedisKeyHealthCodec.Decode(records[i]) is { } shared)
+            {
+                _board!.Adopt(keys[i], shared);
+            }
+        }
+    }
+
+    private RedisKey HashKey(PoolKey key) => $"{_options.KeyPrefix}:key:{key.Pool}:{key.Name}";
+
+    private static bool IsUnreachable(Exception ex) => ex is RedisConnectionException or RedisTimeoutException
+        || (ex is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Key health is shared through Redis at {EndPoint:l}; {Pending} transition(s) learned while it was away are being applied.")]
+    private static partial void LogConnected(ILogger logger, string endPoint, int pending);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Redis at {EndPoint:l} is unreachable: this replica serves from its own key state and keeps what it learns until Redis returns. Other replicas do not see its findings meanwhile.")]
+    private static partial void LogUnreachable(ILogger logger, string endPoint);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Pool '{Pool:l}': key '{KeyName:l}': recording a {Intent} transition in Redis failed; the shared record may lag until the next re-read.")]
+    private static partial void LogApplyFailed(ILogger logger, string pool, string keyName, KeyIntentKind intent, Exception exception);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': the shared record kept changing under this replica; its transition was not recorded (the next re-read adopts the shared state).")]
+    private static partial void LogContended(ILogger logger, string pool, string keyName);
+}

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace AuthFailoverProxy.State;
+
+/// <summary>Chooses the key-state store: Redis when <c>Redis:Configuration</c> (or <c>AFP_REDIS</c>) is set, embedded otherwise.</summary>
+internal static class StateServiceCollectionExtensions
+{
+    public static IServiceCollection AddKeyStateStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<RedisOptions>().BindConfiguration("Redis").ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RedisOptions>, RedisOptionsValidator>();
+        if (string.IsNullOrWhiteSpace(configuration["Redis:Configuration"]))
+        {
+            services.AddSingleton<IKeyStateStore, InMemoryKeyStateStore>();
+            return services;
+        }
+
+        services.AddSingleton<RedisKeyStateStore>();
+        services.AddSingleton<IKeyStateStore>(sp => sp.GetRequiredService<RedisKeyStateStore>());
+        services.AddHostedService(sp => sp.GetRequiredService<RedisKeyStateStore>());
+        return services;
+    }
+
+    private sealed class RedisOptionsValidator : IValidateOptions<RedisOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, RedisOptions options)
+        {
+            var errors = new List<string>();
+            if (!string.IsNullOrWhiteSpace(options.Configuration))
+            {
+                try
+                {
+                    _ = ConfigurationOptions.Parse(options.Configuration);
+                }
+                catch (ArgumentException ex)
+                {
+                    // The parser names the offending keyword, never a value.
+                    errors.Add($"Redis:Configuration (AFP_REDIS) is not a valid Redis configuration: {ex.Message}");
+                }
+            }
+
+            if (string.IsNullOrWhiteSpace(options.KeyPrefix) || options.KeyPrefix.Contains(' ', StringComparison.Ordinal))
+            {
+                errors.Add("Redis:KeyPrefix must be a non-empty word such as 'afp'.");
+            }
+
+            if (options.ReconcileInterval <= TimeSpan.Zero || options.Timeout <= TimeSpan.Zero)
+            {
+                errors.Add("Redis:ReconcileInterval and Redis:Timeout must be more than zero.");
+            }
+
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Net;
+using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+using AuthFailoverProxy.Tests.Failover;
+using AuthFailoverProxy.Tests.Fakes;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace AuthFailoverProxy.Tests.State;
+
+/// <summary>Replicas sharing key health through a real redis-server on loopback.</summary>
+public sealed class RedisKeyStateStoreTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task KeyRevokedBehindReplicaA_IsNeverUsedByReplicaB_AfterPropagation()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
+        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
+        await WaitConnectedAsync(a, b);
+        upstream.SetKeyFault(primary, KeyFault.OAuthRejected);
+
+        using (var viaA = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal("backup", FailoverTests.Header(viaA, "x-afp-key"));
+        }
+
+        var clock = Stopwatch.StartNew();
+        var primaryOnB = Key(b, "primary");
+        await FailoverTests.WaitUntilAsync(() => primaryOnB.Health.State == KeyState.Dead);
+        TestContext.Current.SendDiagnosticMessage($"propagation A -> B: {clock.Elapsed.TotalMilliseconds:0.0} ms");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"propagation took {clock.Elapsed}");
+        Assert.Equal(403, primaryOnB.Health.LastFailure?.Status);
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var viaB = await b.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
+            Assert.Equal("backup", FailoverTests.Header(viaB, "x-afp-key"));
+            Assert.Equal("1", FailoverTests.Header(viaB, "x-afp-attempts"));
+        }
+
+        // The dead key cost one upstream call in the whole deployment.
+        Assert.Equal(1, upstream.Requests.Count(r => r.Key == primary && r.PathAndQuery == "/v1/messages"));
+    }
+
+    [Fact]
+    public async Task RacingTransitions_LaterDeadlineWins_AndDeadStaysDead()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
+        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
+        await WaitConnectedAsync(a, b);
+        var (onA, onB) = (Key(a, "primary"), Key(b, "primary"));
+        // The shared record keeps milliseconds.
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var limited = new KeyFailure(429, "rate_limit_error", null, "slow down", null, now);
+
+        // Both replicas learn of a rate limit at once, with different deadlines.
+        await Task.WhenAll(
+            Task.Run(() => Board(a).ReportCooling(onA, limited, now.AddSeconds(90)), Ct),
+            Task.Run(() => Board(b).ReportCooling(onB, limited, now.AddSeconds(30)), Ct));
+        await FailoverTests.WaitUntilAsync(() => onA.Health.Until == now.AddSeconds(90) && onB.Health.Until == now.AddSeconds(90));
+
+        // A finds it dead; B's later, longer cooldown must not bring it back to "cooling".
+        Board(a).ReportDead(onA, new KeyFailure(403, "permission_error", null, "no", null, now));
+        await FailoverTests.WaitUntilAsync(() => onB.Health.State == KeyState.Dead);
+        Board(b).ReportCooling(onB, limited with { At = now.AddSeconds(1) }, now.AddSeconds(600));
+        await Task.Delay(200, Ct);
+        Assert.Equal(KeyState.Dead, onA.Health.State);
+        Assert.Equal(KeyState.Dead, onB.Health.State);
+        Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
+    }
+
+    [Fact]
+    public async Task RedisKilledMidTraffic_NoClientFails_AndWhatWasLearnedMeanwhileReachesTheOthers()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
+        await WaitConnectedAsync(a);
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 60; i++)
+        {
+            if (i == 20)
+            {
+                await redis.KillAsync();
+            }
+
+            if (i == 30)
+            {
+                // Learned while Redis is away: the primary dies.
+                upstream.SetKeyFault(primary, KeyFault.Revoked);
+            }
+
+            using var response = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.False(Store(a).Status.Connected);
+        Assert.True(Store(a).Status.Pending >= 1);
+
+        await redis.RestartAsync();
+        await FailoverTests.WaitUntilAsync(() => Store(a).Status is { Connected: true, Pending: 0 });
+        Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
+
+        // A replica started afterwards knows at once, without spending a call on the dead key.
+        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+        Assert.Equal(KeyState.Dead, Key(a, "primary").Health.State);
+    }
+
+    [Fact]
+    public async Task RedisDownAtStart_TheProxyStartsAndServes_AndSaysSo()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await redis.KillAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var a = await StartReplicaAsync(redis, upstream, Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+
+        using var response = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var store = (await a.Management.GetFromJsonAsync<System.Text.Json.JsonElement>("/status", Ct)).GetProperty("store");
+        Assert.Equal("redis", store.GetProperty("kind").GetString());
+        Assert.False(store.GetProperty("connected").GetBoolean());
+    }
+
+    [Fact]
+    public async Task RedisHoldsNoSecretBytes()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
+        await WaitConnectedAsync(a);
+        upstream.SetKeyFault(primary, KeyFault.Revoked);
+        using (await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+        }
+
+        await FailoverTests.WaitUntilAsync(() => Store(a).Status.Pending == 0);
+        await using var client = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        var server = client.GetServer(client.GetEndPoints()[0]);
+        var dump = new List<string>();
+        await foreach (var key in server.KeysAsync(pattern: "*"))
+        {
+            dump.Add(key.ToString());
+            dump.AddRange((await client.GetDatabase().HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}"));
+        }
+
+        Assert.NotEmpty(dump);
+        var everything = string.Join('\n', dump);
+        Assert.DoesNotContain(primary[..^4], everything, StringComparison.Ordinal);
+        Assert.DoesNotContain(backup[..^4], everything, StringComparison.Ordinal);
+    }
+
+    private static Task<ProxyHost> StartReplicaAsync(RedisServer redis, SimulatedUpstream upstream, string primary, string backup)
+        => ProxyHost.StartAsync(new ProxyConfig()
+            .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary), ("backup", backup)])
+            .Set("Redis:Configuration", redis.Configuration)
+            .Set("Redis:Timeout", "00:00:00.500"));
+
+    private static async Task WaitConnectedAsync(params ProxyHost[] replicas)
+        => await FailoverTests.WaitUntilAsync(() => replicas.All(r => Store(r).Status.Connected));
+
+    private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
+
+    private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
+
+    private static PoolKey Key(ProxyHost proxy, string name) => proxy.Services.GetRequiredService<PoolRegistry>().Pools[0].Keys.Single(k => k.Name == name);
+
+    private static async Task<KeyState?> SharedStateAsync(RedisServer redis, string key)
+    {
+        await using var client = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+        var state = await client.GetDatabase().HashGetAsync($"afp:key:anthropic:{key}", "s");
+        return state.IsNull ? null : (KeyState)(int)state;
+    }
+}
