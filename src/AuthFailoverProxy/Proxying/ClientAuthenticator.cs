@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
@@ -15,19 +13,17 @@ internal sealed partial class ClientAuthenticator
     /// <summary>The name recorded for requests admitted without a token under <see cref="ClientOptions.AllowAnonymous"/>.</summary>
     public const string AnonymousClient = "anonymous";
 
-    private const int MaxTokenChars = 1024;
-    private readonly (string Name, byte[] Digest)[] _tokens;
+    private readonly TokenSet _tokens;
     private readonly bool _allowAnonymous;
+    private readonly ILogger _logger;
 
     public ClientAuthenticator(IOptions<ClientOptions> options, ILogger<ClientAuthenticator> logger)
     {
         var value = options.Value;
-        _tokens = [.. value.Tokens.Select((t, i) => (t.Name ?? $"client-{i + 1}", SHA256.HashData(Encoding.UTF8.GetBytes(t.Token ?? string.Empty))))];
+        _tokens = new TokenSet(value.Tokens.Select((t, i) => (t.Name ?? $"client-{i + 1}", t.Token ?? string.Empty)));
         _allowAnonymous = value.AllowAnonymous;
-        Logger = logger;
+        _logger = logger;
     }
-
-    private ILogger Logger { get; }
 
     public bool AllowsAnonymous => _allowAnonymous;
 
@@ -35,21 +31,21 @@ internal sealed partial class ClientAuthenticator
     public string? Authenticate(HttpRequest request)
     {
         var headers = request.Headers;
-        string? presented = null;
+        var presented = false;
         if (headers.TryGetValue("x-api-key", out var apiKey) && apiKey.Count == 1)
         {
-            presented = apiKey[0];
-            if (Match(presented) is { } name)
+            presented = true;
+            if (_tokens.Match(apiKey[0]) is { } name)
             {
                 return name;
             }
         }
 
         var authorization = headers[HeaderNames.Authorization];
-        if (authorization.Count == 1 && authorization[0] is { } value && value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        if (authorization.Count == 1 && TokenSet.Bearer(authorization[0]) is { IsEmpty: false } bearer)
         {
-            presented ??= value;
-            if (Match(value.AsSpan(7).Trim()) is { } name)
+            presented = true;
+            if (_tokens.Match(bearer) is { } name)
             {
                 return name;
             }
@@ -60,32 +56,8 @@ internal sealed partial class ClientAuthenticator
             return AnonymousClient;
         }
 
-        LogRefused(Logger, request.Path.Value ?? "/", presented is null ? "no client token" : "an unknown client token");
+        LogRefused(_logger, request.Path.Value ?? "/", presented ? "an unknown client token" : "no client token");
         return null;
-    }
-
-    private string? Match(ReadOnlySpan<char> token)
-    {
-        if (token.IsEmpty || token.Length > MaxTokenChars)
-        {
-            return null;
-        }
-
-        Span<byte> utf8 = stackalloc byte[Encoding.UTF8.GetMaxByteCount(token.Length)];
-        var length = Encoding.UTF8.GetBytes(token, utf8);
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(utf8[..length], digest);
-
-        string? matched = null;
-        foreach (var (name, expected) in _tokens)
-        {
-            if (CryptographicOperations.FixedTimeEquals(digest, expected))
-            {
-                matched ??= name;
-            }
-        }
-
-        return matched;
     }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Refused a request to {Path:l}: {Reason:l}. The upstream was not contacted.")]
