@@ -19,6 +19,7 @@ internal static class ManagementEndpoints
         {
             management.UseProxyHealth();
             management.Map("/status", status => status.Run(WriteStatusAsync));
+            management.Map("/admin", admin => admin.Run(context => context.RequestServices.GetRequiredService<AdminApi>().HandleAsync(context)));
             management.Run(static context =>
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;

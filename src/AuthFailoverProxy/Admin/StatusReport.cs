@@ -86,4 +86,7 @@ internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, st
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(StatusReport))]
+[JsonSerializable(typeof(AdminKeyList))]
+[JsonSerializable(typeof(AdminChange))]
+[JsonSerializable(typeof(AdminError))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

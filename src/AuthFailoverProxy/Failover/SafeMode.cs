@@ -36,7 +36,7 @@ internal sealed partial class SafeMode
     {
         if (change.Current.IsUsable && _since.TryRemove(change.Key.Pool, out var since))
         {
-            LogLeft(_logger, change.Key.Pool, change.Key.Name, _time.GetUtcNow() - since);
+            LogLeft(_logger, change.Key.Pool, _time.GetUtcNow() - since, change.Key.Name);
         }
     }
 
@@ -46,5 +46,5 @@ internal sealed partial class SafeMode
 
     [LoggerMessage(EventId = 3021, Level = LogLevel.Warning,
         Message = "Pool '{Pool:l}' left safe mode after {Duration}: key '{KeyName:l}' is back in service.")]
-    private static partial void LogLeft(ILogger logger, string pool, string keyName, TimeSpan duration);
+    private static partial void LogLeft(ILogger logger, string pool, TimeSpan duration, string keyName);
 }

@@ -60,6 +60,12 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
             data["Clients:AllowAnonymous"] = anonymous;
         }
 
+        if (environment("AFP_ADMIN_TOKEN") is { Length: > 0 } admin)
+        {
+            data["Admin:Tokens:0:Name"] = "admin";
+            data["Admin:Tokens:0:Token"] = admin;
+        }
+
         if (environment("AFP_REDIS") is { Length: > 0 } redis)
         {
             data["Redis:Configuration"] = redis;

@@ -16,6 +16,8 @@ internal static class KeyPoolServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<ClientOptions>, ClientOptionsValidator>();
         services.AddSingleton<PoolRegistry>();
         services.AddSingleton<ClientAuthenticator>();
+        services.AddOptions<Admin.AdminOptions>().BindConfiguration("Admin");
+        services.AddSingleton<Admin.AdminApi>();
         return services;
     }
 }
