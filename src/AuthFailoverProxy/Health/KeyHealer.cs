@@ -26,6 +26,7 @@ internal sealed partial class KeyHealer(
     private CancellationToken _stopping;
     private PoolRegistry? _registry;
     private KeyProber? _prober;
+    private IKeyStateStore? _store;
     private ResiliencePipeline<bool>? _recheck;
     private ResiliencePipeline<bool>? _slowRecheck;
 
@@ -34,6 +35,7 @@ internal sealed partial class KeyHealer(
         _stopping = stoppingToken;
         _registry = services.GetRequiredService<PoolRegistry>();
         _prober = services.GetRequiredService<KeyProber>();
+        _store = services.GetRequiredService<IKeyStateStore>();
         _recheck = BuildRecheck(DelayBackoffType.Exponential, options.Value.HealDelay, options.Value.MaxHealDelay, time);
         // Constant, not exponential: Polly's exponential jitter is decorrelated and can put a first check far below its base.
         _slowRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.MaxHealDelay, options.Value.MaxHealDelay, time);
@@ -111,6 +113,12 @@ internal sealed partial class KeyHealer(
                 {
                     // Healed elsewhere, disabled by an operator, or cooling: nothing left to heal.
                     return true;
+                }
+
+                if (!await _store!.TryLeaseProbeAsync(key, options.Value.HealDelay))
+                {
+                    // Another replica checks it this round; its result reaches this one through the store.
+                    return false;
                 }
 
                 var result = await _prober!.ProbeAsync(pool, key, ct);

@@ -13,6 +13,13 @@ internal interface IKeyStateStore
     /// the background and keeps it while the store is unreachable.
     /// </summary>
     void Record(PoolKey key, KeyIntent intent);
+
+    /// <summary>
+    /// Asks for the right to check a dead key in the background for <paramref name="lease"/>, so that N replicas check it
+    /// about once per interval in total rather than N times. Granted when the store cannot tell (no sharing, or
+    /// unreachable): checking locally is better than never healing.
+    /// </summary>
+    ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease);
 }
 
 /// <summary>The store as <c>/status</c> shows it.</summary>
@@ -30,4 +37,6 @@ internal sealed class InMemoryKeyStateStore : IKeyStateStore
     public void Record(PoolKey key, KeyIntent intent)
     {
     }
+
+    public ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease) => ValueTask.FromResult(true);
 }

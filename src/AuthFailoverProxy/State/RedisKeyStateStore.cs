@@ -31,6 +31,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private volatile bool _connected;
     private DateTimeOffset? _since;
     private int _pending;
+    private readonly string _replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
     public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending));
 
@@ -41,6 +42,23 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         if (_queue.Writer.TryWrite((key, intent)))
         {
             Interlocked.Increment(ref _pending);
+        }
+    }
+
+    public async ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease)
+    {
+        if (_redis is not { IsConnected: true } redis)
+        {
+            return true;
+        }
+
+        try
+        {
+            return await redis.GetDatabase().StringSetAsync($"{_options.KeyPrefix}:probe:{key.Pool}:{key.Name}", _replica, lease, When.NotExists);
+        }
+        catch (Exception ex) when (IsUnreachable(ex))
+        {
+            return true;
         }
     }
 

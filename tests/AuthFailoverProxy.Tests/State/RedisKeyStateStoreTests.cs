@@ -137,6 +137,48 @@ public sealed class RedisKeyStateStoreTests
     }
 
     [Fact]
+    public async Task DeadKey_IsCheckedAboutOncePerIntervalInTotal_AndOneReplicasCheckHealsItEverywhere()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-03-03T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        // The probe lease lasts one HealDelay on Redis's own clock (real time): a few real seconds cover many fake rounds.
+        void Fast(ProxyConfig c) => c.Set("Probes:HealDelay", "00:00:03").Set("Probes:MaxHealDelay", "00:00:03");
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup, time, Fast);
+        await using var b = await StartReplicaAsync(redis, upstream, primary, backup, time, Fast);
+        await WaitConnectedAsync(a, b);
+        upstream.SetKeyFault(primary, KeyFault.Revoked);
+        using (await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+        }
+
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+        int Checks() => upstream.Requests.Count(r => r.Method == "GET" && r.Key == primary);
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < 20; i++)
+        {
+            time.Advance(TimeSpan.FromSeconds(3));
+            await Task.Delay(10, Ct);
+        }
+
+        // Two replicas, ~20 rounds each: independent healers would have checked ~40 times.
+        var checks = Checks();
+        TestContext.Current.SendDiagnosticMessage($"{checks} check(s) in {clock.Elapsed.TotalSeconds:0.0} s real time");
+        Assert.InRange(checks, 1, 1 + (int)(clock.Elapsed.TotalSeconds / 3) + 1);
+
+        // Restored: one replica's passing check heals the key on both.
+        upstream.SetKeyFault(primary, KeyFault.None);
+        for (var i = 0; i < 2000 && !(Key(a, "primary").Health.IsUsable && Key(b, "primary").Health.IsUsable); i++)
+        {
+            time.Advance(TimeSpan.FromSeconds(3));
+            await Task.Delay(10, Ct);
+        }
+
+        Assert.True(Key(a, "primary").Health.IsUsable && Key(b, "primary").Health.IsUsable);
+    }
+
+    [Fact]
     public async Task RedisHoldsNoSecretBytes()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -165,11 +207,15 @@ public sealed class RedisKeyStateStoreTests
         Assert.DoesNotContain(backup[..^4], everything, StringComparison.Ordinal);
     }
 
-    private static Task<ProxyHost> StartReplicaAsync(RedisServer redis, SimulatedUpstream upstream, string primary, string backup)
-        => ProxyHost.StartAsync(new ProxyConfig()
+    private static Task<ProxyHost> StartReplicaAsync(RedisServer redis, SimulatedUpstream upstream, string primary, string backup, TimeProvider? time = null, Action<ProxyConfig>? configure = null)
+    {
+        var config = new ProxyConfig()
             .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary), ("backup", backup)])
             .Set("Redis:Configuration", redis.Configuration)
-            .Set("Redis:Timeout", "00:00:00.500"));
+            .Set("Redis:Timeout", "00:00:00.500");
+        configure?.Invoke(config);
+        return ProxyHost.StartAsync(config, time);
+    }
 
     private static async Task WaitConnectedAsync(params ProxyHost[] replicas)
         => await FailoverTests.WaitUntilAsync(() => replicas.All(r => Store(r).Status.Connected));
