@@ -23,6 +23,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private readonly Channel<(PoolKey Key, KeyIntent Intent)> _queue = System.Threading.Channels.Channel.CreateUnbounded<(PoolKey, KeyIntent)>(new() { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _restored = new(0);
+    private readonly SemaphoreSlim _resync = new(0);
     private ConnectionMultiplexer? _redis;
     private KeyStateBoard? _board;
     private PoolRegistry? _registry;
@@ -81,6 +82,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     {
         _stopping.Dispose();
         _restored.Dispose();
+        _resync.Dispose();
         if (_redis is not null)
         {
             await _redis.DisposeAsync();
@@ -132,6 +134,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         if (connected)
         {
             _restored.Release();
+            _resync.Release();
         }
 
         if (logger.IsEnabled(LogLevel.Warning))
@@ -190,16 +193,6 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
             kept.Dequeue();
             Interlocked.Decrement(ref _pending);
-            if (kept.Count == 0 && !_queue.Reader.TryPeek(out _) && _restored.CurrentCount > 0)
-            {
-                // Back after an outage and caught up: re-read everything the others recorded meanwhile.
-                while (_restored.CurrentCount > 0)
-                {
-                    await _restored.WaitAsync(stopping);
-                }
-
-                await ReconcileAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
         }
     }
 
@@ -223,7 +216,9 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 return;
             }
 
-            next = next with { Version = current.Version + 1 };
+            // Versions are hybrid, never below the transition's time in microseconds: a Redis that restarts empty
+            // (no persistence) starts again from 1, and plain counters would then look older than what replicas hold.
+            next = next with { Version = Math.Max(current.Version + 1, intent.At.ToUnixTimeMilliseconds() * 1000) };
             var transaction = db.CreateTransaction();
             transaction.AddCondition(stored is null
                 ? Condition.KeyNotExists(hashKey)
@@ -250,8 +245,14 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         }
     }
 
+    /// <summary>
+    /// Re-reads every key every <see cref="RedisOptions.ReconcileInterval"/>, and at once when Redis comes back, after
+    /// the transitions kept during the outage have reached it: re-reading first would briefly roll this replica back to
+    /// what the others knew.
+    /// </summary>
     private async Task ReconcileLoopAsync(CancellationToken stopping)
     {
+        Task? reconnected = null;
         while (!stopping.IsCancellationRequested)
         {
             try
@@ -263,24 +264,50 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 // Reported by the connection events; the next round tries again.
             }
 
-            await Task.Delay(_options.ReconcileInterval, time, stopping);
+            reconnected ??= _resync.WaitAsync(stopping);
+            await Task.WhenAny(Task.Delay(_options.ReconcileInterval, time, stopping), reconnected);
+            if (reconnected.IsCompleted)
+            {
+                reconnected = null;
+                for (var waited = 0; Volatile.Read(ref _pending) > 0 && waited < 100; waited++)
+                {
+                    await Task.Delay(50, stopping);
+                }
+            }
         }
     }
 
-    /// <summary>Re-reads every key's shared record and adopts the newer ones.</summary>
+    /// <summary>
+    /// Re-reads every key's shared record and adopts the newer ones. A key this replica holds out of service with no
+    /// shared record at all (Redis restarted empty) is recorded again, so what was learned before is not lost.
+    /// </summary>
     private async Task ReconcileAsync()
     {
         var db = _redis!.GetDatabase();
         var keys = _registry!.Pools.SelectMany(p => p.Keys).ToList();
         var records = await Task.WhenAll(keys.Select(k => db.HashGetAllAsync(HashKey(k))));
+        var now = time.GetUtcNow();
         for (var i = 0; i < keys.Count; i++)
         {
             if (RedisKeyHealthCodec.Decode(records[i]) is { } shared)
             {
                 _board!.Adopt(keys[i], shared);
             }
+            else if (IntentFor(keys[i].Health, now) is { } intent)
+            {
+                Record(keys[i], intent);
+            }
         }
     }
+
+    /// <summary>The transition that would recreate a state this replica holds, for a shared record that went missing.</summary>
+    private static KeyIntent? IntentFor(KeyHealth health, DateTimeOffset now) => health switch
+    {
+        { State: KeyState.Dead, LastFailure: { } failure } => new KeyIntent(KeyIntentKind.Dead, failure.At, failure),
+        { State: KeyState.Cooling, LastFailure: { } failure, Until: { } until } when until > now => new KeyIntent(KeyIntentKind.Cooling, failure.At, failure, until),
+        { State: KeyState.Disabled } => new KeyIntent(KeyIntentKind.Disable, health.Since),
+        _ => null,
+    };
 
     private RedisKey HashKey(PoolKey key) => $"{_options.KeyPrefix}:key:{key.Pool}:{key.Name}";
 

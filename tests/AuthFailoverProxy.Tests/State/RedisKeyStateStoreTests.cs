@@ -121,6 +121,42 @@ public sealed class RedisKeyStateStoreTests
     }
 
     [Fact]
+    public async Task RedisRestartedEmpty_TheReplicasRecordWhatTheyKnowAgain_AndLaterChangesStillPropagate()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
+        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
+        await WaitConnectedAsync(a, b);
+        // Some history first, so the shared record's version has moved well past 1.
+        var forbidden = new KeyFailure(403, "permission_error", null, "no", null, DateTimeOffset.UtcNow);
+        Board(a).ReportDead(Key(a, "primary"), forbidden);
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+        Board(b).Heal(Key(b, "primary"), "test");
+        await FailoverTests.WaitUntilAsync(() => Key(a, "primary").Health.IsUsable);
+        Board(a).ReportDead(Key(a, "primary"), forbidden with { At = DateTimeOffset.UtcNow });
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+
+        // No persistence: the restarted Redis is empty.
+        await redis.KillAsync();
+        await redis.RestartAsync();
+        for (var i = 0; i < 500 && await SharedStateAsync(redis, "primary") != KeyState.Dead; i++)
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
+
+        await using var c = await StartReplicaAsync(redis, upstream, primary, backup);
+        await FailoverTests.WaitUntilAsync(() => Key(c, "primary").Health.State == KeyState.Dead);
+
+        // Versions after the reset still read as newer than what the replicas held before it.
+        Board(a).Heal(Key(a, "primary"), "test");
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.IsUsable && Key(c, "primary").Health.IsUsable);
+    }
+
+    [Fact]
     public async Task RedisDownAtStart_TheProxyStartsAndServes_AndSaysSo()
     {
         await using var redis = await RedisServer.StartAsync();
