@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh: what AuthFailoverProxy costs on the hot path, side by side with going direct and with a bare YARP
-# proxy, in one run. Prints a Markdown report on stdout (progress goes to stderr) and writes it to
-# bench/results/<UTC date>-issue2.md. Raw wrk output and process logs go to bench/results/raw/<stamp>/ (git-ignored).
+# proxy, with its in-memory and its Redis key-state store, and how fast an admin change reaches another replica through
+# Redis, in one run. Prints a Markdown report on stdout (progress goes to stderr) and writes it to
+# bench/results/<UTC date>-issue2.md and <UTC date>-issue4.md (the same report). Raw wrk output and process logs go
+# to bench/results/raw/<stamp>/ (git-ignored).
 #
 #   bench/run.sh            full run: 3 alternating repetitions of 10 s per target (about 4 minutes)
-#   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE and failover runs (about 1 minute)
+#   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE, failover and propagation runs (about 1 minute)
 #   bench/run.sh --no-build use the Release builds already on disk instead of building first
 #   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
 #   BENCH_DEBUG=1 bench/run.sh   also log the CPU tick accounting behind the "other load" column
@@ -14,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 QUICK=0
@@ -29,9 +31,9 @@ for arg in "$@"; do
 done
 
 if ((QUICK)); then
-  WARMUP=2 DURATION=3 REPS=1 SSE_N=30 SSE_WARM=5 FAILOVER_DURATION=4 MODE=quick
+  WARMUP=2 DURATION=3 REPS=1 SSE_N=30 SSE_WARM=5 FAILOVER_DURATION=4 PROP_N=20 PROP_BUDGET=15 MODE=quick
 else
-  WARMUP=5 DURATION=10 REPS=3 SSE_N=200 SSE_WARM=20 FAILOVER_DURATION=10 MODE=full
+  WARMUP=5 DURATION=10 REPS=3 SSE_N=200 SSE_WARM=20 FAILOVER_DURATION=10 PROP_N=100 PROP_BUDGET=60 MODE=full
 fi
 # For steadier numbers on a noisy machine: BENCH_REPS=5 or BENCH_DURATION=20 (mind the run time).
 REPS=${BENCH_REPS:-$REPS}
@@ -45,6 +47,7 @@ REPO=$(dirname "$BENCH_DIR")
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS_DIR="$BENCH_DIR/results"
 RESULT_FILE="$RESULTS_DIR/$(date -u +%F)-issue2.md"
+RESULT_FILE_ISSUE4="$RESULTS_DIR/$(date -u +%F)-issue4.md"
 RAW="$RESULTS_DIR/raw/$STAMP"
 
 # Loopback only, and never through an egress proxy the caller may have configured.
@@ -57,19 +60,21 @@ die() { log "ERROR: $*"; exit 1; }
 # --- tools -----------------------------------------------------------------------------------------------------------
 
 find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+find_redis() { command -v redis-server 2>/dev/null || { [[ -x /usr/bin/redis-server ]] && echo /usr/bin/redis-server; } || true; }
 
 install_missing() {
   local packages=()
   command -v wrk >/dev/null 2>&1 || packages+=(wrk)
   [[ -n "$(find_nginx)" ]] || packages+=(nginx-light)
   command -v curl >/dev/null 2>&1 || packages+=(curl)
+  [[ -n "$(find_redis)" ]] || packages+=(redis-server)
   ((${#packages[@]})) || return 0
   command -v apt-get >/dev/null 2>&1 || die "missing ${packages[*]} and no apt-get to install them"
   local sudo=()
   [[ $(id -u) -eq 0 ]] || sudo=(sudo)
   log "installing ${packages[*]}"
-  # Keep the package's own nginx service from starting (it would listen on every interface): policy-rc.d 101 means
-  # "do not start services" to invoke-rc.d. Only added when absent, and removed again.
+  # Keep the packages' own nginx and redis services from starting (nginx's would listen on every interface):
+  # policy-rc.d 101 means "do not start services" to invoke-rc.d. Only added when absent, and removed again.
   local policy=/usr/sbin/policy-rc.d added_policy=0
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod +x "$policy" && added_policy=1
@@ -83,7 +88,9 @@ install_missing() {
 
 install_missing
 NGINX=$(find_nginx)
+REDIS_SERVER=$(find_redis)
 command -v dotnet >/dev/null 2>&1 || die "dotnet is not on PATH"
+command -v python3 >/dev/null 2>&1 || die "python3 is not on PATH (bench/propagation.py needs it)"
 CLK_TCK=$(getconf CLK_TCK)
 CORES=$(nproc)
 
@@ -179,6 +186,7 @@ wait_ready() {
 PRIMARY_SECRET="sk-ant-api03-benchPrimaryKey$(printf '%028d' 1)"
 BACKUP_SECRET="sk-ant-api03-benchBackupKey0$(printf '%028d' 2)"
 CLIENT_TOKEN="afp-bench-client-token-$(printf '%016d' 7)"
+ADMIN_TOKEN="afp-bench-admin-token-$(printf '%016d' 9)"
 SSE_BODY='{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
 
 # --- build -----------------------------------------------------------------------------------------------------------
@@ -229,6 +237,34 @@ wait_ready nginx "$NGINX_PID" "$UPSTREAM/v1/messages" -X POST -H "x-api-key: $BA
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
 [[ -n $NGINX_WORKER ]] || die "nginx has no worker process"
 
+# --- shared key state: redis-server -----------------------------------------------------------------------------------
+
+# redis_cmd WORDS…: one inline command over /dev/tcp; prints the first line of the answer.
+redis_cmd() {
+  local line
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+    printf '%s\r\n' "$*" >&3
+    IFS= read -r -t 2 line <&3 || exit 1
+    printf '%s\n' "${line%$'\r'}"
+  ) 2>/dev/null
+}
+
+free_port REDIS_PORT
+mkdir -p "$TMP/redis"
+log "starting redis-server on 127.0.0.1:$REDIS_PORT (no persistence)"
+"$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis" \
+  >"$RAW/redis.log" 2>&1 &
+REDIS_PID=$!
+STARTED_PIDS+=("$REDIS_PID")
+for ((i = 0; i < 100; i++)); do
+  kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited during start; see $RAW/redis.log"
+  [[ "$(redis_cmd PING)" == +PONG ]] && break
+  sleep 0.1
+done
+[[ "$(redis_cmd PING)" == +PONG ]] || die "redis-server did not answer PING within 10 s; see $RAW/redis.log"
+REDIS_VERSION=$("$REDIS_SERVER" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+
 # --- proxies ---------------------------------------------------------------------------------------------------------
 
 start_bare() {
@@ -241,26 +277,47 @@ start_bare() {
   wait_ready BareYarp "$BARE_PID" "http://127.0.0.1:$BARE_PORT/v1/messages" -X POST -H "x-api-key: $CLIENT_TOKEN" -d '{}'
 }
 
-# start_afp NAME: a fresh AuthFailoverProxy (all keys healthy), configured only by environment variables.
+# start_afp NAME [PREFIX [VAR=VALUE…]]: a fresh AuthFailoverProxy (all keys healthy), configured only by environment
+# variables (the extra VAR=VALUE ones added, such as AFP_REDIS=…); its pid and ports land in ${PREFIX}_PID,
+# ${PREFIX}_PORT and ${PREFIX}_MGMT_PORT (PREFIX defaults to AFP).
 start_afp() {
-  local name=$1
-  free_port AFP_PORT
-  free_port AFP_MGMT_PORT
-  log "starting AuthFailoverProxy ($name) on 127.0.0.1:$AFP_PORT, management 127.0.0.1:$AFP_MGMT_PORT"
-  env ASPNETCORE_URLS="http://127.0.0.1:$AFP_PORT" \
-    AFP_MANAGEMENT_URLS="http://127.0.0.1:$AFP_MGMT_PORT" \
+  local name=$1 prefix=${2:-AFP} port mgmt pid extra="" kv
+  shift $(($# < 2 ? $# : 2))
+  for kv in "$@"; do [[ $kv == *TOKEN* ]] && extra+=" ${kv%%=*}=…" || extra+=" $kv"; done
+  free_port port
+  free_port mgmt
+  log "starting AuthFailoverProxy ($name) on 127.0.0.1:$port, management 127.0.0.1:$mgmt${extra:+, with$extra}"
+  env ASPNETCORE_URLS="http://127.0.0.1:$port" \
+    AFP_MANAGEMENT_URLS="http://127.0.0.1:$mgmt" \
     AFP_UPSTREAM="$UPSTREAM" \
     AFP_KEYS="primary=$PRIMARY_SECRET,backup=$BACKUP_SECRET" \
     AFP_CLIENT_TOKENS="$CLIENT_TOKEN" \
+    "$@" \
     dotnet "$TMP/afp/AuthFailoverProxy.dll" >"$RAW/afp-$name.log" 2>&1 &
-  AFP_PID=$!
-  STARTED_PIDS+=("$AFP_PID")
-  wait_ready "AuthFailoverProxy ($name)" "$AFP_PID" "http://127.0.0.1:$AFP_MGMT_PORT/readyz"
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  printf -v "${prefix}_PID" '%s' "$pid"
+  printf -v "${prefix}_PORT" '%s' "$port"
+  printf -v "${prefix}_MGMT_PORT" '%s' "$mgmt"
+  wait_ready "AuthFailoverProxy ($name)" "$pid" "http://127.0.0.1:$mgmt/readyz"
 }
 
+# stop_afp NAME [PREFIX]: saves its /status to the raw directory, then stops it.
 stop_afp() {
-  curl -s --max-time 2 "http://127.0.0.1:$AFP_MGMT_PORT/status" >"$RAW/afp-$1-status.json" 2>/dev/null || true
-  stop_pid "$AFP_PID"
+  local prefix=${2:-AFP} pid_var mgmt_var
+  pid_var=${prefix}_PID mgmt_var=${prefix}_MGMT_PORT
+  curl -s --max-time 2 "http://127.0.0.1:${!mgmt_var}/status" >"$RAW/afp-$1-status.json" 2>/dev/null || true
+  stop_pid "${!pid_var}"
+}
+
+# require_redis_store NAME PREFIX: the instance's /status must show "store": {"kind": "redis", "connected": true}.
+require_redis_store() {
+  local mgmt_var=${2}_MGMT_PORT store
+  if store=$(timeout 30 python3 "$BENCH_DIR/propagation.py" store "http://127.0.0.1:${!mgmt_var}/status" --wait 10); then
+    log "  $1: store $store"
+  else
+    die "AuthFailoverProxy ($1) is not connected to Redis after 10 s: store $store; see $RAW/afp-$1.log"
+  fi
 }
 
 # --- load ------------------------------------------------------------------------------------------------------------
@@ -285,6 +342,7 @@ target_url() {
     direct) echo "$UPSTREAM" ;;
     bare) echo "http://127.0.0.1:$BARE_PORT" ;;
     afp) echo "http://127.0.0.1:$AFP_PORT" ;;
+    afpredis) echo "http://127.0.0.1:$AFPR_PORT" ;;
   esac
 }
 target_key() { [[ $1 == direct ]] && echo "$PRIMARY_SECRET" || echo "$CLIENT_TOKEN"; }
@@ -294,6 +352,7 @@ target_pid() {
     direct) echo "$NGINX_WORKER" ;;
     bare) echo "$BARE_PID" ;;
     afp) echo "$AFP_PID" ;;
+    afpredis) echo "$AFPR_PID" ;;
   esac
 }
 target_label() {
@@ -301,23 +360,24 @@ target_label() {
     direct) echo "direct (nginx)" ;;
     bare) echo "bare YARP" ;;
     afp) echo "AuthFailoverProxy" ;;
+    afpredis) echo "AuthFailoverProxy (Redis store)" ;;
   esac
 }
 
 RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 # measure TARGET REP: one measured run; appends target, rep, rps, p50 µs, p99 µs, CPU µs/req (target process),
-# upstream CPU µs/req (nginx worker), peak RSS kB, upstream calls/req, errors, requests, and the share of the machine's
-# CPU that something other than this benchmark used during the run (%).
+# upstream CPU µs/req (nginx worker), peak RSS kB, upstream calls/req, errors, requests, the share of the machine's
+# CPU that something other than this benchmark used during the run (%), and redis-server's CPU µs/req.
 measure() {
   local target=$1 rep=$2 out="$RAW/wrk-$1-rep$2.txt" pid
   pid=$(target_pid "$target")
-  local t0 u0 l0 c0 m0 t1 u1 l1 c1 m1 ours
+  local t0 u0 r0 l0 c0 m0 t1 u1 r1 l1 c1 m1 ours
   children_ticks c0
   m0=$(machine_ticks)
-  t0=$(cpu_ticks "$pid") u0=$(cpu_ticks "$NGINX_WORKER") l0=$(access_lines)
+  t0=$(cpu_ticks "$pid") u0=$(cpu_ticks "$NGINX_WORKER") r0=$(cpu_ticks "$REDIS_PID") l0=$(access_lines)
   wrk_run "$out" "$(target_url "$target")" "$(target_key "$target")" "$DURATION"
-  t1=$(cpu_ticks "$pid") u1=$(cpu_ticks "$NGINX_WORKER")
+  t1=$(cpu_ticks "$pid") u1=$(cpu_ticks "$NGINX_WORKER") r1=$(cpu_ticks "$REDIS_PID")
   m1=$(machine_ticks)
   children_ticks c1
   sleep 0.3 # in-flight calls finish and reach the access log
@@ -325,10 +385,10 @@ measure() {
   local requests duration_us
   requests=$(wrk_field "$out" requests) duration_us=$(wrk_field "$out" duration_us)
   ((requests > 0)) || die "no request completed against $target; see $out"
-  ours=$(((t1 - t0) + (c1 - c0)))
+  ours=$(((t1 - t0) + (c1 - c0) + (r1 - r0)))
   [[ $target == direct ]] || ours=$((ours + u1 - u0))
-  [[ -z ${BENCH_DEBUG:-} ]] || log "  ticks: machine $((m1 - m0)), target $((t1 - t0)), nginx $((u1 - u0)), children $((c1 - c0))"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$rep" \
+  [[ -z ${BENCH_DEBUG:-} ]] || log "  ticks: machine $((m1 - m0)), target $((t1 - t0)), nginx $((u1 - u0)), redis $((r1 - r0)), children $((c1 - c0))"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$rep" \
     "$(calc %.1f "$requests / ($duration_us / 1000000)")" \
     "$(wrk_field "$out" p50_us)" "$(wrk_field "$out" p99_us)" \
     "$(calc %.2f "($t1 - $t0) / $CLK_TCK * 1000000 / $requests")" \
@@ -336,7 +396,8 @@ measure() {
     "$(peak_rss_kb "$pid")" \
     "$(calc %.4f "($l1 - $l0) / $requests")" \
     "$(wrk_errors "$out")" "$requests" \
-    "$(calc %.1f "(($m1 - $m0) - $ours) < 0 ? 0 : (($m1 - $m0) - $ours) * 100 / ($CLK_TCK * $duration_us / 1000000 * $CORES)")" >>"$RUNS"
+    "$(calc %.1f "(($m1 - $m0) - $ours) < 0 ? 0 : (($m1 - $m0) - $ours) * 100 / ($CLK_TCK * $duration_us / 1000000 * $CORES)")" \
+    "$(calc %.2f "($r1 - $r0) / $CLK_TCK * 1000000 / $requests")" >>"$RUNS"
   log "  $(target_label "$target") rep $rep: $(tail -n 1 "$RUNS" | cut -f3) req/s, $(wrk_errors "$out") errors, other load $(tail -n 1 "$RUNS" | cut -f12)%"
 }
 
@@ -352,6 +413,9 @@ sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 
 
 start_bare
 start_afp throughput
+# The same build with key health shared through the redis-server above; the request path never waits for Redis.
+start_afp throughput-redis AFPR AFP_REDIS="127.0.0.1:$REDIS_PORT"
+require_redis_store throughput-redis AFPR
 
 # Others' builds and test runs on the same cores make every number noisy. Before each measured run, wait for the
 # machine to be quiet (under 10 % busy with the proxies idle), within a time budget for the whole run so it still ends
@@ -378,7 +442,7 @@ wait_for_quiet() {
   log "  going ahead ${busy}% busy; this run will be noisy"
 }
 
-TARGETS=(direct bare afp)
+TARGETS=(direct bare afp afpredis)
 log "warm-up: ${WARMUP} s per target"
 for target in "${TARGETS[@]}"; do
   wrk_run "$RAW/wrk-$target-warmup.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
@@ -443,6 +507,9 @@ failover_count() {
 }
 
 log "failover, revoked from the start: fresh proxy, primary answers 403 permission_error, ${FAILOVER_DURATION} s of load"
+# Still connected after all the load? (Checked once more, into the report, before it stops.)
+AFPR_STORE_END=$(timeout 10 python3 "$BENCH_DIR/propagation.py" store "http://127.0.0.1:$AFPR_MGMT_PORT/status" --wait 2 || true)
+stop_afp throughput-redis AFPR
 stop_afp throughput
 touch "$REVOKE_FLAG"
 start_afp revoked-at-start
@@ -469,6 +536,37 @@ echo "access-log lines of this run when the primary was revoked: $((FO2_REVOKED_
 stop_afp revoked-during-load
 rm -f "$REVOKE_FLAG"
 
+# --- 4. key state between replicas (Redis store) ---------------------------------------------------------------------
+
+# Two replicas sharing the redis-server: an admin change on A, how long until B shows it. bench/propagation.py does the
+# timing (keep-alive connections, B polled about every millisecond); every change and every wait is bounded.
+log "propagation between replicas: $PROP_N x disable then enable 'backup' on A, B polled every ~1 ms (budget ${PROP_BUDGET} s)"
+start_afp replica-a RA AFP_REDIS="127.0.0.1:$REDIS_PORT" AFP_ADMIN_TOKEN="$ADMIN_TOKEN"
+start_afp replica-b RB AFP_REDIS="127.0.0.1:$REDIS_PORT" AFP_ADMIN_TOKEN="$ADMIN_TOKEN"
+require_redis_store replica-a RA
+require_redis_store replica-b RB
+wait_for_quiet
+PROP_RC=0
+timeout $((PROP_BUDGET + 60)) python3 "$BENCH_DIR/propagation.py" measure \
+  --a "http://127.0.0.1:$RA_MGMT_PORT" --b "http://127.0.0.1:$RB_MGMT_PORT" --token "$ADMIN_TOKEN" \
+  --pool anthropic --key backup --n "$PROP_N" --warmup 5 --poll-ms 1 --timeout 15 --budget "$PROP_BUDGET" \
+  --samples "$RAW/propagation-samples.tsv" >"$RAW/propagation.txt" 2>&1 || PROP_RC=$?
+declare -A PROP=()
+while IFS='=' read -r k v; do
+  if [[ $k == PROP_* ]]; then PROP[${k#PROP_}]=$v; fi
+done <"$RAW/propagation.txt"
+if ((PROP_RC != 0)); then
+  log "  propagation.py failed (exit $PROP_RC): $(tail -n 3 "$RAW/propagation.txt" | tr '\n' ' ')"
+  PROP[stopped]="bench/propagation.py failed (exit $PROP_RC): $(tail -n 1 "$RAW/propagation.txt")"
+fi
+for k in disable_n enable_n; do PROP[$k]=${PROP[$k]:-0}; done
+for k in disable_median disable_p90 disable_p99 disable_max disable_a_rtt_median enable_median enable_p90 enable_p99 \
+  enable_max enable_a_rtt_median poll_interval_ms elapsed_s; do PROP[$k]=${PROP[$k]:-nan}; done
+PROP[anomalies]=${PROP[anomalies]:-0}
+log "  disable: median ${PROP[disable_median]} ms, p99 ${PROP[disable_p99]} ms; enable: median ${PROP[enable_median]} ms, p99 ${PROP[enable_p99]} ms${PROP[stopped]:+; stopped: ${PROP[stopped]}}"
+stop_afp replica-a RA
+stop_afp replica-b RB
+
 # --- report ----------------------------------------------------------------------------------------------------------
 
 log "writing the report"
@@ -491,10 +589,21 @@ OTHER_MAX=$(awk -F'\t' '$12 > m { m = $12 } END { print m + 0 }' "$RUNS")
 
 THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[bare]}")
 CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[bare]}")
+REDIS_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afpredis]} / ${RPS[afp]}")
+REDIS_CPU_RATIO=$(calc %.3f "${CPU[afpredis]} / ${CPU[afp]}")
+REDIS_CPU_DURING=$(median "$RUNS" 13 afpredis)
+REDIS_CPU_MAX=$(awk -F'\t' '$13 > m { m = $13 } END { print m + 0 }' "$RUNS")
+PROP_COMPLETE=$(( PROP[disable_n] == PROP_N && PROP[enable_n] == PROP_N && PROP_RC == 0 ))
+if ((PROP_COMPLETE)) && [[ -z ${PROP[stopped]:-} ]]; then
+  PROP_RESULT=$(pass "${PROP[disable_p99]} <= 100 && ${PROP[enable_p99]} <= 100")
+else
+  PROP_RESULT=MISS
+fi
 SSE_DIFF=$(calc %.3f "$(sse_stat afp median) - $(sse_stat direct median)")
 SSE_DIFF_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat direct p90)")
 SSE_BARE_DIFF=$(calc %.3f "$(sse_stat bare median) - $(sse_stat direct median)")
-SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat afp errors)))
+SSE_REDIS_DIFF=$(calc %.3f "$(sse_stat afpredis median) - $(sse_stat direct median)")
+SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
 
 FO1_WRK="$RAW/wrk-failover-revoked-at-start.txt" FO1_UP="$RAW/upstream-revoked-at-start.txt"
 FO2_WRK="$RAW/wrk-failover-revoked-during-load.txt" FO2_UP="$RAW/upstream-revoked-during-load.txt"
@@ -516,14 +625,16 @@ DOTNET_VERSION=$(dotnet --version)
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's#^nginx version: nginx/##')
 WRK_VERSION=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{ print $2 }') # wrk -v exits 1
 CURL_VERSION=$(curl --version | head -n 1 | awk '{ print $2 }')
+PYTHON_VERSION=$(python3 -c 'import platform; print(platform.python_version())')
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 GIT_DIRTY=$([[ -n "$(git -C "$REPO" status --porcelain -- src 2>/dev/null)" ]] && echo ", src/ has uncommitted changes" || true)
 
 REPORT="$TMP/report.md"
 {
-  echo "# AuthFailoverProxy hot-path benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $MODE mode)"
+  echo "# AuthFailoverProxy hot-path benchmark, with the Redis store ($(date -u '+%Y-%m-%d %H:%M UTC'), $MODE mode)"
   echo
   echo "Produced by \`bench/run.sh\`$( ((QUICK)) && echo ' --quick'). Code: $GIT_REV$GIT_DIRTY; AuthFailoverProxy.dll built $AFP_DLL_TIME$( ((BUILD)) || echo ' (--no-build)'), sha256 $AFP_DLL_SHA…."
+  echo "The same report is written for issue 2 (hot path, failover) and issue 4 (key health shared through Redis: the Redis-store rows and the propagation section)."
   echo
   echo "## Targets"
   echo
@@ -536,11 +647,16 @@ REPORT="$TMP/report.md"
   echo "| Primary revoked at start: client-visible errors | $FO1_ERR | 0 | $(pass "$FO1_ERR == 0") |"
   echo "| Primary revoked during load: upstream calls per client request | $FO2_RATIO ($FO2_CALLS / $FO2_REQ) | ≤ 1.01 | $(pass "$FO2_RATIO <= 1.01") |"
   echo "| Primary revoked during load: client-visible errors | $FO2_ERR | 0 | $(pass "$FO2_ERR == 0") |"
+  echo "| Throughput, Redis store / in-memory store | $REDIS_THROUGHPUT_RATIO (${RPS[afpredis]%.*} / ${RPS[afp]%.*} req/s) | equal within noise (0.9–1.1) | $(pass "$REDIS_THROUGHPUT_RATIO >= 0.9 && $REDIS_THROUGHPUT_RATIO <= 1.1") |"
+  echo "| CPU per request, Redis store / in-memory store | $REDIS_CPU_RATIO (${CPU[afpredis]} / ${CPU[afp]} µs) | equal within noise (0.9–1.1) | $(pass "$REDIS_CPU_RATIO >= 0.9 && $REDIS_CPU_RATIO <= 1.1") |"
+  echo "| Propagation between replicas (p99) | disable ${PROP[disable_p99]} ms, enable ${PROP[enable_p99]} ms ($((PROP[disable_n])) + $((PROP[enable_n])) of $PROP_N + $PROP_N samples) | ≤ 100 ms | $PROP_RESULT |"
   echo
   echo "## Throughput and latency (POST /v1/messages, ~1 KB body)"
   echo
   echo "Medians of $REPS run(s) of ${DURATION} s per target, order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections, after a ${WARMUP} s warm-up."
   echo "CPU is user+system time of the target's process (the proxy; nginx's worker for direct) over the run, divided by the requests wrk completed."
+  echo "*AuthFailoverProxy (Redis store)* is the same build with \`AFP_REDIS=127.0.0.1:$REDIS_PORT\` (redis-server $REDIS_VERSION on loopback, no persistence), checked connected before the runs; redis-server itself used ${REDIS_CPU_DURING} µs/req during its runs (median; at most ${REDIS_CPU_MAX} µs/req in any measured run; not included in the proxy's CPU column)."
+  echo "Its store after the runs: \`${AFPR_STORE_END:-unknown}\`."
   echo
   if awk "BEGIN { exit !($OTHER_MAX > 5 || $BUSY_BEFORE >= 10) }"; then
     echo "**Noisy run:** other processes used up to $OTHER_MAX % of the machine during the measured runs (median $OTHER_MEDIAN %; the machine was ${BUSY_BEFORE} % busy before the start). Compare CPU µs/req rather than req/s, and rerun on a quiet machine before trusting a ratio near its threshold."
@@ -563,6 +679,7 @@ REPORT="$TMP/report.md"
   echo "| direct (nginx) | $(sse_stat direct median) | $(sse_stat direct p90) | 0.000 |"
   echo "| bare YARP | $(sse_stat bare median) | $(sse_stat bare p90) | $SSE_BARE_DIFF |"
   echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
+  echo "| AuthFailoverProxy (Redis store) | $(sse_stat afpredis median) | $(sse_stat afpredis p90) | $SSE_REDIS_DIFF |"
   echo
   echo "## Failover (keys primary, backup; nginx answers the primary 403 permission_error once revoked)"
   echo
@@ -573,21 +690,42 @@ REPORT="$TMP/report.md"
   echo "| revoked at start | $FO1_REQ | $FO1_CALLS | $FO1_RATIO | $(fo_key "$FO1_UP" primary_200) | $(fo_key "$FO1_UP" primary_403) | $(fo_key "$FO1_UP" backup_200) | $(fo_key "$FO1_UP" other) | $FO1_ERR ($(fo_errors_detail "$FO1_WRK")) |"
   echo "| revoked after $((FAILOVER_DURATION / 2)) s | $FO2_REQ | $FO2_CALLS | $FO2_RATIO | $(fo_key "$FO2_UP" primary_200) | $(fo_key "$FO2_UP" primary_403) | $(fo_key "$FO2_UP" backup_200) | $(fo_key "$FO2_UP" other) | $FO2_ERR ($(fo_errors_detail "$FO2_WRK")) |"
   echo
+  echo "## Key state between replicas (Redis store)"
+  echo
+  echo "Two fresh AuthFailoverProxy instances, A and B: same \`AFP_KEYS\`, same \`AFP_REDIS\` (the redis-server above), different ports, both checked connected to Redis first."
+  echo "$PROP_N times (after ${PROP[warmup]:-5} uncounted warm-up rounds): \`POST /admin/pools/anthropic/keys/backup/disable\` on A, then B's \`GET /admin/keys\` polled until 'backup' reads \`disabled\`; then \`…/enable\` on A and B polled until it reads \`usable\`."
+  echo "A sample runs from reading A's admin answer to reading B's first answer that shows the new state (bench/propagation.py, keep-alive connections, B polled every ~1 ms: ${PROP[poll_interval_ms]} ms between polls on average, so a sample is up to that much late). Each change is waited for 15 s at most, the whole measurement for ${PROP_BUDGET} s at most (it took ${PROP[elapsed_s]} s)."
+  echo
+  echo "| Change on A | samples | median ms | p90 ms | p99 ms | max ms | A's admin answer, median ms |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| disable 'backup' → B shows disabled | ${PROP[disable_n]} | ${PROP[disable_median]} | ${PROP[disable_p90]} | ${PROP[disable_p99]} | ${PROP[disable_max]} | ${PROP[disable_a_rtt_median]} |"
+  echo "| enable 'backup' → B shows usable | ${PROP[enable_n]} | ${PROP[enable_median]} | ${PROP[enable_p90]} | ${PROP[enable_p99]} | ${PROP[enable_max]} | ${PROP[enable_a_rtt_median]} |"
+  echo
+  if [[ -n ${PROP[stopped]:-} ]]; then
+    echo "**Measurement stopped early:** ${PROP[stopped]}"
+    echo
+  fi
+  if ((PROP[anomalies] > 0)); then
+    echo "**Inconsistencies seen (${PROP[anomalies]}):** $(for i in 0 1 2 3 4; do [[ -z ${PROP[anomaly_$i]:-} ]] || printf '%s; ' "${PROP[anomaly_$i]}"; done)"
+  else
+    echo "After each change B adopted, A still showed it too, and 0.5 s after the last change both showed 'backup' usable."
+  fi
+  echo
   echo "## Every measured run"
   echo
   echo "In the order they ran. *Other load*: CPU used by processes other than this benchmark's, as a share of the whole machine."
   echo
-  echo "| Target | rep | req/s | p50 ms | p99 ms | CPU µs/req | nginx CPU µs/req | peak RSS MiB | upstream calls/req | errors | requests | other load |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  while IFS=$'\t' read -r t rep rps p50 p99 cpu upcpu rss calls err req other; do
-    echo "| $(target_label "$t") | $rep | ${rps%.*} | $(ms "$p50") | $(ms "$p99") | $cpu | $upcpu | $(calc %.1f "$rss / 1024") | $calls | $err | $req | $other % |"
+  echo "| Target | rep | req/s | p50 ms | p99 ms | CPU µs/req | nginx CPU µs/req | redis CPU µs/req | peak RSS MiB | upstream calls/req | errors | requests | other load |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  while IFS=$'\t' read -r t rep rps p50 p99 cpu upcpu rss calls err req other rediscpu; do
+    echo "| $(target_label "$t") | $rep | ${rps%.*} | $(ms "$p50") | $(ms "$p99") | $cpu | $upcpu | $rediscpu | $(calc %.1f "$rss / 1024") | $calls | $err | $req | $other % |"
   done <"$RUNS"
   echo
   echo "## Machine and setup"
   echo
   echo "- CPU: $CPU_MODEL, $CORES cores (nproc); memory $MEM"
   echo "- OS: $OS; kernel $KERNEL"
-  echo "- .NET SDK $DOTNET_VERSION; nginx $NGINX_VERSION; wrk $WRK_VERSION; curl $CURL_VERSION"
+  echo "- .NET SDK $DOTNET_VERSION; nginx $NGINX_VERSION; wrk $WRK_VERSION; curl $CURL_VERSION; redis-server $REDIS_VERSION; Python $PYTHON_VERSION"
   echo "- Upstream: nginx with \`worker_processes 1\` (fixed answers, access log on), so one core is left for the proxy and wrk to share."
   echo "  The load generator, the proxy and the upstream all share these $CORES cores: see bench/README.md."
   echo "- Proxies: Release builds run with \`dotnet <dll>\`; Server GC, non-concurrent, TieredPGO (both); HTTP/1.1 keep-alive on both legs."
@@ -595,6 +733,7 @@ REPORT="$TMP/report.md"
 
 mkdir -p "$RESULTS_DIR"
 cp "$REPORT" "$RESULT_FILE"
+cp "$REPORT" "$RESULT_FILE_ISSUE4"
 cp "$REPORT" "$RAW/report.md"
 cat "$REPORT"
-log "report written to ${RESULT_FILE#"$REPO"/}; raw output in ${RAW#"$REPO"/}"
+log "report written to ${RESULT_FILE#"$REPO"/} and ${RESULT_FILE_ISSUE4#"$REPO"/}; raw output in ${RAW#"$REPO"/}"
