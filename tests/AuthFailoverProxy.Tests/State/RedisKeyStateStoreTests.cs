@@ -18,12 +18,10 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task KeyRevokedBehindReplicaA_IsNeverUsedByReplicaB_AfterPropagation()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
-        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
-        await WaitConnectedAsync(a, b);
+        await using var d = await Deployment.StartAsync();
+        var (redis, upstream, primary, backup) = (d.Redis, d.Upstream, d.Primary, d.Backup);
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
         upstream.SetKeyFault(primary, KeyFault.OAuthRejected);
 
         using (var viaA = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
@@ -52,12 +50,10 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task RacingTransitions_LaterDeadlineWins_AndDeadStaysDead()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
-        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
-        await WaitConnectedAsync(a, b);
+        await using var d = await Deployment.StartAsync();
+        var (redis, upstream, primary, backup) = (d.Redis, d.Upstream, d.Primary, d.Backup);
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
         var (onA, onB) = (Key(a, "primary"), Key(b, "primary"));
         // The shared record keeps milliseconds.
         var now = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
@@ -73,7 +69,7 @@ public sealed class RedisKeyStateStoreTests
         Board(a).ReportDead(onA, new KeyFailure(403, "permission_error", null, "no", null, now));
         await FailoverTests.WaitUntilAsync(() => onB.Health.State == KeyState.Dead);
         Board(b).ReportCooling(onB, limited with { At = now.AddSeconds(1) }, now.AddSeconds(600));
-        await Task.Delay(200, Ct);
+        await FailoverTests.WaitUntilAsync(() => Store(b).Status.Pending == 0);
         Assert.Equal(KeyState.Dead, onA.Health.State);
         Assert.Equal(KeyState.Dead, onB.Health.State);
         Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
@@ -82,11 +78,9 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task RedisKilledMidTraffic_NoClientFails_AndWhatWasLearnedMeanwhileReachesTheOthers()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
-        await WaitConnectedAsync(a);
+        await using var d = await Deployment.StartAsync();
+        var (redis, upstream, primary, backup) = (d.Redis, d.Upstream, d.Primary, d.Backup);
+        var a = await d.AddReplicaAsync();
 
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 60; i++)
@@ -115,7 +109,7 @@ public sealed class RedisKeyStateStoreTests
         Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
 
         // A replica started afterwards knows at once, without spending a call on the dead key.
-        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
+        var b = await d.AddReplicaAsync();
         await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
         Assert.Equal(KeyState.Dead, Key(a, "primary").Health.State);
     }
@@ -123,12 +117,10 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task RedisRestartedEmpty_TheReplicasRecordWhatTheyKnowAgain_AndLaterChangesStillPropagate()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
-        await using var b = await StartReplicaAsync(redis, upstream, primary, backup);
-        await WaitConnectedAsync(a, b);
+        await using var d = await Deployment.StartAsync();
+        var (redis, upstream, primary, backup) = (d.Redis, d.Upstream, d.Primary, d.Backup);
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
         // Some history first, so the shared record's version has moved well past 1.
         var forbidden = new KeyFailure(403, "permission_error", null, "no", null, DateTimeOffset.UtcNow);
         Board(a).ReportDead(Key(a, "primary"), forbidden);
@@ -148,7 +140,7 @@ public sealed class RedisKeyStateStoreTests
 
         Assert.Equal(KeyState.Dead, await SharedStateAsync(redis, "primary"));
 
-        await using var c = await StartReplicaAsync(redis, upstream, primary, backup);
+        var c = await d.AddReplicaAsync();
         await FailoverTests.WaitUntilAsync(() => Key(c, "primary").Health.State == KeyState.Dead);
 
         // Versions after the reset still read as newer than what the replicas held before it.
@@ -159,10 +151,9 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task RedisDownAtStart_TheProxyStartsAndServes_AndSaysSo()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await redis.KillAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        await using var a = await StartReplicaAsync(redis, upstream, Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
+        await using var d = await Deployment.StartAsync();
+        await d.Redis.KillAsync();
+        var a = await d.AddReplicaAsync(waitConnected: false);
 
         using var response = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
 
@@ -176,14 +167,11 @@ public sealed class RedisKeyStateStoreTests
     public async Task DeadKey_IsCheckedAboutOncePerIntervalInTotal_AndOneReplicasCheckHealsItEverywhere()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-03-03T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
         // The probe lease lasts one HealDelay on Redis's own clock (real time): a few real seconds cover many fake rounds.
-        void Fast(ProxyConfig c) => c.Set("Probes:HealDelay", "00:00:03").Set("Probes:MaxHealDelay", "00:00:03");
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup, time, Fast);
-        await using var b = await StartReplicaAsync(redis, upstream, primary, backup, time, Fast);
-        await WaitConnectedAsync(a, b);
+        await using var d = await Deployment.StartAsync(time, c => c.Set("Probes:HealDelay", "00:00:03").Set("Probes:MaxHealDelay", "00:00:03"));
+        var (upstream, primary) = (d.Upstream, d.Primary);
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
         upstream.SetKeyFault(primary, KeyFault.Revoked);
         using (await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
         {
@@ -217,11 +205,9 @@ public sealed class RedisKeyStateStoreTests
     [Fact]
     public async Task RedisHoldsNoSecretBytes()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        var (primary, backup) = (Secrets.AnthropicApiKey(), Secrets.AnthropicApiKey());
-        await using var a = await StartReplicaAsync(redis, upstream, primary, backup);
-        await WaitConnectedAsync(a);
+        await using var d = await Deployment.StartAsync();
+        var (redis, upstream, primary, backup) = (d.Redis, d.Upstream, d.Primary, d.Backup);
+        var a = await d.AddReplicaAsync();
         upstream.SetKeyFault(primary, KeyFault.Revoked);
         using (await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
         {
@@ -242,19 +228,6 @@ public sealed class RedisKeyStateStoreTests
         Assert.DoesNotContain(primary[..^4], everything, StringComparison.Ordinal);
         Assert.DoesNotContain(backup[..^4], everything, StringComparison.Ordinal);
     }
-
-    private static Task<ProxyHost> StartReplicaAsync(RedisServer redis, SimulatedUpstream upstream, string primary, string backup, TimeProvider? time = null, Action<ProxyConfig>? configure = null)
-    {
-        var config = new ProxyConfig()
-            .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary), ("backup", backup)])
-            .Set("Redis:Configuration", redis.Configuration)
-            .Set("Redis:Timeout", "00:00:00.500");
-        configure?.Invoke(config);
-        return ProxyHost.StartAsync(config, time);
-    }
-
-    private static async Task WaitConnectedAsync(params ProxyHost[] replicas)
-        => await FailoverTests.WaitUntilAsync(() => replicas.All(r => Store(r).Status.Connected));
 
     private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
 

@@ -1,0 +1,68 @@
+using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.State;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace AuthFailoverProxy.Tests.Fakes;
+
+/// <summary>
+/// A deployment as ops run it: one real redis-server, one upstream, and as many proxy replicas as a test adds, all
+/// configured alike with two keys, 'primary' and 'backup'. Disposing it stops everything.
+/// </summary>
+internal sealed class Deployment : IAsyncDisposable
+{
+    private readonly List<ProxyHost> _replicas = [];
+    private readonly TimeProvider? _time;
+    private readonly Action<ProxyConfig>? _configure;
+
+    private Deployment(RedisServer redis, SimulatedUpstream upstream, TimeProvider? time, Action<ProxyConfig>? configure)
+    {
+        Redis = redis;
+        Upstream = upstream;
+        _time = time;
+        _configure = configure;
+    }
+
+    public RedisServer Redis { get; }
+
+    public SimulatedUpstream Upstream { get; }
+
+    public string Primary { get; } = Secrets.AnthropicApiKey();
+
+    public string Backup { get; } = Secrets.AnthropicApiKey();
+
+    public static async Task<Deployment> StartAsync(TimeProvider? time = null, Action<ProxyConfig>? configure = null)
+    {
+        var redis = await RedisServer.StartAsync();
+        var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        return new Deployment(redis, upstream, time, configure);
+    }
+
+    /// <summary>Starts one more replica; by default waits until it is connected to Redis.</summary>
+    public async Task<ProxyHost> AddReplicaAsync(bool waitConnected = true)
+    {
+        var config = new ProxyConfig()
+            .Pool("anthropic", Upstream.BaseAddress, isDefault: true, keys: [("primary", Primary), ("backup", Backup)])
+            .Set("Redis:Configuration", Redis.Configuration)
+            .Set("Redis:Timeout", "00:00:00.500");
+        _configure?.Invoke(config);
+        var replica = await ProxyHost.StartAsync(config, _time);
+        _replicas.Add(replica);
+        if (waitConnected)
+        {
+            await Failover.FailoverTests.WaitUntilAsync(() => replica.Services.GetRequiredService<IKeyStateStore>().Status.Connected);
+        }
+
+        return replica;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var replica in _replicas)
+        {
+            await replica.DisposeAsync();
+        }
+
+        await Upstream.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+}
