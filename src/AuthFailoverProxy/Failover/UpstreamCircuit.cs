@@ -95,9 +95,17 @@ internal sealed partial class UpstreamCircuit
                 while (_state.CircuitState != CircuitState.Closed && !Stopping.IsCancellationRequested)
                 {
                     await Task.Delay(_options.ProbeInterval, _time, Stopping);
-                    if (_state.CircuitState != CircuitState.Closed && await UpstreamAnswers(_pool, Stopping))
+                    try
                     {
-                        await _control.CloseAsync(Stopping);
+                        if (_state.CircuitState != CircuitState.Closed && await UpstreamAnswers(_pool, Stopping))
+                        {
+                            await _control.CloseAsync(Stopping);
+                        }
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // One failed check must not end the checking: the next interval tries again.
+                        LogCheckFailed(_logger, _pool.Name, ex);
                     }
                 }
             }
@@ -114,6 +122,9 @@ internal sealed partial class UpstreamCircuit
     [LoggerMessage(EventId = 3030, Level = LogLevel.Warning,
         Message = "Pool '{Pool:l}': circuit opened: the upstream {Upstream:l} is failing, so calls stop for {BreakDuration} and agents get an immediate 503 with retry-after. The keys are not blamed.")]
     private static partial void LogOpened(ILogger logger, string pool, string upstream, TimeSpan breakDuration);
+
+    [LoggerMessage(EventId = 3032, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': checking whether the upstream is back failed; the next check follows at the usual interval.")]
+    private static partial void LogCheckFailed(ILogger logger, string pool, Exception exception);
 
     [LoggerMessage(EventId = 3031, Level = LogLevel.Information, Message = "Pool '{Pool:l}': circuit closed: the upstream {Upstream:l} answers again.")]
     private static partial void LogClosed(ILogger logger, string pool, string upstream);
