@@ -40,7 +40,6 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     internal const string KeyHeader = "x-afp-key";
     internal const string AttemptsHeader = "x-afp-attempts";
     internal const string SafeModeHeader = "x-afp-safe-mode";
-    private const string AnthropicVersion = "2023-06-01";
 
     /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
     public Pool Pool { get; private set; } = pool;
@@ -74,7 +73,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     public DateTimeOffset? RetryAfter { get; private set; }
 
     /// <summary>Gets the transport error of the last try, if it had one.</summary>
-    public ForwarderError TransportError { get; set; }
+    public ForwarderError TransportError { get; private set; }
 
     /// <summary>Gets the status of the last upstream answer that was not delivered, for the final error.</summary>
     public int LastUnwellStatus { get; private set; }
@@ -143,22 +142,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
 
-        // The client's token stops here; the pool's key goes out in the header the provider expects.
-        var headers = proxyRequest.Headers;
-        headers.Remove("x-api-key");
-        headers.Remove("Authorization");
-        if (Pool.Kind == ProviderKind.Anthropic)
-        {
-            headers.TryAddWithoutValidation("x-api-key", Key.HeaderValue);
-            if (!httpContext.Request.Headers.ContainsKey("anthropic-version"))
-            {
-                headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
-            }
-        }
-        else
-        {
-            headers.TryAddWithoutValidation("Authorization", Key.HeaderValue);
-        }
+        // The client's token stops here (the headers were copied from its request); the pool's key goes out instead.
+        Pool.Authorize(proxyRequest.Headers, Key);
 
         if (SafeModeFrom is not null && proxyRequest.Content?.Headers.ContentLength is not null)
         {

@@ -30,21 +30,11 @@ internal sealed record ProbeResult(ProbeOutcome Outcome, KeyFailure? Failure = n
 /// </summary>
 internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<FailoverOptions> failover, TimeProvider time)
 {
-    private const string AnthropicVersion = "2023-06-01";
-
     public async Task<ProbeResult> ProbeAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
     {
         var probe = options.Value;
         using var request = new HttpRequestMessage(HttpMethod.Get, pool.DestinationPrefix + probe.Path);
-        if (pool.Kind == ProviderKind.Anthropic)
-        {
-            request.Headers.TryAddWithoutValidation("x-api-key", key.HeaderValue);
-            request.Headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
-        }
-        else
-        {
-            request.Headers.TryAddWithoutValidation("Authorization", key.HeaderValue);
-        }
+        pool.Authorize(request.Headers, key);
 
         using var timeout = new CancellationTokenSource(probe.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);

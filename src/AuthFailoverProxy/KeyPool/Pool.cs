@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace AuthFailoverProxy.KeyPool;
@@ -67,6 +68,32 @@ internal sealed class Pool
     public ForwarderRequestConfig RequestConfig { get; }
 
     public IReadOnlyList<PoolKey> Keys => _keys;
+
+    /// <summary>The Anthropic API version sent when the client names none.</summary>
+    public const string AnthropicVersion = "2023-06-01";
+
+    /// <summary>
+    /// Puts <paramref name="key"/> on an outgoing request the way this pool's provider expects (<c>x-api-key</c> for
+    /// Anthropic, <c>Authorization: Bearer</c> for OpenAI), replacing whatever credential the request carried, and adds
+    /// <c>anthropic-version</c> when none is there. The one place a secret is put on the wire.
+    /// </summary>
+    public void Authorize(HttpRequestHeaders headers, PoolKey key)
+    {
+        headers.Remove("x-api-key");
+        headers.Remove("Authorization");
+        if (Kind == ProviderKind.Anthropic)
+        {
+            headers.TryAddWithoutValidation("x-api-key", key.HeaderValue);
+            if (!headers.NonValidated.Contains("anthropic-version"))
+            {
+                headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
+            }
+        }
+        else
+        {
+            headers.TryAddWithoutValidation("Authorization", key.HeaderValue);
+        }
+    }
 
     /// <summary>
     /// Picks the best key that can serve now and is not in <paramref name="tried"/>: lowest priority first, rotating within a
