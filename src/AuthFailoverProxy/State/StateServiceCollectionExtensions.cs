@@ -10,6 +10,7 @@ internal static class StateServiceCollectionExtensions
     {
         services.AddOptions<RedisOptions>().BindConfiguration("Redis").ValidateOnStart();
         services.AddSingleton<IValidateOptions<RedisOptions>, RedisOptionsValidator>();
+        services.AddSecretSealing();
         if (string.IsNullOrWhiteSpace(configuration["Redis:Configuration"]))
         {
             services.AddSingleton<IKeyStateStore, InMemoryKeyStateStore>();

@@ -14,6 +14,7 @@ public sealed class QuickStartConfigurationTests
             ["AFP_UPSTREAM"] = "https://gateway.example",
             ["AFP_CLIENT_TOKENS"] = "tok-1,tok-2",
             ["AFP_MANAGEMENT_URLS"] = "http://0.0.0.0:9999",
+            ["AFP_DATA_KEY"] = "q0fHoNUVa1I4f3T0PQ2bp7vNzxwm7cW8xWzPAJ0E6aI=",
         });
 
         Assert.Equal("anthropic", configuration["Pools:anthropic:Kind"]);
@@ -24,6 +25,7 @@ public sealed class QuickStartConfigurationTests
         Assert.Equal("backup", configuration["Pools:anthropic:Keys:1:Name"]);
         Assert.Equal("tok-2", configuration["Clients:Tokens:1:Token"]);
         Assert.Equal("http://0.0.0.0:9999", configuration["Management:Urls"]);
+        Assert.Equal("q0fHoNUVa1I4f3T0PQ2bp7vNzxwm7cW8xWzPAJ0E6aI=", configuration["Encryption:DataKey"]);
     }
 
     [Fact]
