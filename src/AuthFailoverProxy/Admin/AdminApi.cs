@@ -1,4 +1,7 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
@@ -8,14 +11,30 @@ using Microsoft.Net.Http.Headers;
 namespace AuthFailoverProxy.Admin;
 
 /// <summary>
-/// Key management on the management listener only: <c>GET /admin/keys</c>,
-/// <c>POST /admin/pools/{pool}/keys/{key}/disable</c> and <c>…/enable</c>. Every call needs an admin token (constant-time
-/// check); every change is recorded with who, what and when. Taking away a pool's last usable key needs
-/// <c>?force=true</c>, and the answer says what will happen. Routes are matched by hand: endpoint routing here would put a
-/// route matcher in front of every agent request (see <see cref="ManagementEndpoints"/>).
+/// Key management on the management listener only. Every call needs an admin token (constant-time check); every change
+/// is recorded with who, what and when.
+/// <list type="bullet">
+/// <item><c>GET /admin/keys</c>: every key by name, fingerprint, state, last error, since and source.</item>
+/// <item><c>POST /admin/pools/{pool}/keys</c> with <c>{"name", "secret", "priority"?}</c>: adds a key. It starts
+/// <em>pending</em>: it is checked at once and the result shown, but it carries no traffic until an operator confirms
+/// it with <c>POST …/keys/{key}/confirm</c>. Nothing enables itself because credentials merely exist.</item>
+/// <item><c>POST …/keys/{key}/disable</c>, <c>…/enable</c>, and <c>DELETE …/keys/{key}</c> (keys added at runtime).</item>
+/// </list>
+/// Taking away a pool's last usable key needs <c>?force=true</c>, and the answer says what will happen. Routes are
+/// matched by hand: endpoint routing here would put a route matcher in front of every agent request (see
+/// <see cref="ManagementEndpoints"/>).
 /// </summary>
-internal sealed partial class AdminApi(IOptions<AdminOptions> options, PoolRegistry registry, KeyStateBoard board, TimeProvider time, ILogger<AdminApi> logger)
+internal sealed partial class AdminApi(
+    IOptions<AdminOptions> options,
+    PoolRegistry registry,
+    KeyCatalog catalog,
+    KeyStateBoard board,
+    IKeyStateStore store,
+    KeyProber prober,
+    TimeProvider time,
+    ILogger<AdminApi> logger)
 {
+    private const int MaxRequestBytes = 16 * 1024;
     private readonly TokenSet _tokens = new(options.Value.Tokens.Select((t, i) => (t.Name ?? $"admin-{i + 1}", t.Token ?? string.Empty)));
 
     public Task HandleAsync(HttpContext context)
@@ -37,9 +56,12 @@ internal sealed partial class AdminApi(IOptions<AdminOptions> options, PoolRegis
         return (method, segments) switch
         {
             ("GET", ["keys"]) => Json(context, StatusCodes.Status200OK, ListKeys()),
-            ("POST", ["pools", var pool, "keys", var key, "disable"]) => DisableAsync(context, who, pool, key, force),
-            ("POST", ["pools", var pool, "keys", var key, "enable"]) => EnableAsync(context, who, pool, key),
-            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys, POST /admin/pools/{pool}/keys/{key}/disable[?force=true], POST /admin/pools/{pool}/keys/{key}/enable."),
+            ("POST", ["pools", var pool, "keys"]) => AddAsync(context, who, pool),
+            ("POST", ["pools", var pool, "keys", var key, "confirm"]) => WithKey(context, pool, key, (p, k) => ConfirmAsync(context, who, p, k, force)),
+            ("POST", ["pools", var pool, "keys", var key, "disable"]) => WithKey(context, pool, key, (p, k) => DisableAsync(context, who, p, k, force)),
+            ("POST", ["pools", var pool, "keys", var key, "enable"]) => WithKey(context, pool, key, (p, k) => EnableAsync(context, who, p, k)),
+            ("DELETE", ["pools", var pool, "keys", var key]) => WithKey(context, pool, key, (p, k) => RemoveAsync(context, who, p, k, force)),
+            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]."),
         };
     }
 
@@ -49,24 +71,127 @@ internal sealed partial class AdminApi(IOptions<AdminOptions> options, PoolRegis
         return new([.. registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).SelectMany(p => p.Keys.Select(k => new AdminKey(p.Name, KeyStatus.Capture(k, now))))]);
     }
 
-    private Task DisableAsync(HttpContext context, string who, string poolName, string keyName, bool force)
+    private async Task AddAsync(HttpContext context, string who, string poolName)
     {
-        if (!TryFind(poolName, keyName, out var pool, out var key))
+        if (registry.Find(poolName) is not { } pool)
         {
-            return Error(context, StatusCodes.Status404NotFound, $"no key '{keyName}' in pool '{poolName}'.");
+            await Error(context, StatusCodes.Status404NotFound, $"no pool '{poolName}'.");
+            return;
+        }
+
+        if (await ReadAddRequestAsync(context) is not { } request)
+        {
+            await Error(context, StatusCodes.Status400BadRequest, $"send a JSON body {{\"name\": \"…\", \"secret\": \"…\", \"priority\": 5}} of at most {MaxRequestBytes / 1024} KB (priority is optional; lower is tried first; by default the key goes last).");
+            return;
+        }
+
+        if (AddRefusal(pool, request) is { } refusal)
+        {
+            await Error(context, refusal.Status, refusal.Message);
+            return;
+        }
+
+        if (!store.RuntimeKeysAccepted)
+        {
+            await Error(context, StatusCodes.Status409Conflict, $"keys cannot be added at runtime: they would be kept {store.RuntimeKeysKeptIn}.");
+            return;
         }
 
         var now = time.GetUtcNow();
-        var nowUnixMs = now.ToUnixTimeMilliseconds();
-        var usableAfter = pool.Keys.Count(k => !ReferenceEquals(k, key) && k.Health.CanServeAt(nowUnixMs));
-        var consequence = usableAfter > 0
-            ? $"pool '{pool.Name}' keeps {usableAfter} usable key(s)."
-            : pool.Fallback is { } fallback
-                ? $"pool '{pool.Name}' has no usable key left: its requests go to fallback pool '{fallback.Name}' (safe mode)."
-                : $"pool '{pool.Name}' has no usable key left: every request gets a 503 until a key is enabled or heals.";
-        if (usableAfter == 0 && key.Health.CanServeAt(nowUnixMs) && !force)
+        var priority = request.Priority ?? (pool.Keys.Count == 0 ? 0 : pool.Keys.Max(k => k.Priority) + 1);
+        var key = new PoolKey(pool.Name, request.Name!, request.Secret!, priority, $"admin API ({who})", pool.Kind, now, addedAtRuntime: true);
+        // In the pool first (pending: no traffic), so this replica's own notice from the store finds it there.
+        catalog.Add(pool, key, who);
+        try
         {
-            return Error(context, StatusCodes.Status409Conflict, $"refused: disabling '{key.Name}' means {consequence} Repeat with ?force=true to do it anyway.");
+            await store.SaveRuntimeKeyAsync(key, context.RequestAborted);
+        }
+        catch (KeyStoreException ex)
+        {
+            catalog.Remove(pool, key, "a failed add");
+            await Error(context, StatusCodes.Status503ServiceUnavailable, ex.Message);
+            return;
+        }
+
+        board.Added(key);
+        LogChange(logger, who, now, "added (pending)", key.Name, key.Fingerprint, pool.Name);
+        var check = await CheckAsync(pool, key, context.RequestAborted);
+        var warnings = KeyLint.Check(registry.Pools).Where(f => f.Pool == pool.Name && f.Key == key.Name).Select(f => f.Message).ToList();
+        var confirm = $"POST /admin/pools/{pool.Name}/keys/{key.Name}/confirm";
+        var message = check.Outcome == "rejected"
+            ? $"'{key.Name}' is pending and carries no traffic. The check found it rejected: fix the key and add it again, or remove it (DELETE /admin/pools/{pool.Name}/keys/{key.Name})."
+            : $"'{key.Name}' is pending and carries no traffic until you confirm it: {confirm}.";
+        await Json(context, StatusCodes.Status201Created, new AdminAdded(pool.Name, KeyStatus.Capture(key, time.GetUtcNow()), check, warnings, $"kept {store.RuntimeKeysKeptIn}", who, now, message));
+    }
+
+    private static (int Status, string Message)? AddRefusal(Pool pool, AddKeyRequest request)
+    {
+        if (string.IsNullOrEmpty(request.Name) || !KeySource.IsValidName(request.Name))
+        {
+            return (StatusCodes.Status400BadRequest, "name is missing or invalid: it may contain only letters, digits, '.', '_' and '-' (at most 100).");
+        }
+
+        if (string.IsNullOrEmpty(request.Secret))
+        {
+            return (StatusCodes.Status400BadRequest, "secret is missing.");
+        }
+
+        if (KeySource.CheckSecret(request.Secret) is { } problem)
+        {
+            return (StatusCodes.Status400BadRequest, $"the secret {problem}");
+        }
+
+        if (request.Priority is < 0)
+        {
+            return (StatusCodes.Status400BadRequest, "priority must be 0 or more (lower is tried first).");
+        }
+
+        if (pool.FindKey(request.Name) is { } existing)
+        {
+            return (StatusCodes.Status409Conflict, $"pool '{pool.Name}' already has a key named '{existing.Name}' ({existing.Fingerprint}, from {existing.Source}). Choose another name, or remove that key first.");
+        }
+
+        var identity = PoolKey.IdentityOf(request.Secret);
+        if (pool.Keys.FirstOrDefault(k => k.Identity == identity) is { } same)
+        {
+            return (StatusCodes.Status409Conflict, $"this secret is already in pool '{pool.Name}' as '{same.Name}': two names for one key fail together, so it would be no fallback. Add a different key.");
+        }
+
+        return null;
+    }
+
+    private async Task ConfirmAsync(HttpContext context, string who, Pool pool, PoolKey key, bool force)
+    {
+        if (key.Health.State != KeyState.Pending)
+        {
+            await Json(context, StatusCodes.Status409Conflict, new AdminError($"'{key.Name}' is not pending (it is {StateOf(key)}); nothing to confirm."));
+            return;
+        }
+
+        // Checked again: the first check may be old, and this is the moment traffic starts to depend on it.
+        var check = await CheckAsync(pool, key, context.RequestAborted);
+        if (check.Outcome == "rejected" && !force)
+        {
+            await Error(context, StatusCodes.Status409Conflict, $"refused: the check found '{key.Name}' rejected ({check.Detail}). Confirming puts it in service anyway, where requests would fail over past it. Repeat with ?force=true to do it anyway.");
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        var changed = board.Confirm(key, who);
+        if (changed)
+        {
+            LogChange(logger, who, now, "confirmed", key.Name, key.Fingerprint, pool.Name);
+        }
+
+        await Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, StateOf(key), changed, who, now, changed ? $"'{key.Name}' is in service." : $"'{key.Name}' was not pending (it is {StateOf(key)}); nothing changed.", check));
+    }
+
+    private Task DisableAsync(HttpContext context, string who, Pool pool, PoolKey key, bool force)
+    {
+        var now = time.GetUtcNow();
+        if (LastUsableRefusal(pool, key, now, force, "disabling", out var consequence) is { } refusal)
+        {
+            return Error(context, StatusCodes.Status409Conflict, refusal);
         }
 
         var changed = board.Disable(key, who);
@@ -75,16 +200,11 @@ internal sealed partial class AdminApi(IOptions<AdminOptions> options, PoolRegis
             LogChange(logger, who, now, "disabled", key.Name, key.Fingerprint, pool.Name);
         }
 
-        return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, key.Health.State.ToString().ToLowerInvariant(), changed, who, now, changed ? $"'{key.Name}' is disabled; {consequence}" : $"'{key.Name}' was already disabled."));
+        return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, StateOf(key), changed, who, now, changed ? $"'{key.Name}' is disabled; {consequence}" : $"'{key.Name}' was already disabled."));
     }
 
-    private Task EnableAsync(HttpContext context, string who, string poolName, string keyName)
+    private Task EnableAsync(HttpContext context, string who, Pool pool, PoolKey key)
     {
-        if (!TryFind(poolName, keyName, out var pool, out var key))
-        {
-            return Error(context, StatusCodes.Status404NotFound, $"no key '{keyName}' in pool '{poolName}'.");
-        }
-
         var now = time.GetUtcNow();
         var changed = board.Enable(key, who);
         if (changed)
@@ -92,21 +212,131 @@ internal sealed partial class AdminApi(IOptions<AdminOptions> options, PoolRegis
             LogChange(logger, who, now, "enabled", key.Name, key.Fingerprint, pool.Name);
         }
 
-        var state = key.Health.State.ToString().ToLowerInvariant();
-        return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, state, changed, who, now, changed ? $"'{key.Name}' is back in service." : $"'{key.Name}' was not disabled (it is {state}); nothing changed."));
+        var state = StateOf(key);
+        var message = changed
+            ? $"'{key.Name}' is back in service."
+            : key.Health.State == KeyState.Pending
+                ? $"'{key.Name}' is pending, not disabled: confirm it with POST /admin/pools/{pool.Name}/keys/{key.Name}/confirm."
+                : $"'{key.Name}' was not disabled (it is {state}); nothing changed.";
+        return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, state, changed, who, now, message));
     }
 
-    private bool TryFind(string poolName, string keyName, out Pool pool, out PoolKey key)
+    private async Task RemoveAsync(HttpContext context, string who, Pool pool, PoolKey key, bool force)
     {
-        pool = registry.Find(poolName)!;
-        key = pool?.Keys.FirstOrDefault(k => k.Name == keyName)!;
-        return key is not null;
+        if (!key.AddedAtRuntime)
+        {
+            await Error(context, StatusCodes.Status409Conflict, $"'{key.Name}' comes from {key.Source}: remove it there (the proxy picks the change up without a restart), or disable it here (POST /admin/pools/{pool.Name}/keys/{key.Name}/disable).");
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        if (LastUsableRefusal(pool, key, now, force, "removing", out var consequence) is { } refusal)
+        {
+            await Error(context, StatusCodes.Status409Conflict, refusal);
+            return;
+        }
+
+        try
+        {
+            await store.RemoveRuntimeKeyAsync(key, context.RequestAborted);
+        }
+        catch (KeyStoreException ex)
+        {
+            await Error(context, StatusCodes.Status503ServiceUnavailable, ex.Message);
+            return;
+        }
+
+        catalog.Remove(pool, key, who);
+        LogChange(logger, who, now, "removed", key.Name, key.Fingerprint, pool.Name);
+        await Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, "removed", Changed: true, who, now, $"'{key.Name}' is removed; {consequence}"));
     }
+
+    /// <summary>
+    /// Refuses to take away a pool's last usable key without <paramref name="force"/>; <paramref name="consequence"/>
+    /// says what taking it away means either way.
+    /// </summary>
+    private static string? LastUsableRefusal(Pool pool, PoolKey key, DateTimeOffset now, bool force, string doing, out string consequence)
+    {
+        var nowUnixMs = now.ToUnixTimeMilliseconds();
+        var usableAfter = pool.Keys.Count(k => !ReferenceEquals(k, key) && k.Health.CanServeAt(nowUnixMs));
+        consequence = usableAfter > 0
+            ? $"pool '{pool.Name}' keeps {usableAfter} usable key(s)."
+            : pool.Fallback is { } fallback
+                ? $"pool '{pool.Name}' has no usable key left: its requests go to fallback pool '{fallback.Name}' (safe mode)."
+                : $"pool '{pool.Name}' has no usable key left: every request gets a 503 until a key is enabled or heals.";
+        return usableAfter == 0 && key.Health.CanServeAt(nowUnixMs) && !force
+            ? $"refused: {doing} '{key.Name}' means {consequence} Repeat with ?force=true to do it anyway."
+            : null;
+    }
+
+    /// <summary>Checks a pending key against its upstream, records what was found (it stays pending) and says it for the answer.</summary>
+    private async Task<AdminCheck> CheckAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
+    {
+        var result = await prober.ProbeAsync(pool, key, cancellationToken);
+        switch (result)
+        {
+            case { Outcome: ProbeOutcome.Usable }:
+                board.CheckedPending(key, failure: null);
+                return new AdminCheck("passed", $"the upstream accepted the key (GET {pool.DestinationPrefix}/v1/models).");
+            case { Outcome: ProbeOutcome.Cooling }:
+                board.CheckedPending(key, failure: null);
+                return new AdminCheck("passed", $"the key is valid but rate limited until {result.CoolUntil:O}.");
+            case { Outcome: ProbeOutcome.Dead, Failure: { } failure }:
+                board.CheckedPending(key, failure);
+                return new AdminCheck("rejected", $"{failure.Label} \"{failure.Message}\". {Remediation.ForDeadKey(key, failure)}");
+            default:
+                return new AdminCheck("unknown", $"the key could not be checked: {result.Reason}.");
+        }
+    }
+
+    private static async Task<AddKeyRequest?> ReadAddRequestAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength > MaxRequestBytes)
+        {
+            return null;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[4096];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxRequestBytes)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), AdminJsonContext.Default.AddKeyRequest);
+        }
+        catch (JsonException)
+        {
+            // The parser's message can quote the body, and the body holds a secret: say nothing more.
+            return null;
+        }
+    }
+
+    private async Task WithKey(HttpContext context, string poolName, string keyName, Func<Pool, PoolKey, Task> action)
+    {
+        if (!catalog.TryFind(poolName, keyName, out var pool, out var key))
+        {
+            await Error(context, StatusCodes.Status404NotFound, $"no key '{keyName}' in pool '{poolName}'.");
+            return;
+        }
+
+        await action(pool, key);
+    }
+
+    private static string StateOf(PoolKey key) => key.Health.State.ToString().ToLowerInvariant();
 
     private static Task Json<T>(HttpContext context, int status, T value)
     {
         context.Response.StatusCode = status;
-        return context.Response.WriteAsJsonAsync(value, (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)AdminJsonContext.Default.GetTypeInfo(typeof(T))!);
+        return context.Response.WriteAsJsonAsync(value, (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)AdminJsonContext.Readable.GetTypeInfo(typeof(T))!);
     }
 
     private static Task Error(HttpContext context, int status, string message) => Json(context, status, new AdminError(message));
@@ -119,6 +349,13 @@ internal sealed record AdminKeyList(IReadOnlyList<AdminKey> Keys);
 
 internal sealed record AdminKey(string Pool, [property: JsonPropertyName("key")] KeyStatus Status);
 
-internal sealed record AdminChange(string Pool, string Key, string State, bool Changed, string By, DateTimeOffset At, string Message);
+internal sealed record AdminChange(string Pool, string Key, string State, bool Changed, string By, DateTimeOffset At, string Message, AdminCheck? Check = null);
+
+/// <summary>What checking a key against its upstream found: <c>passed</c>, <c>rejected</c> or <c>unknown</c>, and the detail.</summary>
+internal sealed record AdminCheck(string Outcome, string Detail);
+
+internal sealed record AddKeyRequest(string? Name, string? Secret, int? Priority);
+
+internal sealed record AdminAdded(string Pool, KeyStatus Key, AdminCheck Check, IReadOnlyList<string> Warnings, string Stored, string By, DateTimeOffset At, string Message);
 
 internal sealed record AdminError(string Error);

@@ -43,6 +43,6 @@ internal static class ManagementEndpoints
             services.GetRequiredService<SafeMode>(),
             services.GetRequiredService<IKeyStateStore>(),
             services.GetRequiredService<TimeProvider>().GetUtcNow());
-        return Results.Json(report, AdminJsonContext.Default.StatusReport).ExecuteAsync(context);
+        return Results.Json(report, AdminJsonContext.Readable.StatusReport).ExecuteAsync(context);
     }
 }

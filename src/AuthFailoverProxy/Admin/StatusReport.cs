@@ -14,7 +14,8 @@ internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyState
         var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, safeMode, now)).ToList();
         // A pool whose fallback can serve for it is degraded, not exhausted: its agents still get answers.
         bool Exhausted(PoolStatus p) => p.UsableKeys == 0 && !(p.SafeMode is { } safe && pools.Any(f => f.Name == safe.Fallback && f.UsableKeys > 0));
-        var status = pools.Any(Exhausted) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count) ? "degraded" : "ok";
+        // A pending key was never in service: waiting for an operator's confirmation degrades nothing.
+        var status = pools.Any(Exhausted) ? "exhausted" : pools.Any(p => p.UsableKeys < p.Keys.Count(k => k.State != "pending")) ? "degraded" : "ok";
         return new StatusReport(status, now, store.Status, pools);
     }
 }
@@ -89,4 +90,18 @@ internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, st
 [JsonSerializable(typeof(AdminKeyList))]
 [JsonSerializable(typeof(AdminChange))]
 [JsonSerializable(typeof(AdminError))]
-internal sealed partial class AdminJsonContext : JsonSerializerContext;
+[JsonSerializable(typeof(AdminAdded))]
+[JsonSerializable(typeof(AddKeyRequest))]
+internal sealed partial class AdminJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// Gets the context the management endpoints write with: operators read this JSON in a terminal, so quotes and
+    /// non-ASCII letters are written as they are rather than as <c>\u0027</c> (it is never embedded in HTML).
+    /// </summary>
+    public static AdminJsonContext Readable { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -39,8 +39,14 @@ internal sealed partial class KeyHealer(
         _recheck = BuildRecheck(DelayBackoffType.Exponential, options.Value.HealDelay, options.Value.MaxHealDelay, time);
         // Constant, not exponential: Polly's exponential jitter is decorrelated and can put a first check far below its base.
         _slowRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.MaxHealDelay, options.Value.MaxHealDelay, time);
+        var catalog = services.GetRequiredService<KeyCatalog>();
         board.Changed += OnChanged;
-        stoppingToken.Register(() => board.Changed -= OnChanged);
+        catalog.Changed += OnKeySetChanged;
+        stoppingToken.Register(() =>
+        {
+            board.Changed -= OnChanged;
+            catalog.Changed -= OnKeySetChanged;
+        });
         foreach (var key in _registry.Pools.SelectMany(p => p.Keys))
         {
             Watch(key);
@@ -51,10 +57,12 @@ internal sealed partial class KeyHealer(
 
     private void OnChanged(KeyHealthChange change) => Watch(change.Key);
 
+    private void OnKeySetChanged(KeySetChange change) => Watch(change.Key);
+
     /// <summary>Starts the one watch a dead or cooling key needs, unless it already has one.</summary>
     private void Watch(PoolKey key)
     {
-        if (_stopping.IsCancellationRequested || key.Health.State is not (KeyState.Dead or KeyState.Cooling) || _watches.ContainsKey(key))
+        if (_stopping.IsCancellationRequested || key.Retired || key.Health.State is not (KeyState.Dead or KeyState.Cooling) || _watches.ContainsKey(key))
         {
             return;
         }
@@ -109,9 +117,9 @@ internal sealed partial class KeyHealer(
                     return false;
                 }
 
-                if (key.Health.State != KeyState.Dead)
+                if (key.Health.State != KeyState.Dead || key.Retired)
                 {
-                    // Healed elsewhere, disabled by an operator, or cooling: nothing left to heal.
+                    // Healed elsewhere, disabled by an operator, cooling, or gone from its pool: nothing left to heal.
                     return true;
                 }
 
@@ -142,7 +150,7 @@ internal sealed partial class KeyHealer(
 
     private async Task AwaitCooldownAsync(PoolKey key)
     {
-        while (key.Health is { State: KeyState.Cooling, Until: { } until })
+        while (key.Health is { State: KeyState.Cooling, Until: { } until } && !key.Retired)
         {
             var wait = until - time.GetUtcNow();
             if (wait > TimeSpan.Zero)

@@ -15,6 +15,7 @@ internal static class KeyPoolServiceCollectionExtensions
         services.AddOptions<ClientOptions>().BindConfiguration("Clients").ValidateOnStart();
         services.AddSingleton<IValidateOptions<ClientOptions>, ClientOptionsValidator>();
         services.AddSingleton<PoolRegistry>();
+        services.AddSingleton<KeyCatalog>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddOptions<Admin.AdminOptions>().BindConfiguration("Admin");
         services.AddSingleton<Admin.AdminApi>();

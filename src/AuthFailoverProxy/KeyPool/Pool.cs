@@ -6,10 +6,8 @@ namespace AuthFailoverProxy.KeyPool;
 /// <summary>A pool at runtime: where to send, how to talk, and which key to use next.</summary>
 internal sealed class Pool
 {
-    private readonly PoolKey[] _keys;
-    // Keys are sorted by priority; _groupStarts[i] is where priority group i begins (plus a sentinel at the end).
-    private readonly int[] _groupStarts;
-    private readonly int[] _roundRobin;
+    private readonly Lock _changing = new();
+    private volatile KeyRing _ring;
 
     public Pool(
         string name,
@@ -30,9 +28,7 @@ internal sealed class Pool
         Selection = selection;
         Client = client;
         RequestConfig = requestConfig;
-        _keys = [.. keys.OrderBy(k => k.Priority)];
-        _groupStarts = GroupStarts(_keys);
-        _roundRobin = new int[_groupStarts.Length];
+        _ring = new KeyRing(keys);
     }
 
     public string Name { get; }
@@ -67,7 +63,33 @@ internal sealed class Pool
 
     public ForwarderRequestConfig RequestConfig { get; }
 
-    public IReadOnlyList<PoolKey> Keys => _keys;
+    /// <summary>Gets the keys in service now, by priority. A snapshot: keys added or removed later are not in it.</summary>
+    public IReadOnlyList<PoolKey> Keys => _ring.Keys;
+
+    /// <summary>Finds a key in service by name.</summary>
+    public PoolKey? FindKey(string name) => Array.Find(_ring.Keys, k => string.Equals(k.Name, name, StringComparison.Ordinal));
+
+    /// <summary>
+    /// Changes the pool's key set: <paramref name="change"/> gets the current keys and returns the new ones. Writers are
+    /// serialized; the request path keeps reading the old ring without a lock until the new one is swapped in, and keys
+    /// left out are retired so their background work stops.
+    /// </summary>
+    internal void ChangeKeys(Func<IReadOnlyList<PoolKey>, IEnumerable<PoolKey>> change)
+    {
+        lock (_changing)
+        {
+            var before = _ring.Keys;
+            var after = new KeyRing([.. change(before)]);
+            _ring = after;
+            foreach (var key in before)
+            {
+                if (Array.IndexOf(after.Keys, key) < 0)
+                {
+                    key.Retire();
+                }
+            }
+        }
+    }
 
     /// <summary>The Anthropic API version sent when the client names none.</summary>
     public const string AnthropicVersion = "2023-06-01";
@@ -102,14 +124,16 @@ internal sealed class Pool
     /// </summary>
     public PoolKey? SelectKey(List<PoolKey>? tried, TimeProvider time)
     {
-        var keys = _keys;
+        var ring = _ring;
+        var keys = ring.Keys;
+        var groupStarts = ring.GroupStarts;
         var nowUnixMs = -1L;
-        for (var group = 0; group < _groupStarts.Length - 1; group++)
+        for (var group = 0; group < groupStarts.Length - 1; group++)
         {
-            var start = _groupStarts[group];
-            var count = _groupStarts[group + 1] - start;
+            var start = groupStarts[group];
+            var count = groupStarts[group + 1] - start;
             var offset = Selection == KeySelection.RoundRobin && count > 1
-                ? (int)((uint)Interlocked.Increment(ref _roundRobin[group]) % (uint)count)
+                ? (int)((uint)Interlocked.Increment(ref ring.RoundRobin[group]) % (uint)count)
                 : 0;
 
             for (var i = 0; i < count; i++)
@@ -148,21 +172,36 @@ internal sealed class Pool
     public int CountUsable(DateTimeOffset now)
     {
         var nowUnixMs = now.ToUnixTimeMilliseconds();
-        return _keys.Count(k => k.Health.CanServeAt(nowUnixMs));
+        return _ring.Keys.Count(k => k.Health.CanServeAt(nowUnixMs));
     }
 
-    private static int[] GroupStarts(PoolKey[] sortedKeys)
+    /// <summary>An immutable set of keys sorted by priority, replaced whole when keys are added or removed.</summary>
+    private sealed class KeyRing
     {
-        var starts = new List<int>();
-        for (var i = 0; i < sortedKeys.Length; i++)
+        public KeyRing(IReadOnlyList<PoolKey> keys)
         {
-            if (i == 0 || sortedKeys[i].Priority != sortedKeys[i - 1].Priority)
+            // A stable sort: keys of equal priority keep the order they were given (configuration order).
+            Keys = [.. keys.OrderBy(k => k.Priority)];
+            var starts = new List<int>();
+            for (var i = 0; i < Keys.Length; i++)
             {
-                starts.Add(i);
+                if (i == 0 || Keys[i].Priority != Keys[i - 1].Priority)
+                {
+                    starts.Add(i);
+                }
             }
+
+            starts.Add(Keys.Length);
+            GroupStarts = [.. starts];
+            RoundRobin = new int[GroupStarts.Length];
         }
 
-        starts.Add(sortedKeys.Length);
-        return [.. starts];
+        public PoolKey[] Keys { get; }
+
+        /// <summary>Gets where each priority group begins, plus a sentinel at the end.</summary>
+        public int[] GroupStarts { get; }
+
+        /// <summary>Gets the rotation counter of each priority group.</summary>
+        public int[] RoundRobin { get; }
     }
 }

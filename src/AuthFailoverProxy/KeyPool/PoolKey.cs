@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using AuthFailoverProxy.State;
 
 namespace AuthFailoverProxy.KeyPool;
@@ -6,8 +8,9 @@ namespace AuthFailoverProxy.KeyPool;
 internal sealed class PoolKey
 {
     private KeyHealth _health;
+    private volatile bool _retired;
 
-    public PoolKey(string pool, string name, string secret, int priority, string source, ProviderKind kind, DateTimeOffset now)
+    public PoolKey(string pool, string name, string secret, int priority, string source, ProviderKind kind, DateTimeOffset now, bool addedAtRuntime = false)
     {
         Pool = pool;
         Name = name;
@@ -16,9 +19,11 @@ internal sealed class PoolKey
         Source = source;
         Format = KeyFormats.Detect(secret);
         Fingerprint = KeyFormats.Fingerprint(secret);
+        Identity = IdentityOf(secret);
+        AddedAtRuntime = addedAtRuntime;
         // Built once so the request path never concatenates strings.
         HeaderValue = kind == ProviderKind.OpenAI ? "Bearer " + secret : secret;
-        _health = KeyHealth.Initial(now);
+        _health = Fresh(now);
     }
 
     public string Pool { get; }
@@ -41,7 +46,35 @@ internal sealed class PoolKey
     /// <summary>Gets the value of the auth header the pool's provider expects (<c>x-api-key</c> or <c>Authorization</c>).</summary>
     internal string HeaderValue { get; }
 
+    /// <summary>
+    /// Gets a short one-way tag of the secret (16 hex digits of a SHA-256), so shared state recorded for one secret is
+    /// never applied to another secret that later takes the same name.
+    /// </summary>
+    public string Identity { get; }
+
+    /// <summary>Gets a value indicating whether an operator added the key through the admin API (rather than configuration).</summary>
+    public bool AddedAtRuntime { get; }
+
+    /// <summary>Gets a value indicating whether the key has left its pool (removed, or replaced by a reload); its background work stops.</summary>
+    public bool Retired => _retired;
+
     public KeyHealth Health => Volatile.Read(ref _health);
+
+    internal void Retire() => _retired = true;
+
+    /// <summary>
+    /// Returns the state of this key before anything is known about it: usable for a configured key; pending for one
+    /// added at runtime, since nothing enables itself because credentials merely exist.
+    /// </summary>
+    internal KeyHealth Fresh(DateTimeOffset now) => AddedAtRuntime ? KeyHealthRules.Added(now) : KeyHealth.Initial(now);
+
+    /// <summary>Returns the identity tag of <paramref name="secret"/>: one-way; API keys carry far too much entropy to be guessed from it.</summary>
+    internal static string IdentityOf(string secret)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes("afp-key-identity:" + secret), hash);
+        return Convert.ToHexStringLower(hash[..8]);
+    }
 
     /// <summary>Atomically replaces <paramref name="expected"/> with <paramref name="next"/>.</summary>
     internal bool TryTransition(KeyHealth expected, KeyHealth next)

@@ -20,7 +20,28 @@ internal interface IKeyStateStore
     /// unreachable): checking locally is better than never healing.
     /// </summary>
     ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease);
+
+    /// <summary>
+    /// Gets where keys added at runtime are kept, in words for the admin API's answer, or the reason they cannot be added
+    /// (<see cref="RuntimeKeysAccepted"/> is then false).
+    /// </summary>
+    string RuntimeKeysKeptIn { get; }
+
+    /// <summary>Gets a value indicating whether keys can be added at runtime now.</summary>
+    bool RuntimeKeysAccepted { get; }
+
+    /// <summary>
+    /// Keeps a key an operator added at runtime, so that every replica puts it in its pool (pending) and a restart keeps
+    /// it. Throws <see cref="KeyStoreException"/> when it cannot, with the reason in plain words.
+    /// </summary>
+    Task SaveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken);
+
+    /// <summary>Forgets a key added at runtime, on every replica. Throws <see cref="KeyStoreException"/> when it cannot.</summary>
+    Task RemoveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken);
 }
+
+/// <summary>The shared store could not do what an operator asked; the message says why in plain words.</summary>
+internal sealed class KeyStoreException(string message, Exception? innerException = null) : Exception(message, innerException);
 
 /// <summary>The store as <c>/status</c> shows it.</summary>
 /// <param name="Kind"><c>memory</c> or <c>redis</c>.</param>
@@ -39,4 +60,12 @@ internal sealed class InMemoryKeyStateStore : IKeyStateStore
     }
 
     public ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease) => ValueTask.FromResult(true);
+
+    public string RuntimeKeysKeptIn => "in this process only: the embedded store keeps no copy, so the key is gone after a restart (add it to the configuration to keep it)";
+
+    public bool RuntimeKeysAccepted => true;
+
+    public Task SaveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task RemoveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -48,4 +48,20 @@ internal static class KeyHealthRules
     public static KeyHealth? Enable(KeyHealth current, DateTimeOffset now) => current.State == KeyState.Disabled
         ? new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures)
         : null;
+
+    /// <summary>The state of a key an operator has just added at runtime: pending, carrying no traffic until confirmed.</summary>
+    public static KeyHealth Added(DateTimeOffset now) => new(KeyState.Pending, now, Until: null, LastFailure: null, Failures: 0);
+
+    /// <summary>
+    /// Records what a check of a pending key found (<paramref name="failure"/>, or <see langword="null"/> when it passed),
+    /// without putting it in service.
+    /// </summary>
+    public static KeyHealth? CheckedPending(KeyHealth current, KeyFailure? failure) => current.State == KeyState.Pending && current.LastFailure != failure
+        ? current with { LastFailure = failure }
+        : null;
+
+    /// <summary>Puts a pending key in service on an operator's word.</summary>
+    public static KeyHealth? Confirm(KeyHealth current, DateTimeOffset now) => current.State == KeyState.Pending
+        ? new KeyHealth(KeyState.Usable, now, Until: null, current.LastFailure, current.Failures)
+        : null;
 }

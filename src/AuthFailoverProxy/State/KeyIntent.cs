@@ -20,6 +20,15 @@ internal enum KeyIntentKind
 
     /// <summary>An operator put the key back.</summary>
     Enable,
+
+    /// <summary>An operator added the key at runtime: it starts pending.</summary>
+    Added,
+
+    /// <summary>A pending key was checked; <see cref="KeyIntent.Failure"/> says what was wrong, if anything.</summary>
+    CheckedPending,
+
+    /// <summary>An operator confirmed a pending key: it enters service.</summary>
+    Confirm,
 }
 
 /// <summary>
@@ -41,6 +50,9 @@ internal sealed record KeyIntent(KeyIntentKind Kind, DateTimeOffset At, KeyFailu
         KeyIntentKind.EndCooldown => KeyHealthRules.EndCooldown(current, At),
         KeyIntentKind.Disable => KeyHealthRules.Disable(current, At),
         KeyIntentKind.Enable => KeyHealthRules.Enable(current, At),
+        KeyIntentKind.Added => KeyHealthRules.Added(At),
+        KeyIntentKind.CheckedPending => KeyHealthRules.CheckedPending(current, Failure),
+        KeyIntentKind.Confirm => KeyHealthRules.Confirm(current, At),
         _ => throw new InvalidOperationException($"Unknown key intent {Kind}."),
     };
 }

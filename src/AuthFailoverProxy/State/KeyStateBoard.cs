@@ -91,13 +91,32 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
         return change is not null;
     }
 
+    /// <summary>Records that an operator added <paramref name="key"/> at runtime: it is pending, and other replicas learn so.</summary>
+    public void Added(PoolKey key) => Apply(key, new KeyIntent(KeyIntentKind.Added, time.GetUtcNow()));
+
+    /// <summary>Records what a check of a pending key found (<see langword="null"/>: it passed). Returns whether anything changed.</summary>
+    public bool CheckedPending(PoolKey key, KeyFailure? failure)
+        => Apply(key, new KeyIntent(KeyIntentKind.CheckedPending, failure?.At ?? time.GetUtcNow(), failure)) is not null;
+
+    /// <summary>Puts a pending key in service on an operator's word. Returns whether this call changed its state.</summary>
+    public bool Confirm(PoolKey key, string operatorName)
+    {
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Confirm, time.GetUtcNow()));
+        if (change is not null)
+        {
+            LogKeyConfirmed(logger, key.Pool, key.Name, key.Fingerprint, operatorName);
+        }
+
+        return change is not null;
+    }
+
     /// <summary>
     /// Adopts a state another replica recorded in the shared store, when it is newer than what this replica holds.
     /// Returns whether it changed anything. Adoptions are not recorded back: they came from the store.
     /// </summary>
     public bool Adopt(PoolKey key, KeyHealth shared)
     {
-        while (true)
+        while (!key.Retired)
         {
             var current = key.Health;
             if (shared.Version <= current.Version || shared == current)
@@ -121,11 +140,14 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
                 return true;
             }
         }
+
+        return false;
     }
 
     private KeyHealthChange? Apply(PoolKey key, KeyIntent intent)
     {
-        while (true)
+        // A key that has left its pool changes no more: a late answer to a request it served says nothing useful.
+        while (!key.Retired)
         {
             var current = key.Health;
             if (intent.ApplyTo(current) is not { } next)
@@ -143,7 +165,13 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
                 return change;
             }
         }
+
+        return null;
     }
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning,
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) was confirmed by {Operator:l} and is in service.")]
+    private static partial void LogKeyConfirmed(ILogger logger, string pool, string keyName, string fingerprint, string @operator);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is out of service: {Failure:l} \"{ProviderMessage:l}\". Requests go to the next key. To fix: {Remediation:l}")]

@@ -8,11 +8,15 @@ internal static class RedisKeyHealthCodec
 {
     public const string VersionField = "v";
 
-    public static HashEntry[] Encode(KeyHealth health)
+    /// <summary>The field naming which secret the record is about (<see cref="KeyPool.PoolKey.Identity"/>).</summary>
+    public const string IdentityField = "id";
+
+    public static HashEntry[] Encode(KeyHealth health, string identity)
     {
-        var entries = new List<HashEntry>(11)
+        var entries = new List<HashEntry>(12)
         {
             new(VersionField, health.Version),
+            new(IdentityField, identity),
             new("s", (int)health.State),
             new("since", health.Since.ToUnixTimeMilliseconds()),
             new("n", health.Failures),
@@ -35,14 +39,20 @@ internal static class RedisKeyHealthCodec
         return [.. entries];
     }
 
-    public static KeyHealth? Decode(HashEntry[] entries)
+    /// <summary>
+    /// Reads a record; <paramref name="identity"/> says which secret it is about (<see langword="null"/> when the record
+    /// does not say). A record about another secret of the same name is no evidence about this one.
+    /// </summary>
+    public static KeyHealth? Decode(HashEntry[] entries, out string? identity)
     {
+        identity = null;
         if (entries.Length == 0)
         {
             return null;
         }
 
         var fields = entries.ToDictionary(e => e.Name.ToString(), e => e.Value, StringComparer.Ordinal);
+        identity = Text(fields, IdentityField);
         KeyFailure? failure = fields.TryGetValue("fs", out var status)
             ? new KeyFailure((int)status, Text(fields, "ft"), Text(fields, "fc"), Text(fields, "fm"), Text(fields, "fr"), Time(fields["fa"]))
             : null;
@@ -58,10 +68,10 @@ internal static class RedisKeyHealthCodec
     }
 
     /// <summary>A pub/sub message: pool, key name, then the hash fields, tab-separated (none of them holds a tab).</summary>
-    public static string Message(string pool, string key, KeyHealth health)
-        => string.Join('\t', [pool, key, .. Encode(health).SelectMany(e => new[] { e.Name.ToString(), Sanitize(e.Value.ToString()) })]);
+    public static string Message(string pool, string key, string identity, KeyHealth health)
+        => string.Join('\t', [pool, key, .. Encode(health, identity).SelectMany(e => new[] { e.Name.ToString(), Sanitize(e.Value.ToString()) })]);
 
-    public static (string Pool, string Key, KeyHealth Health)? ParseMessage(string message)
+    public static (string Pool, string Key, string? Identity, KeyHealth Health)? ParseMessage(string message)
     {
         var parts = message.Split('\t');
         if (parts.Length < 4 || parts.Length % 2 != 0)
@@ -77,7 +87,7 @@ internal static class RedisKeyHealthCodec
 
         try
         {
-            return Decode(entries) is { } health ? (parts[0], parts[1], health) : null;
+            return Decode(entries, out var identity) is { } health ? (parts[0], parts[1], identity, health) : null;
         }
         catch (Exception ex) when (ex is KeyNotFoundException or InvalidCastException or FormatException)
         {
@@ -92,6 +102,9 @@ internal static class RedisKeyHealthCodec
             entries.Add(new(name, value));
         }
     }
+
+    /// <summary>Returns whether a record read for <paramref name="key"/> is about its secret (records that do not say are taken to be).</summary>
+    public static bool IsAbout(string? identity, KeyPool.PoolKey key) => identity is null || identity == key.Identity;
 
     private static string? Text(Dictionary<string, RedisValue> fields, string name) => fields.TryGetValue(name, out var value) ? value.ToString() : null;
 

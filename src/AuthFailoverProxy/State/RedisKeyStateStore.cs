@@ -67,6 +67,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     {
         _board = services.GetRequiredService<KeyStateBoard>();
         _registry = services.GetRequiredService<PoolRegistry>();
+        _sealer = services.GetRequiredService<SecretSealer>();
+        _catalog = services.GetRequiredService<KeyCatalog>();
         // Connecting happens in the background: a Redis that is down must not delay the start.
         _worker = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -83,6 +85,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _stopping.Dispose();
         _restored.Dispose();
         _resync.Dispose();
+        _loading.Dispose();
         if (_redis is not null)
         {
             await _redis.DisposeAsync();
@@ -118,6 +121,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _redis.ConnectionRestored += (_, e) => OnConnectionChanged(connected: true, e.EndPoint);
         // Subscriptions are restored by the client after a reconnect.
         await _redis.GetSubscriber().SubscribeAsync(Changes, (_, message) => OnMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _redis.GetSubscriber().SubscribeAsync(KeySetChanges, (_, message) => OnKeySetMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         OnConnectionChanged(_redis.IsConnected, endPoint: null);
     }
 
@@ -175,6 +179,14 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             }
 
             var (key, intent) = kept.Peek();
+            if (key.Retired && key.AddedAtRuntime)
+            {
+                // Removed meanwhile: recording it now would bring back a record the removal deleted.
+                kept.Dequeue();
+                Interlocked.Decrement(ref _pending);
+                continue;
+            }
+
             try
             {
                 await ApplyAsync(key, intent);
@@ -203,14 +215,17 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         var hashKey = HashKey(key);
         for (var attempt = 0; attempt < MaxTransactionAttempts; attempt++)
         {
-            var stored = RedisKeyHealthCodec.Decode(await db.HashGetAllAsync(hashKey));
-            var current = stored ?? KeyHealth.Initial(intent.At);
+            var entries = await db.HashGetAllAsync(hashKey);
+            var stored = RedisKeyHealthCodec.Decode(entries, out var identity);
+            // A record about another secret of this name (a rotated key) says nothing about this one: it is overwritten.
+            var about = stored is not null && RedisKeyHealthCodec.IsAbout(identity, key) ? stored : null;
+            var current = about ?? key.Fresh(intent.At);
             if (intent.ApplyTo(current) is not { } next)
             {
                 // The shared record already says as much, or more (a later deadline, a dead key, an operator's choice).
-                if (stored is not null)
+                if (about is not null)
                 {
-                    _board!.Adopt(key, stored);
+                    _board!.Adopt(key, about);
                 }
 
                 return;
@@ -218,13 +233,13 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
             // Versions are hybrid, never below the transition's time in microseconds: a Redis that restarts empty
             // (no persistence) starts again from 1, and plain counters would then look older than what replicas hold.
-            next = next with { Version = Math.Max(current.Version + 1, intent.At.ToUnixTimeMilliseconds() * 1000) };
+            next = next with { Version = Math.Max((stored?.Version ?? 0) + 1, intent.At.ToUnixTimeMilliseconds() * 1000) };
             var transaction = db.CreateTransaction();
             transaction.AddCondition(stored is null
                 ? Condition.KeyNotExists(hashKey)
-                : Condition.HashEqual(hashKey, RedisKeyHealthCodec.VersionField, current.Version));
-            _ = transaction.HashSetAsync(hashKey, RedisKeyHealthCodec.Encode(next));
-            _ = transaction.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, next));
+                : Condition.HashEqual(hashKey, RedisKeyHealthCodec.VersionField, stored.Version));
+            _ = transaction.HashSetAsync(hashKey, RedisKeyHealthCodec.Encode(next, key.Identity));
+            _ = transaction.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, key.Identity, next));
             if (await transaction.ExecuteAsync())
             {
                 _board!.Adopt(key, next);
@@ -238,8 +253,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private void OnMessage(RedisValue message)
     {
         if (RedisKeyHealthCodec.ParseMessage(message.ToString()) is { } change
-            && _registry!.Find(change.Pool) is { } pool
-            && pool.Keys.FirstOrDefault(k => k.Name == change.Key) is { } key)
+            && _registry!.Find(change.Pool)?.FindKey(change.Key) is { } key
+            && RedisKeyHealthCodec.IsAbout(change.Identity, key))
         {
             _board!.Adopt(key, change.Health);
         }
@@ -284,16 +299,17 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private async Task ReconcileAsync()
     {
         var db = _redis!.GetDatabase();
+        await SyncRuntimeKeysAsync(db);
         var keys = _registry!.Pools.SelectMany(p => p.Keys).ToList();
         var records = await Task.WhenAll(keys.Select(k => db.HashGetAllAsync(HashKey(k))));
         var now = time.GetUtcNow();
         for (var i = 0; i < keys.Count; i++)
         {
-            if (RedisKeyHealthCodec.Decode(records[i]) is { } shared)
+            if (RedisKeyHealthCodec.Decode(records[i], out var identity) is { } shared && RedisKeyHealthCodec.IsAbout(identity, keys[i]))
             {
                 _board!.Adopt(keys[i], shared);
             }
-            else if (IntentFor(keys[i].Health, now) is { } intent)
+            else if (IntentFor(keys[i], now) is { } intent)
             {
                 Record(keys[i], intent);
             }
@@ -301,11 +317,13 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     }
 
     /// <summary>The transition that would recreate a state this replica holds, for a shared record that went missing.</summary>
-    private static KeyIntent? IntentFor(KeyHealth health, DateTimeOffset now) => health switch
+    private static KeyIntent? IntentFor(PoolKey key, DateTimeOffset now) => key.Health switch
     {
         { State: KeyState.Dead, LastFailure: { } failure } => new KeyIntent(KeyIntentKind.Dead, failure.At, failure),
         { State: KeyState.Cooling, LastFailure: { } failure, Until: { } until } when until > now => new KeyIntent(KeyIntentKind.Cooling, failure.At, failure, until),
-        { State: KeyState.Disabled } => new KeyIntent(KeyIntentKind.Disable, health.Since),
+        { State: KeyState.Disabled } health => new KeyIntent(KeyIntentKind.Disable, health.Since),
+        // A key added at runtime starts pending wherever it is loaded: one in service needs its confirmation on record.
+        { State: KeyState.Usable } health when key.AddedAtRuntime => new KeyIntent(KeyIntentKind.Confirm, health.Since),
         _ => null,
     };
 

@@ -38,13 +38,14 @@ internal sealed class Deployment : IAsyncDisposable
     }
 
     /// <summary>Starts one more replica; by default waits until it is connected to Redis.</summary>
-    public async Task<ProxyHost> AddReplicaAsync(bool waitConnected = true)
+    public async Task<ProxyHost> AddReplicaAsync(bool waitConnected = true, Action<ProxyConfig>? configure = null)
     {
         var config = new ProxyConfig()
             .Pool("anthropic", Upstream.BaseAddress, isDefault: true, keys: [("primary", Primary), ("backup", Backup)])
             .Set("Redis:Configuration", Redis.Configuration)
             .Set("Redis:Timeout", "00:00:00.500");
         _configure?.Invoke(config);
+        configure?.Invoke(config);
         var replica = await ProxyHost.StartAsync(config, _time);
         _replicas.Add(replica);
         if (waitConnected)

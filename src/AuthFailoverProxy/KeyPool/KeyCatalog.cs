@@ -1,0 +1,93 @@
+namespace AuthFailoverProxy.KeyPool;
+
+/// <summary>Whether a key joined or left its pool.</summary>
+internal enum KeySetChangeKind
+{
+    /// <summary>The key joined the pool.</summary>
+    Added,
+
+    /// <summary>The key left the pool; it is retired and its background work stops.</summary>
+    Removed,
+}
+
+/// <summary>A key that joined or left a pool, and who or what made it so (an operator's token name, a reload, a replica).</summary>
+internal sealed record KeySetChange(Pool Pool, PoolKey Key, KeySetChangeKind Kind, string By);
+
+/// <summary>
+/// The one place a pool's key set changes after start: keys an operator adds or removes through the admin API, keys
+/// another replica added, and keys a configuration reload brings or takes away. The request path never waits for it:
+/// it swaps in a new key ring that requests pick up on their next selection.
+/// </summary>
+internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatalog> logger)
+{
+    /// <summary>Raised after each key that joined or left a pool, once the change is visible to the request path.</summary>
+    public event Action<KeySetChange>? Changed;
+
+    /// <summary>
+    /// Puts <paramref name="key"/> in <paramref name="pool"/>. A key of the same name is replaced (it leaves first).
+    /// Returns the key it replaced, if any.
+    /// </summary>
+    public PoolKey? Add(Pool pool, PoolKey key, string by)
+    {
+        PoolKey? replaced = null;
+        pool.ChangeKeys(keys =>
+        {
+            replaced = keys.FirstOrDefault(k => k.Name == key.Name);
+            return [.. keys.Where(k => k.Name != key.Name), key];
+        });
+
+        if (replaced is not null)
+        {
+            Raise(new KeySetChange(pool, replaced, KeySetChangeKind.Removed, by));
+        }
+
+        Raise(new KeySetChange(pool, key, KeySetChangeKind.Added, by));
+        return replaced;
+    }
+
+    /// <summary>Takes <paramref name="key"/> out of <paramref name="pool"/>. Returns false when it was not there.</summary>
+    public bool Remove(Pool pool, PoolKey key, string by)
+    {
+        var removed = false;
+        pool.ChangeKeys(keys =>
+        {
+            removed = keys.Contains(key);
+            return keys.Where(k => !ReferenceEquals(k, key));
+        });
+
+        if (removed)
+        {
+            Raise(new KeySetChange(pool, key, KeySetChangeKind.Removed, by));
+        }
+
+        return removed;
+    }
+
+    /// <summary>Finds a pool and a key in it by name.</summary>
+    public bool TryFind(string poolName, string keyName, out Pool pool, out PoolKey key)
+    {
+        pool = registry.Find(poolName)!;
+        key = pool?.FindKey(keyName)!;
+        return key is not null;
+    }
+
+    private void Raise(KeySetChange change)
+    {
+        if (change.Kind == KeySetChangeKind.Added)
+        {
+            LogAdded(logger, change.Pool.Name, change.Key.Name, change.Key.Fingerprint, change.Key.Health.State.ToString().ToLowerInvariant(), change.By);
+        }
+        else
+        {
+            LogRemoved(logger, change.Pool.Name, change.Key.Name, change.Key.Fingerprint, change.By);
+        }
+
+        Changed?.Invoke(change);
+    }
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) joined the pool ({State:l}); by {By:l}.")]
+    private static partial void LogAdded(ILogger logger, string pool, string keyName, string fingerprint, string state, string by);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) left the pool and carries no more traffic; by {By:l}.")]
+    private static partial void LogRemoved(ILogger logger, string pool, string keyName, string fingerprint, string by);
+}
