@@ -16,6 +16,9 @@ internal static class KeyPoolServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<ClientOptions>, ClientOptionsValidator>();
         services.AddSingleton<PoolRegistry>();
         services.AddSingleton<KeyCatalog>();
+        // Edits to the configuration or to a pool's KeysDirectory reach the pools without a restart.
+        services.AddSingleton<KeyReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<KeyReloader>());
         services.AddSingleton<ClientAuthenticator>();
         services.AddOptions<Admin.AdminOptions>().BindConfiguration("Admin");
         services.AddSingleton<Admin.AdminApi>();

@@ -42,7 +42,7 @@ internal sealed class ProxyHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ProxyHost> StartAsync(ProxyConfig config, TimeProvider? time = null, Action<IServiceCollection>? services = null)
+    public static async Task<ProxyHost> StartAsync(ProxyConfig config, TimeProvider? time = null, Action<IServiceCollection>? services = null, Action<WebApplicationBuilder>? customize = null)
     {
         var logs = new LogCapture();
         var app = ProxyApplication.Build([], builder =>
@@ -55,6 +55,7 @@ internal sealed class ProxyHost : IAsyncDisposable
             }
 
             services?.Invoke(builder.Services);
+            customize?.Invoke(builder);
         });
         await app.StartAsync(TestContext.Current.CancellationToken);
         return new ProxyHost(app, logs, config.ClientToken);

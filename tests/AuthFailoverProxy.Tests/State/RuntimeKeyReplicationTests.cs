@@ -170,7 +170,8 @@ public sealed class RuntimeKeyReplicationTests
         }
 
         Assert.NotEqual(sealedBefore.Split('.')[1], (await SealedAsync()).Split('.')[1]);
-        Assert.Contains(b.Logs.Events, e => e.MessageTemplate.Text.StartsWith("Re-sealed", StringComparison.Ordinal));
+        // Logged once the transaction's answer is back, a moment after the value changed.
+        await FailoverTests.WaitUntilAsync(() => b.Logs.Events.Any(e => e.MessageTemplate.Text.StartsWith("Re-sealed", StringComparison.Ordinal)));
 
         // Step 4: the old key gone everywhere; a replica that never had it reads the key.
         var c = await d.AddReplicaAsync(configure: c => c.Set("Encryption:DataKey", newKey));
