@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
@@ -31,6 +32,7 @@ internal sealed partial class AdminApi(
     KeyStateBoard board,
     IKeyStateStore store,
     KeyProber prober,
+    ProxyEvents events,
     TimeProvider time,
     ILogger<AdminApi> logger)
 {
@@ -115,7 +117,7 @@ internal sealed partial class AdminApi(
 
         board.Added(key);
         LogChange(logger, who, now, "added (pending)", key.Name, key.Fingerprint, pool.Name);
-        var check = await CheckAsync(pool, key, context.RequestAborted);
+        var check = await CheckAsync(pool, key, who, context.RequestAborted);
         var warnings = KeyLint.Check(registry.Pools).Where(f => f.Pool == pool.Name && f.Key == key.Name).Select(f => f.Message).ToList();
         var confirm = $"POST /admin/pools/{pool.Name}/keys/{key.Name}/confirm";
         var message = check.Outcome == "rejected"
@@ -169,7 +171,7 @@ internal sealed partial class AdminApi(
         }
 
         // Checked again: the first check may be old, and this is the moment traffic starts to depend on it.
-        var check = await CheckAsync(pool, key, context.RequestAborted);
+        var check = await CheckAsync(pool, key, who, context.RequestAborted);
         if (check.Outcome == "rejected" && !force)
         {
             await Error(context, StatusCodes.Status409Conflict, $"refused: the check found '{key.Name}' rejected ({check.Detail}). Confirming puts it in service anyway, where requests would fail over past it. Repeat with ?force=true to do it anyway.");
@@ -181,6 +183,7 @@ internal sealed partial class AdminApi(
         if (changed)
         {
             LogChange(logger, who, now, "confirmed", key.Name, key.Fingerprint, pool.Name);
+            Publish(EventKinds.KeyConfirmed, who, key, now, $"Key '{key.Name}' ({key.Fingerprint}) in pool '{pool.Name}' was confirmed by {who} and is in service.", ProxyEventSources.PendingIncident(key), resolves: true);
         }
 
         await Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, StateOf(key), changed, who, now, changed ? $"'{key.Name}' is in service." : $"'{key.Name}' was not pending (it is {StateOf(key)}); nothing changed.", check));
@@ -198,6 +201,7 @@ internal sealed partial class AdminApi(
         if (changed)
         {
             LogChange(logger, who, now, "disabled", key.Name, key.Fingerprint, pool.Name);
+            Publish(EventKinds.KeyDisabled, who, key, now, $"Key '{key.Name}' ({key.Fingerprint}) in pool '{pool.Name}' was disabled by {who}: {consequence}");
         }
 
         return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, StateOf(key), changed, who, now, changed ? $"'{key.Name}' is disabled; {consequence}" : $"'{key.Name}' was already disabled."));
@@ -210,6 +214,7 @@ internal sealed partial class AdminApi(
         if (changed)
         {
             LogChange(logger, who, now, "enabled", key.Name, key.Fingerprint, pool.Name);
+            Publish(EventKinds.KeyEnabled, who, key, now, $"Key '{key.Name}' ({key.Fingerprint}) in pool '{pool.Name}' was enabled by {who} and is back in service.");
         }
 
         var state = StateOf(key);
@@ -269,7 +274,30 @@ internal sealed partial class AdminApi(
             : null;
     }
 
+    private void Publish(string kind, string who, PoolKey key, DateTimeOffset at, string message, string? incident = null, bool resolves = false, EventSeverity severity = EventSeverity.Info, string? remediation = null)
+        => events.Publish(new ProxyEvent
+        {
+            Kind = kind,
+            Severity = severity,
+            At = at,
+            Message = message,
+            Remediation = remediation,
+            Pool = key.Pool,
+            Key = key.Name,
+            Fingerprint = key.Fingerprint,
+            Actor = who,
+            Incident = incident,
+            Resolves = resolves,
+        });
+
     /// <summary>Checks a pending key against its upstream, records what was found (it stays pending) and says it for the answer.</summary>
+    private async Task<AdminCheck> CheckAsync(Pool pool, PoolKey key, string who, CancellationToken cancellationToken)
+    {
+        var check = await CheckAsync(pool, key, cancellationToken);
+        Publish(EventKinds.KeyChecked, who, key, time.GetUtcNow(), $"Key '{key.Name}' ({key.Fingerprint}) in pool '{pool.Name}' was checked for {who}: {check.Outcome}, {check.Detail}", severity: check.Outcome == "rejected" ? EventSeverity.Warning : EventSeverity.Info);
+        return check;
+    }
+
     private async Task<AdminCheck> CheckAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
     {
         var result = await prober.ProbeAsync(pool, key, cancellationToken);

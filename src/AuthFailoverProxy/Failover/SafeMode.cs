@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using AuthFailoverProxy.Events;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 
@@ -13,11 +14,13 @@ internal sealed partial class SafeMode
     private readonly ConcurrentDictionary<string, DateTimeOffset> _since = new(StringComparer.OrdinalIgnoreCase);
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly ProxyEvents _events;
 
-    public SafeMode(KeyStateBoard board, TimeProvider time, ILogger<SafeMode> logger)
+    public SafeMode(KeyStateBoard board, ProxyEvents events, TimeProvider time, ILogger<SafeMode> logger)
     {
         _time = time;
         _logger = logger;
+        _events = events;
         board.Changed += OnChanged;
     }
 
@@ -26,9 +29,21 @@ internal sealed partial class SafeMode
 
     public void Enter(Pool pool, Pool fallback)
     {
-        if (_since.TryAdd(pool.Name, _time.GetUtcNow()))
+        var now = _time.GetUtcNow();
+        if (_since.TryAdd(pool.Name, now))
         {
-            LogEntered(_logger, pool.Name, fallback.Name, pool.FallbackModel ?? "the requested model");
+            var model = pool.FallbackModel ?? "the requested model";
+            LogEntered(_logger, pool.Name, fallback.Name, model);
+            _events.Publish(new ProxyEvent
+            {
+                Kind = EventKinds.SafeModeEntered,
+                Severity = EventSeverity.Error,
+                At = now,
+                Message = $"Pool '{pool.Name}' entered safe mode: none of its keys can serve, so pool '{fallback.Name}' serves its requests (asking for {model}).",
+                Remediation = $"Agents are answered, possibly by another model. Fix pool '{pool.Name}''s keys (GET /status says why each is out); it leaves safe mode by itself when one is back.",
+                Pool = pool.Name,
+                Incident = $"safe-mode:{pool.Name}",
+            });
         }
     }
 
@@ -36,7 +51,18 @@ internal sealed partial class SafeMode
     {
         if (change.Current.IsUsable && _since.TryRemove(change.Key.Pool, out var since))
         {
-            LogLeft(_logger, change.Key.Pool, _time.GetUtcNow() - since, change.Key.Name);
+            var now = _time.GetUtcNow();
+            LogLeft(_logger, change.Key.Pool, now - since, change.Key.Name);
+            _events.Publish(new ProxyEvent
+            {
+                Kind = EventKinds.SafeModeLeft,
+                Severity = EventSeverity.Info,
+                At = now,
+                Message = $"Pool '{change.Key.Pool}' left safe mode after {ProxyEventSources.Describe(now - since)}: key '{change.Key.Name}' is back in service.",
+                Pool = change.Key.Pool,
+                Incident = $"safe-mode:{change.Key.Pool}",
+                Resolves = true,
+            });
         }
     }
 

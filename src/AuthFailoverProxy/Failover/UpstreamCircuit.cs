@@ -26,7 +26,7 @@ internal sealed partial class UpstreamCircuit
     // which every request would contend on.
     private volatile bool _notClosed;
 
-    public UpstreamCircuit(Pool pool, CircuitBreakerOptions options, Func<Pool, CancellationToken, Task<bool>> upstreamAnswers, TimeProvider time, ILogger logger, CancellationToken stopping)
+    public UpstreamCircuit(Pool pool, CircuitBreakerOptions options, Func<Pool, CancellationToken, Task<bool>> upstreamAnswers, TimeProvider time, ILogger logger, Events.ProxyEvents events, CancellationToken stopping)
     {
         _pool = pool;
         _options = options;
@@ -48,8 +48,24 @@ internal sealed partial class UpstreamCircuit
                 ManualControl = _control,
                 OnOpened = args =>
                 {
+                    // Re-opening after a failed trial call continues the same incident: told once.
+                    var wasClosed = !_notClosed;
                     _notClosed = true;
                     LogOpened(_logger, _pool.Name, _pool.DestinationPrefix, args.BreakDuration);
+                    if (wasClosed)
+                    {
+                        events.Publish(new Events.ProxyEvent
+                        {
+                            Kind = Events.EventKinds.CircuitOpened,
+                            Severity = Events.EventSeverity.Error,
+                            At = _time.GetUtcNow(),
+                            Message = $"Pool '{_pool.Name}': circuit opened: the upstream {_pool.DestinationPrefix} is failing (connection errors, timeouts or 5xx on most calls). Agents get an immediate 503 with retry-after{(_pool.Fallback is { } f ? $", or pool '{f.Name}' serves (safe mode)" : string.Empty)} until it answers again.",
+                            Remediation = "Check the provider's status page and the network path to the upstream; the proxy checks it in the background and closes the circuit by itself.",
+                            Pool = _pool.Name,
+                            Incident = $"circuit:{_pool.Name}",
+                        });
+                    }
+
                     StartProbing();
                     return default;
                 },
@@ -57,6 +73,16 @@ internal sealed partial class UpstreamCircuit
                 {
                     _notClosed = false;
                     LogClosed(_logger, _pool.Name, _pool.DestinationPrefix);
+                    events.Publish(new Events.ProxyEvent
+                    {
+                        Kind = Events.EventKinds.CircuitClosed,
+                        Severity = Events.EventSeverity.Info,
+                        At = _time.GetUtcNow(),
+                        Message = $"Pool '{_pool.Name}': circuit closed: the upstream {_pool.DestinationPrefix} answers again.",
+                        Pool = _pool.Name,
+                        Incident = $"circuit:{_pool.Name}",
+                        Resolves = true,
+                    });
                     return default;
                 },
             })

@@ -13,6 +13,7 @@ internal sealed class UpstreamCircuits
         KeyProber prober,
         TimeProvider time,
         ILogger<UpstreamCircuit> logger,
+        Events.ProxyEvents events,
         IHostApplicationLifetime lifetime)
     {
         if (!options.Value.Enabled)
@@ -22,7 +23,7 @@ internal sealed class UpstreamCircuits
 
         foreach (var pool in registry.Pools)
         {
-            pool.Circuit = new UpstreamCircuit(pool, options.Value, (p, ct) => UpstreamAnswersAsync(prober, p, ct), time, logger, lifetime.ApplicationStopping);
+            pool.Circuit = new UpstreamCircuit(pool, options.Value, (p, ct) => UpstreamAnswersAsync(prober, p, ct), time, logger, events, lifetime.ApplicationStopping);
         }
     }
 

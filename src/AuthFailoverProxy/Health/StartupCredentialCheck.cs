@@ -72,6 +72,14 @@ internal sealed partial class StartupCredentialCheck(IServiceProvider services, 
             var usable = results.Count(r => r.Probe.Outcome is ProbeOutcome.Usable or ProbeOutcome.Unknown);
             var level = usable == 0 ? LogLevel.Error : usable < results.Count ? LogLevel.Warning : LogLevel.Information;
             LogSummary(logger, level, group.Key.Name, summary);
+            services.GetRequiredService<Events.ProxyEvents>().Publish(new Events.ProxyEvent
+            {
+                Kind = Events.EventKinds.StartupSummary,
+                Severity = usable == 0 ? Events.EventSeverity.Critical : usable < results.Count ? Events.EventSeverity.Warning : Events.EventSeverity.Info,
+                At = services.GetRequiredService<TimeProvider>().GetUtcNow(),
+                Message = $"Credential check at start: pool '{group.Key.Name}': {summary}",
+                Pool = group.Key.Name,
+            });
         }
     }
 

@@ -1,4 +1,5 @@
 using AuthFailoverProxy.Admin;
+using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
@@ -19,6 +20,7 @@ internal static class ProxyApplication
 
         builder.AddProxyLogging();
         builder.AddProxyListeners();
+        builder.Services.AddProxyEvents();
         builder.Services.AddKeyPools();
         builder.Services.AddKeyStateStore(builder.Configuration);
         builder.Services.AddFailover();

@@ -22,6 +22,13 @@ internal interface IKeyStateStore
     ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease);
 
     /// <summary>
+    /// Claims the right to do <paramref name="what"/> once for the whole deployment within <paramref name="ttl"/> (send
+    /// an alert for a state change, say), so N replicas that saw the same change act once. Granted when the store cannot
+    /// tell (no sharing, or unreachable): doing it twice is better than never.
+    /// </summary>
+    ValueTask<bool> TryClaimAsync(string what, TimeSpan ttl);
+
+    /// <summary>
     /// Gets where keys added at runtime are kept, in words for the admin API's answer, or the reason they cannot be added
     /// (<see cref="RuntimeKeysAccepted"/> is then false).
     /// </summary>
@@ -60,6 +67,8 @@ internal sealed class InMemoryKeyStateStore : IKeyStateStore
     }
 
     public ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease) => ValueTask.FromResult(true);
+
+    public ValueTask<bool> TryClaimAsync(string what, TimeSpan ttl) => ValueTask.FromResult(true);
 
     public string RuntimeKeysKeptIn => "in this process only: the embedded store keeps no copy, so the key is gone after a restart (add it to the configuration to keep it)";
 

@@ -4,7 +4,11 @@ using AuthFailoverProxy.KeyPool;
 namespace AuthFailoverProxy.State;
 
 /// <summary>A change of a key's health, as observers (audit, alerts, replication) receive it.</summary>
-internal sealed record KeyHealthChange(PoolKey Key, KeyHealth Previous, KeyHealth Current);
+internal sealed record KeyHealthChange(PoolKey Key, KeyHealth Previous, KeyHealth Current)
+{
+    /// <summary>Gets a value indicating whether the change was adopted from another replica rather than made here.</summary>
+    public bool Adopted { get; init; }
+}
 
 /// <summary>
 /// The one place key health changes. Reports from many concurrent requests collapse into one transition: the first
@@ -134,7 +138,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
                         LogAdopted(logger, key.Pool, key.Name, key.Fingerprint, state, shared.LastFailure?.Label ?? "no error");
                     }
 
-                    Changed?.Invoke(new KeyHealthChange(key, current, shared));
+                    Changed?.Invoke(new KeyHealthChange(key, current, shared) { Adopted = true });
                 }
 
                 return true;

@@ -15,7 +15,7 @@ namespace AuthFailoverProxy.State;
 /// either side is lost or rolled back.
 /// </summary>
 /// <remarks>Its dependencies are resolved when it starts: hosted services are built before the host validates options.</remarks>
-internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOptions<RedisOptions> options, TimeProvider time, ILogger<RedisKeyStateStore> logger)
+internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOptions<RedisOptions> options, Events.ProxyEvents events, TimeProvider time, ILogger<RedisKeyStateStore> logger)
     : IKeyStateStore, IHostedService, IAsyncDisposable
 {
     private const int MaxTransactionAttempts = 16;
@@ -30,6 +30,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private Task? _worker;
     private Task? _reconciler;
     private volatile bool _connected;
+    private bool _lostTold;
     private DateTimeOffset? _since;
     private int _pending;
     private readonly string _replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -46,7 +47,15 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         }
     }
 
-    public async ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease)
+    /// <summary>
+    /// Gets the connection, once made, for other shared records (the audit trail): null until the first connect. Callers
+    /// name their keys under <see cref="RedisOptions.KeyPrefix"/> and treat every command as one that may fail.
+    /// </summary>
+    internal IConnectionMultiplexer? Connection => _redis;
+
+    public ValueTask<bool> TryLeaseProbeAsync(PoolKey key, TimeSpan lease) => TryClaimAsync($"probe:{key.Pool}:{key.Name}", lease);
+
+    public async ValueTask<bool> TryClaimAsync(string what, TimeSpan ttl)
     {
         if (_redis is not { IsConnected: true } redis)
         {
@@ -55,7 +64,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
         try
         {
-            return await redis.GetDatabase().StringSetAsync($"{_options.KeyPrefix}:probe:{key.Pool}:{key.Name}", _replica, lease, When.NotExists);
+            return await redis.GetDatabase().StringSetAsync($"{_options.KeyPrefix}:{what}", _replica, ttl, When.NotExists);
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
@@ -141,6 +150,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             _resync.Release();
         }
 
+        PublishConnectionChange(connected, was);
+
         if (logger.IsEnabled(LogLevel.Warning))
         {
             var where = endPoint?.ToString() ?? string.Join(", ", _redis?.GetEndPoints().Select(e => e.ToString()) ?? []);
@@ -154,6 +165,29 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 LogUnreachable(logger, where);
             }
         }
+    }
+
+    private void PublishConnectionChange(bool connected, bool was)
+    {
+        // The first answer at start is news only when it is bad; "restored" follows only a "lost".
+        if (connected && (!_lostTold || was))
+        {
+            return;
+        }
+
+        _lostTold = !connected;
+        events.Publish(new Events.ProxyEvent
+        {
+            Kind = connected ? Events.EventKinds.StoreRestored : Events.EventKinds.StoreLost,
+            Severity = connected ? Events.EventSeverity.Info : Events.EventSeverity.Error,
+            At = _since!.Value,
+            Message = connected
+                ? $"Redis is reachable again from replica {Events.ProxyEvent.ThisReplica}; what it learned meanwhile is being shared."
+                : $"Redis is unreachable from replica {Events.ProxyEvent.ThisReplica}: it keeps serving from its own key state, but other replicas do not see what it learns until Redis returns.",
+            Remediation = connected ? null : "Check the Redis server and the network path to it (Redis:Configuration / AFP_REDIS). Agents are not affected.",
+            Incident = $"store:{Events.ProxyEvent.ThisReplica}",
+            Resolves = connected,
+        });
     }
 
     /// <summary>Applies recorded transitions to Redis in order; while Redis is away they wait, none is dropped or reordered.</summary>
