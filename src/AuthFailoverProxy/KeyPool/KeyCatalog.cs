@@ -63,6 +63,21 @@ internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatal
         return removed;
     }
 
+    /// <summary>
+    /// Gives <paramref name="key"/> another priority (and the source it now comes from) in place: the same key, its
+    /// health and its background checks untouched, at its new place in line.
+    /// </summary>
+    public void Rerank(Pool pool, PoolKey key, int priority, string source, string by)
+    {
+        LogReranked(logger, pool.Name, key.Name, key.Fingerprint, key.Priority, priority, by);
+        pool.ChangeKeys(keys =>
+        {
+            // The ring being replaced was sorted with the old priority; requests keep using it until the new one is in.
+            key.SetRank(priority, source);
+            return keys;
+        });
+    }
+
     /// <summary>Finds a pool and a key in it by name.</summary>
     public bool TryFind(string poolName, string keyName, out Pool pool, out PoolKey key)
     {
@@ -87,6 +102,9 @@ internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatal
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) joined the pool ({State:l}); by {By:l}.")]
     private static partial void LogAdded(ILogger logger, string pool, string keyName, string fingerprint, string state, string by);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) moves from priority {From} to {To}; by {By:l}.")]
+    private static partial void LogReranked(ILogger logger, string pool, string keyName, string fingerprint, int from, int to, string by);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) left the pool and carries no more traffic; by {By:l}.")]
     private static partial void LogRemoved(ILogger logger, string pool, string keyName, string fingerprint, string by);

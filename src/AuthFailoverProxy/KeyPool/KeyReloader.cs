@@ -306,20 +306,17 @@ internal sealed partial class KeyReloader(IServiceProvider services, TimeProvide
         var rejected = false;
         foreach (var (old, key) in plan.Moved)
         {
-            var carried = old.Health;
-            key.TryTransition(key.Health, carried);
-            if (TryAdd(catalog, pool, key))
+            if (old.Retired)
             {
-                // A request may have reported on the old key in the meantime; it is retired now and says no more.
-                if (old.Health is var last && !ReferenceEquals(last, carried))
-                {
-                    key.TryTransition(carried, last);
-                }
-
-                summary.Add(old.Priority == key.Priority
-                    ? $"updated '{key.Name}' (now from {key.Source}, {Describe(key, null)})"
-                    : $"re-ranked '{key.Name}' (priority {old.Priority} to {key.Priority}, {Describe(key, null)})");
+                continue;
             }
+
+            // The same key in place: its health and background checks carry on.
+            var previousPriority = old.Priority;
+            catalog.Rerank(pool, old, key.Priority, key.Source, By);
+            summary.Add(previousPriority == key.Priority
+                ? $"updated '{key.Name}' (now from {key.Source}, {Describe(old, null)})"
+                : $"re-ranked '{key.Name}' (priority {previousPriority} to {key.Priority}, {Describe(old, null)})");
         }
 
         foreach (var fresh in plan.Fresh)

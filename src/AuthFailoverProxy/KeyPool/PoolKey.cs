@@ -30,10 +30,11 @@ internal sealed class PoolKey
 
     public string Name { get; }
 
-    public int Priority { get; }
+    /// <summary>Gets the priority: lower is tried first. Changed only by <see cref="KeyCatalog.Rerank"/>.</summary>
+    public int Priority { get; private set; }
 
     /// <summary>Gets where the secret came from: <c>configuration</c>, <c>environment</c>, <c>file</c>….</summary>
-    public string Source { get; }
+    public string Source { get; private set; }
 
     public KeyFormat Format { get; }
 
@@ -61,6 +62,13 @@ internal sealed class PoolKey
     public KeyHealth Health => Volatile.Read(ref _health);
 
     internal void Retire() => _retired = true;
+
+    /// <summary>Gives the key another rank; only its pool's next key ring reads it (see <see cref="KeyCatalog.Rerank"/>).</summary>
+    internal void SetRank(int priority, string source)
+    {
+        Priority = priority;
+        Source = source;
+    }
 
     /// <summary>
     /// Returns the state of this key before anything is known about it: usable for a configured key; pending for one

@@ -247,7 +247,7 @@ internal sealed partial class RedisKeyStateStore
     [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "Redis had no record of the {Count} key(s) added at runtime that this replica holds (it restarted empty?); they were recorded again, sealed, so none is lost.")]
     private static partial void LogRuntimeKeysRestored(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 5011, Level = LogLevel.Error, Message = "Pool '{Pool:l}': key '{KeyName:l}' was added at runtime on another replica, but this replica cannot read it: it is sealed with data key {KeyId:l}, which this replica does not have. Give every replica the same Encryption:DataKey, and during a rotation the old one in Encryption:PreviousDataKeys.")]
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Error, Message = "Pool '{Pool:l}': key '{KeyName:l}', added at runtime and kept in Redis, cannot be read by this replica: it is sealed with data key {KeyId:l}, which this replica does not have. Give every replica the same Encryption:DataKey, and during a rotation the old one in Encryption:PreviousDataKeys.")]
     private static partial void LogUnreadable(ILogger logger, string pool, string keyName, string keyId);
 
     [LoggerMessage(EventId = 5012, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': a key named '{KeyName:l}' was added at runtime on another replica, but this replica's configuration has a key of that name; the configured key stays. Remove one of the two.")]

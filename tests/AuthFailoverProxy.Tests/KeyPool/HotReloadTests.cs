@@ -157,11 +157,11 @@ public sealed class HotReloadTests
         // Only the check ever used the bad key.
         var withBad = Assert.Single(b.Upstream.Requests, r => r.Key == bad);
         Assert.Equal(("GET", "/v1/models"), (withBad.Method, withBad.PathAndQuery));
-        // The primary key moved down a rank and kept its health (and its state's history).
+        // The primary key moved down a rank in place: the same key, its health and its history untouched.
         var moved = b.Pool.FindKey("primary")!;
-        Assert.NotSame(primary, moved);
+        Assert.Same(primary, moved);
         Assert.Equal(1, moved.Priority);
-        Assert.Same(primary.Health, moved.Health);
+        Assert.False(moved.Retired);
         Assert.Equal(
             "Configuration reload: pool 'anthropic': re-ranked 'primary' (priority 0 to 1, usable), added 'a-bad' (dead: 401 authentication_error).",
             await ReloadSummaryAsync(b.Proxy, LogEventLevel.Warning));

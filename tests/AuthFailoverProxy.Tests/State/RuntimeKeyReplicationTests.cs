@@ -189,7 +189,7 @@ public sealed class RuntimeKeyReplicationTests
         }
 
         var stranger = await d.AddReplicaAsync(configure: c => c.Set("Encryption:DataKey", NewDataKey()));
-        await FailoverTests.WaitUntilAsync(() => stranger.Logs.Events.Any(e => e.MessageTemplate.Text.Contains("cannot read it", StringComparison.Ordinal)));
+        await FailoverTests.WaitUntilAsync(() => stranger.Logs.Events.Any(e => e.MessageTemplate.Text.Contains("cannot be read by this replica", StringComparison.Ordinal)));
 
         Assert.Null(Key(stranger, "spare"));
         Assert.Contains("Encryption:PreviousDataKeys", stranger.Logs.AllText, StringComparison.Ordinal);
