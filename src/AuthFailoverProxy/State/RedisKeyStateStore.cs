@@ -304,17 +304,26 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         Task? reconnected = null;
         while (!stopping.IsCancellationRequested)
         {
+            var failed = false;
             try
             {
                 await ReconcileAsync();
             }
             catch (Exception ex) when (IsUnreachable(ex))
             {
-                // Reported by the connection events; the next round tries again.
+                // Reported by the connection events. One connection may be back before another (the restored event
+                // that woke this round can be the subscriber's): try again shortly rather than a whole interval later.
+                failed = true;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Never let the backstop die: say so and go on with the next round.
+                failed = true;
+                LogReconcileFailed(logger, ex);
             }
 
             reconnected ??= _resync.WaitAsync(stopping);
-            await Task.WhenAny(Task.Delay(_options.ReconcileInterval, time, stopping), reconnected);
+            await Task.WhenAny(Task.Delay(failed ? TimeSpan.FromSeconds(1) : _options.ReconcileInterval, time, stopping), reconnected);
             if (reconnected.IsCompleted)
             {
                 reconnected = null;
@@ -374,6 +383,9 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Pool '{Pool:l}': key '{KeyName:l}': recording a {Intent} transition in Redis failed; the shared record may lag until the next re-read.")]
     private static partial void LogApplyFailed(ILogger logger, string pool, string keyName, KeyIntentKind intent, Exception exception);
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Re-reading the shared key state from Redis failed; the next round tries again.")]
+    private static partial void LogReconcileFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': the shared record kept changing under this replica; its transition was not recorded (the next re-read adopts the shared state).")]
     private static partial void LogContended(ILogger logger, string pool, string keyName);
