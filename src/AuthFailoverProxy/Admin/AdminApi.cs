@@ -58,12 +58,14 @@ internal sealed partial class AdminApi(
         return (method, segments) switch
         {
             ("GET", ["keys"]) => Json(context, StatusCodes.Status200OK, ListKeys()),
+            ("GET", ["events"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().ListAsync(context),
+            ("GET", ["events", "timeline"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().TimelineAsync(context),
             ("POST", ["pools", var pool, "keys"]) => AddAsync(context, who, pool),
             ("POST", ["pools", var pool, "keys", var key, "confirm"]) => WithKey(context, pool, key, (p, k) => ConfirmAsync(context, who, p, k, force)),
             ("POST", ["pools", var pool, "keys", var key, "disable"]) => WithKey(context, pool, key, (p, k) => DisableAsync(context, who, p, k, force)),
             ("POST", ["pools", var pool, "keys", var key, "enable"]) => WithKey(context, pool, key, (p, k) => EnableAsync(context, who, p, k)),
             ("DELETE", ["pools", var pool, "keys", var key]) => WithKey(context, pool, key, (p, k) => RemoveAsync(context, who, p, k, force)),
-            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]."),
+            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]; GET /admin/events?since=…&until=…[&pool=&key=&kind=&severity=&limit=] and GET /admin/events/timeline?since=…&until=… (what happened, as text)."),
         };
     }
 

@@ -134,7 +134,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
                 Fingerprint = key.Fingerprint,
                 Actor = change.By,
                 // A pending key removed before it was confirmed no longer waits for anyone.
-                Incident = added ? null : PendingIncident(key),
+                Incident = !added && key.Health.State == KeyState.Pending ? PendingIncident(key) : null,
                 Resolves = !added && key.Health.State == KeyState.Pending,
             });
             if (added && key.Health.State == KeyState.Pending)

@@ -1,4 +1,5 @@
 using AuthFailoverProxy.Admin;
+using AuthFailoverProxy.Audit;
 using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
@@ -21,6 +22,7 @@ internal static class ProxyApplication
         builder.AddProxyLogging();
         builder.AddProxyListeners();
         builder.Services.AddProxyEvents();
+        builder.Services.AddAuditTrail(builder.Configuration);
         builder.Services.AddKeyPools();
         builder.Services.AddKeyStateStore(builder.Configuration);
         builder.Services.AddFailover();

@@ -22,6 +22,8 @@ internal sealed class ProxyConfig
         ClientToken = Secrets.ClientToken();
         _values["Clients:Tokens:0:Name"] = "test-agent";
         _values["Clients:Tokens:0:Token"] = ClientToken;
+        // The audit trail of each configuration gets a fresh directory, created at start and deleted with the host.
+        _values["Audit:Directory"] = Path.Combine(Path.GetTempPath(), $"afp-audit-{Guid.NewGuid():N}");
     }
 
     public string ClientToken { get; }

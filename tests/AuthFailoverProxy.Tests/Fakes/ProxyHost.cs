@@ -57,7 +57,16 @@ internal sealed class ProxyHost : IAsyncDisposable
             services?.Invoke(builder.Services);
             customize?.Invoke(builder);
         });
-        await app.StartAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            await app.StartAsync(TestContext.Current.CancellationToken);
+        }
+        catch
+        {
+            DeleteAuditDirectory(app.Configuration["Audit:Directory"]);
+            throw;
+        }
+
         return new ProxyHost(app, logs, config.ClientToken);
     }
 
@@ -77,7 +86,18 @@ internal sealed class ProxyHost : IAsyncDisposable
     {
         Agent.Dispose();
         Management.Dispose();
+        var audit = _app.Configuration["Audit:Directory"];
         await _app.StopAsync(CancellationToken.None);
         await _app.DisposeAsync();
+        DeleteAuditDirectory(audit);
+    }
+
+    /// <summary>Deletes the fresh directory ProxyConfig gives each configuration's audit trail; a test's own directory is its own business.</summary>
+    private static void DeleteAuditDirectory(string? audit)
+    {
+        if (audit is not null && Path.GetFileName(audit).StartsWith("afp-audit-", StringComparison.Ordinal) && Directory.Exists(audit))
+        {
+            Directory.Delete(audit, recursive: true);
+        }
     }
 }
