@@ -19,6 +19,8 @@ internal static class ManagementEndpoints
         {
             management.UseProxyHealth();
             management.Map("/status", status => status.Run(WriteStatusAsync));
+            // Prometheus text, from the OpenTelemetry exporter: a branch of this listener's pipeline, not an endpoint.
+            management.UseOpenTelemetryPrometheusScrapingEndpoint("/metrics");
             management.Map("/admin", admin => admin.Run(context => context.RequestServices.GetRequiredService<AdminApi>().HandleAsync(context)));
             management.Run(static context =>
             {
@@ -42,7 +44,10 @@ internal static class ManagementEndpoints
             services.GetRequiredService<PoolRegistry>(),
             services.GetRequiredService<SafeMode>(),
             services.GetRequiredService<IKeyStateStore>(),
-            services.GetRequiredService<TimeProvider>().GetUtcNow());
+            services.GetRequiredService<TimeProvider>().GetUtcNow()) with
+        {
+            Heartbeat = services.GetRequiredService<Heartbeat>().Status,
+        };
         return Results.Json(report, AdminJsonContext.Readable.StatusReport).ExecuteAsync(context);
     }
 }

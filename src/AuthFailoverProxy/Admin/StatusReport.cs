@@ -9,6 +9,9 @@ namespace AuthFailoverProxy.Admin;
 /// <summary>What <c>GET /status</c> answers: every pool and key by name and fingerprint, never a secret.</summary>
 internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyStateStoreStatus Store, IReadOnlyList<PoolStatus> Pools)
 {
+    /// <summary>Gets the heartbeat (dead man's switch), when <c>Heartbeat:Url</c> is configured.</summary>
+    public HeartbeatStatus? Heartbeat { get; init; }
+
     public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, IKeyStateStore store, DateTimeOffset now)
     {
         var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, safeMode, now)).ToList();
@@ -82,6 +85,19 @@ internal sealed record KeyStatus(
 
 /// <summary>A pool's safe mode: whether its fallback is serving for it right now, and since when.</summary>
 internal sealed record SafeModeStatus(bool Active, string Fallback, string? FallbackModel, DateTimeOffset? Since);
+
+/// <summary>
+/// The heartbeat as <c>/status</c> shows it: when it last pinged and how that went, and why it is paused (a pool has no
+/// usable key), if it is. The URL is never shown: it may hold a token.
+/// </summary>
+internal sealed record HeartbeatStatus(
+    string Method,
+    double IntervalSeconds,
+    DateTimeOffset? LastPing,
+    string? LastOutcome,
+    DateTimeOffset? LastSuccess,
+    int ConsecutiveFailures,
+    string? PausedBecause);
 
 internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, string? Message, string? RequestId, DateTimeOffset At);
 

@@ -84,6 +84,18 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     /// <summary>Gets how long the open circuit asks clients to wait.</summary>
     public TimeSpan? CircuitRetryAfter { get; private set; }
 
+    /// <summary>Gets when the first upstream call was sent, as a <see cref="TimeProvider"/> timestamp; 0 before it (telemetry).</summary>
+    public long FirstTryStartedAt { get; private set; }
+
+    /// <summary>Gets when the current try was sent, as a timestamp (telemetry).</summary>
+    public long TryStartedAt { get; private set; }
+
+    /// <summary>Gets when the current try's response headers arrived, as a timestamp; 0 while there is no answer (telemetry).</summary>
+    public long RespondedAt { get; private set; }
+
+    /// <summary>Gets the status the upstream answered the current try with; 0 while there is no answer.</summary>
+    public int UpstreamStatus { get; private set; }
+
     private int TriesOnKey { get; set; }
 
     private bool IsFinalTry { get; set; }
@@ -116,6 +128,10 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         RetryAfter = null;
         TransportError = ForwarderError.None;
         TryWasUnwell = false;
+        UpstreamStatus = 0;
+        RespondedAt = 0;
+        TryStartedAt = time.GetTimestamp();
+        FirstTryStartedAt = Attempts == 1 ? TryStartedAt : FirstTryStartedAt;
         if (Body.HasBody)
         {
             context.Request.Body = Body.OpenRead();
@@ -160,6 +176,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         }
 
         var status = (int)proxyResponse.StatusCode;
+        UpstreamStatus = status;
+        RespondedAt = time.GetTimestamp();
         if (!FailureClassifier.NeedsInspection(status))
         {
             return await DeliverAsync(httpContext, proxyResponse, cancellationToken);

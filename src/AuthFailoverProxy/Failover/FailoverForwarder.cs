@@ -1,6 +1,7 @@
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
+using AuthFailoverProxy.Telemetry;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -28,6 +29,7 @@ internal sealed partial class FailoverForwarder
     private readonly RequestBodyOptions _bodyOptions;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly RequestTelemetry _telemetry;
     private readonly ResiliencePipeline<AttemptVerdict> _upstreamRetry;
 
     public FailoverForwarder(
@@ -40,7 +42,8 @@ internal sealed partial class FailoverForwarder
         IOptions<FailoverOptions> options,
         IOptions<RequestBodyOptions> bodyOptions,
         TimeProvider time,
-        ILogger<FailoverForwarder> logger)
+        ILogger<FailoverForwarder> logger,
+        RequestTelemetry telemetry)
     {
         _forwarder = forwarder;
         _board = board;
@@ -53,6 +56,7 @@ internal sealed partial class FailoverForwarder
         _bodyOptions = bodyOptions.Value;
         _time = time;
         _logger = logger;
+        _telemetry = telemetry;
         _upstreamRetry = BuildUpstreamRetry(_options, time);
     }
 
@@ -62,6 +66,7 @@ internal sealed partial class FailoverForwarder
         {
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.ClientUnauthorized,
                 "missing or invalid client token. Send the token this proxy issued you as x-api-key or as Authorization: Bearer.");
+            _telemetry.RequestRefused(context, pool);
             return;
         }
 
@@ -79,6 +84,7 @@ internal sealed partial class FailoverForwarder
             // A body shorter than its Content-Length, or one trickling in below the server's minimum data rate.
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.BadRequest,
                 $"the request body could not be read ({ex.Message}). Nothing was sent upstream.", statusCode: ex.StatusCode);
+            _telemetry.RequestRefused(context, pool);
             return;
         }
 
@@ -86,6 +92,7 @@ internal sealed partial class FailoverForwarder
         {
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.RequestTooLarge,
                 $"the request body is larger than the {_bodyOptions.MaxBytes} bytes this proxy accepts (RequestBody:MaxBytes).");
+            _telemetry.RequestRefused(context, pool);
             return;
         }
 
@@ -110,6 +117,7 @@ internal sealed partial class FailoverForwarder
                         return;
                     }
 
+                    _telemetry.KeyChosen(attempt, key);
                     attempt.UseKey(key);
                     var verdict = await SendOnceAsync(context, attempt);
                     if (verdict == AttemptVerdict.RetryUpstream)
@@ -148,6 +156,10 @@ internal sealed partial class FailoverForwarder
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
                 // The client went away; its upstream call was cancelled with it.
+            }
+            finally
+            {
+                _telemetry.RequestEnded(context, attempt);
             }
         }
     }
@@ -195,6 +207,7 @@ internal sealed partial class FailoverForwarder
                         return AttemptVerdict.RetryUpstream;
                     }
 
+                    _telemetry.Retrying(attempt);
                     return await SendOnceAsync(context, attempt);
                 },
                 resilienceContext);
@@ -262,27 +275,37 @@ internal sealed partial class FailoverForwarder
         }
 
         attempt.BeginTry(context);
-        var pool = attempt.Pool;
-        var error = await _forwarder.SendAsync(context, pool.DestinationPrefix, pool.Client, pool.RequestConfig, attempt, context.RequestAborted);
-        if (error == ForwarderError.None)
+        // One activity per upstream call, while someone traces (null otherwise); it is the parent of the call, so the
+        // traceparent the upstream sees names this attempt.
+        var activity = RequestTelemetry.AttemptStarted(attempt);
+        try
         {
-            return attempt.Verdict;
-        }
+            var pool = attempt.Pool;
+            var error = await _forwarder.SendAsync(context, pool.DestinationPrefix, pool.Client, pool.RequestConfig, attempt, context.RequestAborted);
+            if (error == ForwarderError.None)
+            {
+                return attempt.Verdict;
+            }
 
-        if (context.RequestAborted.IsCancellationRequested)
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                return attempt.Verdict = AttemptVerdict.ClientGone;
+            }
+
+            if (context.Response.HasStarted)
+            {
+                // The answer was already flowing when the connection broke: too late to replay, and the client sees the cut.
+                LogBrokenMidResponse(_logger, pool.Name, attempt.Key.Name, error);
+                return attempt.Verdict = AttemptVerdict.Delivered;
+            }
+
+            LogTransportError(_logger, pool.Name, attempt.Key.Name, error);
+            return attempt.TransportFailed(error);
+        }
+        finally
         {
-            return attempt.Verdict = AttemptVerdict.ClientGone;
+            _telemetry.AttemptEnded(attempt, activity);
         }
-
-        if (context.Response.HasStarted)
-        {
-            // The answer was already flowing when the connection broke: too late to replay, and the client sees the cut.
-            LogBrokenMidResponse(_logger, pool.Name, attempt.Key.Name, error);
-            return attempt.Verdict = AttemptVerdict.Delivered;
-        }
-
-        LogTransportError(_logger, pool.Name, attempt.Key.Name, error);
-        return attempt.TransportFailed(error);
     }
 
     private Task RespondNoUsableKeyAsync(HttpContext context, FailoverAttempt attempt, bool deadlinePassed)

@@ -6,6 +6,7 @@ using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
+using AuthFailoverProxy.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace AuthFailoverProxy.Hosting;
@@ -22,6 +23,8 @@ internal static class ProxyApplication
         builder.AddProxyLogging();
         builder.AddProxyListeners();
         builder.Services.AddProxyEvents();
+        builder.Services.AddProxyTelemetry(builder.Configuration);
+        builder.Services.AddHeartbeat();
         builder.Services.AddAuditTrail(builder.Configuration);
         builder.Services.AddKeyPools();
         builder.Services.AddKeyStateStore(builder.Configuration);

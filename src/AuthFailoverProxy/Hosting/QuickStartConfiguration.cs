@@ -5,7 +5,7 @@ namespace AuthFailoverProxy.Hosting;
 /// <summary>
 /// Maps the one-line quick start onto the full configuration: <c>AFP_UPSTREAM</c>, <c>AFP_PROVIDER</c>,
 /// <c>AFP_KEYS</c> (<c>name=secret,name=secret</c> in priority order), <c>AFP_CLIENT_TOKENS</c> (comma-separated),
-/// <c>AFP_ALLOW_ANONYMOUS</c>, <c>AFP_REDIS</c>, <c>AFP_DATA_KEY</c> and <c>AFP_MANAGEMENT_URLS</c>. It sits below the regular environment variables and the
+/// <c>AFP_ALLOW_ANONYMOUS</c>, <c>AFP_REDIS</c>, <c>AFP_DATA_KEY</c>, <c>AFP_MANAGEMENT_URLS</c> and <c>AFP_HEARTBEAT_URL</c>. It sits below the regular environment variables and the
 /// command line, so an explicit <c>Pools__…</c> setting always wins.
 /// </summary>
 internal sealed class QuickStartConfigurationSource(Func<string, string?> environment) : IConfigurationSource
@@ -79,6 +79,11 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
         if (environment("AFP_MANAGEMENT_URLS") is { Length: > 0 } management)
         {
             data["Management:Urls"] = management;
+        }
+
+        if (environment("AFP_HEARTBEAT_URL") is { Length: > 0 } heartbeat)
+        {
+            data["Heartbeat:Url"] = heartbeat;
         }
 
         Data = data;

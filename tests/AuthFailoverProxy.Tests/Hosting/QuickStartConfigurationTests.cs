@@ -39,6 +39,14 @@ public sealed class QuickStartConfigurationTests
     }
 
     [Fact]
+    public void HeartbeatUrl_BecomesHeartbeatUrl()
+    {
+        var configuration = Build(new() { ["AFP_HEARTBEAT_URL"] = "https://hc-ping.com/0b7e4c1a" });
+
+        Assert.Equal("https://hc-ping.com/0b7e4c1a", configuration["Heartbeat:Url"]);
+    }
+
+    [Fact]
     public void NothingSet_AddsNothing() => Assert.Empty(Build(new()).AsEnumerable());
 
     private static IConfigurationRoot Build(Dictionary<string, string> environment)

@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.State;
+using Polly.CircuitBreaker;
+
+namespace AuthFailoverProxy.Telemetry;
+
+/// <summary>
+/// The proxy's instruments, created once on the meter <c>AuthFailoverProxy</c>. Counters and histograms are recorded on
+/// the request path with a <see cref="TagList"/> on the stack and label values that are already strings (pool and key
+/// names, constants), so a measurement allocates nothing and costs one branch when nobody listens. State (keys, pools,
+/// circuits, the store) is observed only when metrics are collected, at a scrape.
+/// </summary>
+/// <remarks>
+/// Prometheus names (the exporter adds <c>_total</c> to counters and <c>_seconds</c> for unit <c>s</c>):
+/// <c>afp_requests_total</c>, <c>afp_failovers_total</c>, <c>afp_retries_total</c>,
+/// <c>afp_upstream_duration_seconds</c>, <c>afp_upstream_time_to_first_byte_seconds</c>, <c>afp_key_state</c>,
+/// <c>afp_pool_usable_keys</c>, <c>afp_pool_safe_mode</c>, <c>afp_circuit_state</c>, <c>afp_store_connected</c>,
+/// <c>afp_alerts_total</c>, <c>afp_events_total</c>. The pools, the state board and the store are resolved at the first
+/// collection: this is built before the host validates options.
+/// </remarks>
+internal sealed class ProxyMetrics
+{
+    private static readonly KeyState[] KeyStates = Enum.GetValues<KeyState>();
+    private static readonly string[] KeyStateNames = [.. KeyStates.Select(s => s.ToString().ToLowerInvariant())];
+    private static readonly (CircuitState State, string Name)[] CircuitStates =
+        [(CircuitState.Closed, "closed"), (CircuitState.Open, "open"), (CircuitState.HalfOpen, "half_open"), (CircuitState.Isolated, "isolated")];
+
+    private readonly IServiceProvider _services;
+    private readonly TimeProvider _time;
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _failovers;
+    private readonly Counter<long> _retries;
+    private readonly Histogram<double> _upstreamDuration;
+    private readonly Histogram<double> _timeToFirstByte;
+    private readonly Counter<long> _alerts;
+    private readonly Counter<long> _events;
+    private PoolRegistry? _registry;
+
+    public ProxyMetrics(IMeterFactory meterFactory, IServiceProvider services, TimeProvider time)
+    {
+        _services = services;
+        _time = time;
+        Meter = meterFactory.Create(new MeterOptions(ProxyTelemetry.Name) { Version = typeof(ProxyMetrics).Assembly.GetName().Version?.ToString() });
+
+        _requests = Meter.CreateCounter<long>("afp.requests", "{request}",
+            "Agent requests answered, by pool, the key whose answer was delivered (none: the proxy answered itself) and status class.");
+        _failovers = Meter.CreateCounter<long>("afp.failovers", "{failover}",
+            "Moves of a request past a key to the next one (to=none: there was no next key), by pool, from, to and reason (dead, cooling, circuit_open).");
+        _retries = Meter.CreateCounter<long>("afp.retries", "{retry}",
+            "Upstream calls tried again on the same key because the upstream was unwell, by pool, key and reason (status, timeout, connection).");
+        _upstreamDuration = Meter.CreateHistogram<double>("afp.upstream.duration", "s",
+            "Duration of each upstream call, until its answer was delivered or judged, by pool, key and status class.");
+        _timeToFirstByte = Meter.CreateHistogram<double>("afp.upstream.time_to_first_byte", "s",
+            "Time from sending an upstream call to its response headers, by pool, key and status class.");
+        _alerts = Meter.CreateCounter<long>("afp.alerts", "{alert}", "Alerts sent, by channel and outcome (delivered, failed).");
+        _events = Meter.CreateCounter<long>("afp.events", "{event}", "Events this replica raised (key.dead, pool.exhausted and the others), by kind.");
+
+        Meter.CreateObservableGauge("afp.key.state", ObserveKeyStates, description:
+            "1 for the state each key is in (usable, cooling, dead, pending, disabled), 0 for the others, by pool, key and state.");
+        Meter.CreateObservableGauge("afp.pool.usable_keys", ObserveUsableKeys, "{key}", "Keys of each pool that can carry a request now.");
+        Meter.CreateObservableGauge("afp.pool.safe_mode", ObserveSafeMode, description: "1 while a pool's fallback serves its requests (safe mode), by pool.");
+        Meter.CreateObservableGauge("afp.circuit.state", ObserveCircuits, description:
+            "1 for the state each pool's circuit breaker is in (closed, open, half_open, isolated), 0 for the others; pools without one are absent.");
+        Meter.CreateObservableGauge("afp.store.connected", ObserveStore, description: "1 while the key state store is reachable (always 1 for the embedded store), by store (memory, redis).");
+    }
+
+    /// <summary>Gets the meter; the metrics pipeline exports this meter and no other instance of the same name.</summary>
+    public Meter Meter { get; }
+
+    private PoolRegistry Registry => _registry ??= _services.GetRequiredService<PoolRegistry>();
+
+    public void RequestAnswered(string pool, string key, string statusClass)
+    {
+        if (_requests.Enabled)
+        {
+            var tags = new TagList { { "pool", pool }, { "key", key }, { "status_class", statusClass } };
+            _requests.Add(1, in tags);
+        }
+    }
+
+    public void FailedOver(string pool, string from, string to, string reason)
+    {
+        if (_failovers.Enabled)
+        {
+            var tags = new TagList { { "pool", pool }, { "from", from }, { "to", to }, { "reason", reason } };
+            _failovers.Add(1, in tags);
+        }
+    }
+
+    public void Retried(string pool, string key, string reason)
+    {
+        if (_retries.Enabled)
+        {
+            var tags = new TagList { { "pool", pool }, { "key", key }, { "reason", reason } };
+            _retries.Add(1, in tags);
+        }
+    }
+
+    /// <summary>Records one upstream call: its duration and, when it got an answer, the time to its response headers.</summary>
+    public void UpstreamCalled(string pool, string key, int status, TimeSpan duration, TimeSpan? timeToFirstByte)
+    {
+        if (!_upstreamDuration.Enabled && !_timeToFirstByte.Enabled)
+        {
+            return;
+        }
+
+        var tags = new TagList { { "pool", pool }, { "key", key }, { "status_class", ProxyTelemetry.StatusClass(status) } };
+        _upstreamDuration.Record(duration.TotalSeconds, in tags);
+        if (timeToFirstByte is { } ttfb)
+        {
+            _timeToFirstByte.Record(ttfb.TotalSeconds, in tags);
+        }
+    }
+
+    public void AlertSent(string channel, string outcome)
+        => _alerts.Add(1, new KeyValuePair<string, object?>("channel", channel), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void EventRaised(string kind) => _events.Add(1, new KeyValuePair<string, object?>("kind", kind));
+
+    private IEnumerable<Measurement<int>> ObserveKeyStates()
+    {
+        var now = _time.GetUtcNow();
+        foreach (var pool in Registry.Pools)
+        {
+            foreach (var key in pool.Keys)
+            {
+                var state = key.Health.EffectiveState(now);
+                for (var i = 0; i < KeyStates.Length; i++)
+                {
+                    yield return new Measurement<int>(KeyStates[i] == state ? 1 : 0, new("pool", pool.Name), new("key", key.Name), new("state", KeyStateNames[i]));
+                }
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveUsableKeys()
+    {
+        var now = _time.GetUtcNow();
+        foreach (var pool in Registry.Pools)
+        {
+            yield return new Measurement<int>(pool.CountUsable(now), new KeyValuePair<string, object?>("pool", pool.Name));
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveSafeMode()
+    {
+        var safeMode = _services.GetRequiredService<SafeMode>();
+        foreach (var pool in Registry.Pools)
+        {
+            if (pool.Fallback is not null)
+            {
+                yield return new Measurement<int>(safeMode.Since(pool) is null ? 0 : 1, new KeyValuePair<string, object?>("pool", pool.Name));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveCircuits()
+    {
+        foreach (var pool in Registry.Pools)
+        {
+            if (pool.Circuit is { } circuit)
+            {
+                var state = circuit.State;
+                foreach (var (candidate, name) in CircuitStates)
+                {
+                    yield return new Measurement<int>(candidate == state ? 1 : 0, new("pool", pool.Name), new("state", name));
+                }
+            }
+        }
+    }
+
+    private Measurement<int> ObserveStore()
+    {
+        var status = _services.GetRequiredService<IKeyStateStore>().Status;
+        return new Measurement<int>(status.Connected ? 1 : 0, new KeyValuePair<string, object?>("store", status.Kind));
+    }
+}

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+
+namespace AuthFailoverProxy.Telemetry;
+
+/// <summary>
+/// The names the proxy's telemetry goes out under: one <see cref="System.Diagnostics.Metrics.Meter"/> and one
+/// <see cref="ActivitySource"/>, both called <c>AuthFailoverProxy</c>, and the label values shared by the instruments.
+/// Label values are constant strings or the names of pools and keys, so recording a measurement allocates nothing; a
+/// secret, a request id or a path is never a label.
+/// </summary>
+internal static class ProxyTelemetry
+{
+    /// <summary>The name of the meter and of the activity source.</summary>
+    public const string Name = "AuthFailoverProxy";
+
+    /// <summary>The label value for "no key": the proxy answered itself, or a failover found no next key.</summary>
+    public const string NoKey = "none";
+
+    /// <summary>The status class of an upstream call that got no answer.</summary>
+    public const string NoStatus = "none";
+
+    /// <summary>
+    /// Gets the source of one activity per upstream attempt. Without a listener (no OTLP endpoint configured)
+    /// <see cref="ActivitySource.StartActivity(string, ActivityKind)"/> returns null and an attempt pays one check.
+    /// </summary>
+    public static ActivitySource Source { get; } = new(Name);
+
+    /// <summary>
+    /// Gets the histogram buckets for upstream durations, in seconds. The SDK's default stops at 10 s; an LLM call that
+    /// streams a long answer takes minutes.
+    /// </summary>
+    public static IReadOnlyList<double> DurationBuckets { get; } = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+    private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    /// <summary>Returns <c>2xx</c>, <c>4xx</c>… for an HTTP status, <c>none</c> for no answer, without allocating.</summary>
+    public static string StatusClass(int status) => status is >= 100 and < 600 ? StatusClasses[(status / 100) - 1] : NoStatus;
+}
+
+/// <summary>Why a request moved past a key: the <c>reason</c> label of <c>afp.failovers</c>.</summary>
+internal static class FailoverReasons
+{
+    /// <summary>The upstream rejected the key (revoked, forbidden, out of credit).</summary>
+    public const string Dead = "dead";
+
+    /// <summary>The key is rate limited.</summary>
+    public const string Cooling = "cooling";
+
+    /// <summary>The pool's circuit is open: the request went to the fallback pool (safe mode).</summary>
+    public const string CircuitOpen = "circuit_open";
+}
+
+/// <summary>Why an upstream call was tried again on the same key: the <c>reason</c> label of <c>afp.retries</c>.</summary>
+internal static class RetryReasons
+{
+    /// <summary>The upstream answered 5xx or 408.</summary>
+    public const string Status = "status";
+
+    /// <summary>The upstream sent nothing within <c>Failover:ActivityTimeout</c>.</summary>
+    public const string Timeout = "timeout";
+
+    /// <summary>No connection, or it broke before an answer.</summary>
+    public const string Connection = "connection";
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.KeyPool;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace AuthFailoverProxy.Telemetry;
+
+/// <summary>
+/// What the request path tells about itself: the metrics of each request and each upstream attempt, one activity per
+/// attempt when someone traces, and a Debug summary line per request when someone asked for it. Every call is cheap
+/// when nothing listens: a branch per instrument, a null activity, one level check.
+/// </summary>
+/// <remarks>
+/// The summary line has its own category, <c>AuthFailoverProxy.Requests</c>, so it can be turned on alone:
+/// <c>Serilog:MinimumLevel:Override:AuthFailoverProxy.Requests=Debug</c>.
+/// </remarks>
+internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+{
+    /// <summary>The logger category of the per-request summary line.</summary>
+    public const string RequestLogCategory = "AuthFailoverProxy.Requests";
+
+    /// <summary>The name of the activity of one upstream attempt.</summary>
+    public const string AttemptActivityName = "afp.upstream_attempt";
+
+    private readonly ILogger _requestLog = loggerFactory.CreateLogger(RequestLogCategory);
+
+    /// <summary>Starts the activity of an upstream attempt, when someone listens; tags never carry a secret.</summary>
+    public static Activity? AttemptStarted(FailoverAttempt attempt)
+    {
+        var activity = ProxyTelemetry.Source.StartActivity(AttemptActivityName, ActivityKind.Internal);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("afp.pool", attempt.Pool.Name);
+            activity.SetTag("afp.key", attempt.Key.Name);
+            activity.SetTag("afp.attempt", attempt.Attempts);
+            if (attempt.SafeModeFrom is { } from)
+            {
+                activity.SetTag("afp.safe_mode_for", from.Name);
+            }
+        }
+
+        return activity;
+    }
+
+    /// <summary>Records an upstream attempt once its verdict is known, and ends its activity.</summary>
+    public void AttemptEnded(FailoverAttempt attempt, Activity? activity)
+    {
+        var end = time.GetTimestamp();
+        TimeSpan? firstByte = attempt.RespondedAt == 0 ? null : time.GetElapsedTime(attempt.TryStartedAt, attempt.RespondedAt);
+        metrics.UpstreamCalled(attempt.Pool.Name, attempt.Key.Name, attempt.UpstreamStatus, time.GetElapsedTime(attempt.TryStartedAt, end), firstByte);
+        if (activity is null)
+        {
+            return;
+        }
+
+        if (activity.IsAllDataRequested)
+        {
+            if (attempt.UpstreamStatus != 0)
+            {
+                activity.SetTag("http.response.status_code", attempt.UpstreamStatus);
+            }
+
+            activity.SetTag("afp.outcome", Outcome(attempt.Verdict));
+            if (attempt.Failure is { } failure)
+            {
+                activity.SetTag("afp.failure", failure.Label);
+            }
+
+            if (attempt.TransportError != ForwarderError.None)
+            {
+                activity.SetTag("error.type", attempt.TransportError.ToString());
+            }
+
+            if (attempt.Verdict is not (AttemptVerdict.Delivered or AttemptVerdict.ClientGone))
+            {
+                activity.SetStatus(ActivityStatusCode.Error);
+            }
+        }
+
+        activity.Dispose();
+    }
+
+    /// <summary>
+    /// Called before the walk puts <paramref name="next"/> to use: when the request just gave up on a key (rejected, rate
+    /// limited, or its pool's circuit open), that is one failover, from that key to this one.
+    /// </summary>
+    public void KeyChosen(FailoverAttempt attempt, PoolKey next)
+    {
+        // The verdict of the last try is still the request's until the next try begins.
+        if (FailoverReason(attempt.Verdict) is { } reason)
+        {
+            metrics.FailedOver(attempt.Key.Pool, attempt.Key.Name, next.Name, reason);
+        }
+    }
+
+    /// <summary>Called before an unwell upstream is called again on the same key.</summary>
+    public void Retrying(FailoverAttempt attempt)
+    {
+        var reason = attempt.TransportError switch
+        {
+            ForwarderError.None => RetryReasons.Status,
+            ForwarderError.RequestTimedOut => RetryReasons.Timeout,
+            _ => RetryReasons.Connection,
+        };
+        metrics.Retried(attempt.Pool.Name, attempt.Key.Name, reason);
+    }
+
+    /// <summary>Records a request the walk answered, and writes its summary line when Debug is on for it.</summary>
+    public void RequestEnded(HttpContext context, FailoverAttempt attempt)
+    {
+        if (attempt.Verdict is AttemptVerdict.KeyDead or AttemptVerdict.KeyCooling)
+        {
+            // The request gave up on its last key and found no next one.
+            metrics.FailedOver(attempt.Key.Pool, attempt.Key.Name, ProxyTelemetry.NoKey, FailoverReason(attempt.Verdict)!);
+        }
+
+        // A delivered answer counts under the pool and key that gave it (in safe mode, the fallback's); the proxy's own
+        // answers count under the request's pool, key "none".
+        var served = attempt.Attempts > 0 && attempt.Verdict == AttemptVerdict.Delivered;
+        var pool = served ? attempt.Pool : attempt.SafeModeFrom ?? attempt.Pool;
+        var key = served ? attempt.Key.Name : ProxyTelemetry.NoKey;
+        Answered(context, pool, key, attempt.Attempts, attempt.FirstTryStartedAt);
+    }
+
+    /// <summary>Records a request answered before any upstream call (no client token, an unreadable or oversized body).</summary>
+    public void RequestRefused(HttpContext context, Pool pool) => Answered(context, pool, ProxyTelemetry.NoKey, 0, startedAt: 0);
+
+    // startedAt: when the first upstream call was sent (0: none was), for the summary line's duration.
+    private void Answered(HttpContext context, Pool pool, string key, int attempts, long startedAt)
+    {
+        var status = context.Response.StatusCode;
+        var statusClass = context.RequestAborted.IsCancellationRequested ? "cancelled" : ProxyTelemetry.StatusClass(status);
+        if (_requestLog.IsEnabled(LogLevel.Debug))
+        {
+            var elapsed = startedAt == 0 ? TimeSpan.Zero : time.GetElapsedTime(startedAt);
+            LogRequest(_requestLog, pool.Name, context.Request.Method, status, key, attempts, elapsed.TotalMilliseconds);
+        }
+
+        metrics.RequestAnswered(pool.Name, key, statusClass);
+    }
+
+    private static string? FailoverReason(AttemptVerdict verdict) => verdict switch
+    {
+        AttemptVerdict.KeyDead => FailoverReasons.Dead,
+        AttemptVerdict.KeyCooling => FailoverReasons.Cooling,
+        AttemptVerdict.CircuitOpen => FailoverReasons.CircuitOpen,
+        _ => null,
+    };
+
+    private static string Outcome(AttemptVerdict verdict) => verdict switch
+    {
+        AttemptVerdict.Delivered => "delivered",
+        AttemptVerdict.KeyDead => "key_dead",
+        AttemptVerdict.KeyCooling => "key_cooling",
+        AttemptVerdict.RetryUpstream => "retry_upstream",
+        AttemptVerdict.UpstreamFailed => "upstream_failed",
+        AttemptVerdict.ClientGone => "client_gone",
+        AttemptVerdict.CircuitOpen => "circuit_open",
+        _ => "unknown",
+    };
+
+    [LoggerMessage(EventId = 9001, Level = LogLevel.Debug,
+        Message = "Pool '{Pool:l}': {Method:l} answered {Status} by key '{KeyName:l}' after {Attempts} upstream calls over {ElapsedMs:0.0} ms.")]
+    private static partial void LogRequest(ILogger logger, string pool, string method, int status, string keyName, int attempts, double elapsedMs);
+}

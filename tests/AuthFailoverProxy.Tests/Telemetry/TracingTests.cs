@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Telemetry;
+using AuthFailoverProxy.Tests.Failover;
+using AuthFailoverProxy.Tests.Fakes;
+
+namespace AuthFailoverProxy.Tests.Telemetry;
+
+/// <summary>One activity per upstream attempt, tagged with what happened and never a secret, in the agent's trace.</summary>
+public sealed class TracingTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task RevokedPrimary_GivesTwoAttemptActivities_InTheAgentsTrace()
+    {
+        await using var s = await Scenario.StartAsync();
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.OAuthRejected);
+        var traceId = ActivityTraceId.CreateRandom();
+        var stopped = new ConcurrentQueue<Activity>();
+        // The listener is process-wide: keep only this request's trace.
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ProxyTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if (activity.TraceId == traceId)
+                {
+                    stopped.Enqueue(activity);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = Scenario.MessageBody() };
+        request.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01");
+        using var response = await s.Proxy.Agent.SendAsync(request, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await FailoverTests.WaitUntilAsync(() => stopped.Count == 2);
+
+        var attempts = stopped.OrderBy(a => a.StartTimeUtc).ToList();
+        Assert.All(attempts, a => Assert.Equal(RequestTelemetry.AttemptActivityName, a.OperationName));
+        Assert.Equal(["primary", "backup"], attempts.Select(a => a.GetTagItem("afp.key") as string));
+        Assert.Equal([1, 2], attempts.Select(a => (int)a.GetTagItem("afp.attempt")!));
+        Assert.All(attempts, a => Assert.Equal("anthropic", a.GetTagItem("afp.pool") as string));
+        Assert.Equal([403, 200], attempts.Select(a => (int)a.GetTagItem("http.response.status_code")!));
+        Assert.Equal(["key_dead", "delivered"], attempts.Select(a => a.GetTagItem("afp.outcome") as string));
+        Assert.Equal("403 permission_error", attempts[0].GetTagItem("afp.failure") as string);
+        Assert.Equal(ActivityStatusCode.Error, attempts[0].Status);
+        Assert.Equal(ActivityStatusCode.Unset, attempts[1].Status);
+
+        // Each upstream call carries the trace on, under its own attempt (directly, or under the HTTP client's span when
+        // something listens to System.Net.Http, as another test's tracer provider may).
+        var parents = s.Upstream.Requests.Select(r => r.Headers["traceparent"].Split('-')).ToList();
+        Assert.Equal(2, parents.Count);
+        Assert.All(parents, p => Assert.Equal(traceId.ToString(), p[1]));
+        Assert.NotEqual(parents[0][2], parents[1][2]);
+
+        var tagText = string.Join(' ', attempts.SelectMany(a => a.TagObjects).Select(t => $"{t.Key}={t.Value}"));
+        Assert.DoesNotContain(s.Secret("primary"), tagText, StringComparison.Ordinal);
+        Assert.DoesNotContain(s.Secret("backup"), tagText, StringComparison.Ordinal);
+        Assert.DoesNotContain(s.Proxy.ClientToken, tagText, StringComparison.Ordinal);
+    }
+}
