@@ -1,3 +1,4 @@
+using AuthFailoverProxy.Alerts;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
@@ -47,6 +48,7 @@ internal static class ManagementEndpoints
             services.GetRequiredService<TimeProvider>().GetUtcNow()) with
         {
             Heartbeat = services.GetRequiredService<Heartbeat>().Status,
+            Alerts = services.GetRequiredService<AlertDispatcher>().Status(),
         };
         return Results.Json(report, AdminJsonContext.Readable.StatusReport).ExecuteAsync(context);
     }

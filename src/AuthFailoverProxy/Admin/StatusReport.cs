@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AuthFailoverProxy.Alerts;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -11,6 +12,9 @@ internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyState
 {
     /// <summary>Gets the heartbeat (dead man's switch), when <c>Heartbeat:Url</c> is configured.</summary>
     public HeartbeatStatus? Heartbeat { get; init; }
+
+    /// <summary>Gets the alert channels by name and type (never a URL or secret), how their deliveries go, and how many problems are open.</summary>
+    public AlertsStatus? Alerts { get; init; }
 
     public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, IKeyStateStore store, DateTimeOffset now)
     {

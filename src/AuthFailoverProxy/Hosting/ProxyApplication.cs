@@ -1,4 +1,5 @@
 using AuthFailoverProxy.Admin;
+using AuthFailoverProxy.Alerts;
 using AuthFailoverProxy.Audit;
 using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Failover;
@@ -23,6 +24,7 @@ internal static class ProxyApplication
         builder.AddProxyLogging();
         builder.AddProxyListeners();
         builder.Services.AddProxyEvents();
+        builder.Services.AddAlerts(builder.Configuration);
         builder.Services.AddProxyTelemetry(builder.Configuration);
         builder.Services.AddHeartbeat();
         builder.Services.AddAuditTrail(builder.Configuration);

@@ -7,6 +7,7 @@ namespace AuthFailoverProxy.Hosting;
 /// <c>AFP_KEYS</c> (<c>name=secret,name=secret</c> in priority order), <c>AFP_CLIENT_TOKENS</c> (comma-separated),
 /// <c>AFP_ALLOW_ANONYMOUS</c>, <c>AFP_REDIS</c>, <c>AFP_DATA_KEY</c>, <c>AFP_MANAGEMENT_URLS</c> and <c>AFP_HEARTBEAT_URL</c>. It sits below the regular environment variables and the
 /// command line, so an explicit <c>Pools__…</c> setting always wins.
+/// <c>AFP_ALERT_WEBHOOK</c> (signed with <c>AFP_ALERT_WEBHOOK_SECRET</c>, a <c>whsec_…</c> secret) adds a webhook alert channel named <c>webhook</c>.
 /// </summary>
 internal sealed class QuickStartConfigurationSource(Func<string, string?> environment) : IConfigurationSource
 {
@@ -84,6 +85,19 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
         if (environment("AFP_HEARTBEAT_URL") is { Length: > 0 } heartbeat)
         {
             data["Heartbeat:Url"] = heartbeat;
+        }
+
+        // A secret alone still makes the channel, so validation names the missing URL instead of ignoring the secret.
+        if (environment("AFP_ALERT_WEBHOOK") is { Length: > 0 } alertWebhook)
+        {
+            data["Alerts:Channels:webhook:Type"] = "webhook";
+            data["Alerts:Channels:webhook:Url"] = alertWebhook;
+        }
+
+        if (environment("AFP_ALERT_WEBHOOK_SECRET") is { Length: > 0 } alertSecret)
+        {
+            data["Alerts:Channels:webhook:Type"] = "webhook";
+            data["Alerts:Channels:webhook:Secret"] = alertSecret;
         }
 
         Data = data;

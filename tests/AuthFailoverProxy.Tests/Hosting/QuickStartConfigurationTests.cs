@@ -47,6 +47,20 @@ public sealed class QuickStartConfigurationTests
     }
 
     [Fact]
+    public void AlertWebhook_BecomesASignedWebhookChannelNamedWebhook()
+    {
+        var configuration = Build(new()
+        {
+            ["AFP_ALERT_WEBHOOK"] = "https://alerts.example/hook",
+            ["AFP_ALERT_WEBHOOK_SECRET"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        });
+
+        Assert.Equal("webhook", configuration["Alerts:Channels:webhook:Type"]);
+        Assert.Equal("https://alerts.example/hook", configuration["Alerts:Channels:webhook:Url"]);
+        Assert.Equal("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", configuration["Alerts:Channels:webhook:Secret"]);
+    }
+
+    [Fact]
     public void NothingSet_AddsNothing() => Assert.Empty(Build(new()).AsEnumerable());
 
     private static IConfigurationRoot Build(Dictionary<string, string> environment)
