@@ -17,6 +17,7 @@ internal static class DemoMode
     private const string DemoFlag = "--demo";
     private const string ExitFlag = "--exit";
     private const string ClientToken = "demo-token";
+    private const string AdminToken = "demo-admin-token";
     private const string DefaultAgentUrls = "http://127.0.0.1:8080";
     private const string DefaultManagementUrls = "http://127.0.0.1:9090";
 
@@ -30,6 +31,27 @@ internal static class DemoMode
 
     /// <summary>Tells the story to <paramref name="output"/>; exits when done with <c>--exit</c>, under CI or without a terminal.</summary>
     internal static async Task<int> RunAsync(string[] args, TextWriter output)
+    {
+        try
+        {
+            return await TellAsync(args, output);
+        }
+        finally
+        {
+            // The demo's audit trail lives as long as the demo.
+            try
+            {
+                Directory.Delete(AuditDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static string AuditDirectory { get; } = Path.Combine(Path.GetTempPath(), $"afp-demo-{Environment.ProcessId}-{Guid.NewGuid():N}");
+
+    private static async Task<int> TellAsync(string[] args, TextWriter output)
     {
         var exitWhenDone = args.Contains(ExitFlag) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) || Console.IsInputRedirected;
         string[] proxyArgs = [.. args.Where(a => a is not (DemoFlag or ExitFlag))];
@@ -104,6 +126,10 @@ internal static class DemoMode
             ["Pools:anthropic:Keys:1:Secret"] = BackupSecret,
             ["Clients:Tokens:0:Name"] = "demo",
             ["Clients:Tokens:0:Token"] = ClientToken,
+            ["Admin:Tokens:0:Name"] = "demo-operator",
+            ["Admin:Tokens:0:Token"] = AdminToken,
+            // The demo's audit trail is its own: a fresh directory, so the timeline tells this run's story only.
+            ["Audit:Directory"] = AuditDirectory,
             // The narration introduces the proxy; its own start-up lines would only repeat it. Warnings and errors stay:
             // they are what an operator would see during the story.
             ["Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime"] = "Warning",
@@ -211,6 +237,13 @@ internal static class DemoMode
             await SayAsync("   The agent gets the provider's own error format, with a message a person can act on:");
             await SayAsync(Wrap(ErrorMessage(last.Body) ?? last.Body, "     "));
 
+            await SayAsync($"""
+
+                7. The morning after: what happened? One request to the audit trail answers it.
+                   GET {management}admin/events/timeline?since=-1h   (with the admin token)
+                """);
+            await ShowTimelineAsync();
+
             var held = _failedBeforeRevocation == 0 && last.Status == 503;
             var checks = upstream.Requests.Count(r => r.Method == "GET" && r.PathAndQuery == "/v1/models");
             await SayAsync($"""
@@ -296,6 +329,24 @@ internal static class DemoMode
             finally
             {
                 upstream.BeforeStreamEvent = null;
+            }
+        }
+
+        private async Task ShowTimelineAsync()
+        {
+            // The trail is written in the background, a moment after the events.
+            await Task.Delay(TimeSpan.FromMilliseconds(300), _time);
+            using var request = new HttpRequestMessage(HttpMethod.Get, "admin/events/timeline?since=-1h");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
+            try
+            {
+                using var response = await _management.SendAsync(request);
+                var timeline = await response.Content.ReadAsStringAsync();
+                await SayAsync(string.Join('\n', timeline.TrimEnd().Split('\n').Select(line => "   " + line)));
+            }
+            catch (HttpRequestException ex)
+            {
+                await SayAsync($"   the timeline could not be read: {ex.Message}");
             }
         }
 

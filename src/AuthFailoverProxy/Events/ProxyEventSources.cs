@@ -208,7 +208,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
                 Message = pool.Fallback is { } fallback
                     ? $"Pool '{pool.Name}' has no usable key ({total} configured): its requests go to fallback pool '{fallback.Name}' (safe mode)."
                     : $"Pool '{pool.Name}' has no usable key ({total} configured): every agent request to it fails with a 503 naming each key and why.",
-                Remediation = "Read each key's last error in GET /status, then fix or replace the keys: add a working key (POST /admin/pools/{pool}/keys) or enable a disabled one.".Replace("{pool}", pool.Name, StringComparison.Ordinal),
+                Remediation = "read each key's last error in GET /status, then fix or replace the keys: add a working key (POST /admin/pools/{pool}/keys) or enable a disabled one.".Replace("{pool}", pool.Name, StringComparison.Ordinal),
                 Pool = pool.Name,
                 Incident = incident,
             },
@@ -218,7 +218,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
                 Severity = EventSeverity.Warning,
                 At = now,
                 Message = $"Pool '{pool.Name}' is degraded: {usable} of {total} keys usable. Agents are served, with less to fall back on.",
-                Remediation = "Look at the keys out of service in GET /status and fix or replace them before the last one fails.",
+                Remediation = "look at the keys out of service in GET /status and fix or replace them before the last one fails.",
                 Pool = pool.Name,
                 Incident = incident,
             },
