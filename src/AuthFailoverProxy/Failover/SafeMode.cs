@@ -16,12 +16,20 @@ internal sealed partial class SafeMode
     private readonly ILogger _logger;
     private readonly ProxyEvents _events;
 
-    public SafeMode(KeyStateBoard board, ProxyEvents events, TimeProvider time, ILogger<SafeMode> logger)
+    public SafeMode(KeyStateBoard board, KeyCatalog catalog, ProxyEvents events, TimeProvider time, ILogger<SafeMode> logger)
     {
         _time = time;
         _logger = logger;
         _events = events;
         board.Changed += OnChanged;
+        // A usable key can also arrive without a health change: a configuration reload puts it in service directly.
+        catalog.Changed += change =>
+        {
+            if (change.Kind == KeySetChangeKind.Added)
+            {
+                Leave(change.Key, change.Key.Health);
+            }
+        };
     }
 
     /// <summary>Returns when <paramref name="pool"/> entered safe mode, or <see langword="null"/> when it is not in it.</summary>
@@ -47,20 +55,22 @@ internal sealed partial class SafeMode
         }
     }
 
-    private void OnChanged(KeyHealthChange change)
+    private void OnChanged(KeyHealthChange change) => Leave(change.Key, change.Current);
+
+    private void Leave(PoolKey key, KeyHealth health)
     {
-        if (change.Current.IsUsable && _since.TryRemove(change.Key.Pool, out var since))
+        if (health.IsUsable && _since.TryRemove(key.Pool, out var since))
         {
             var now = _time.GetUtcNow();
-            LogLeft(_logger, change.Key.Pool, now - since, change.Key.Name);
+            LogLeft(_logger, key.Pool, now - since, key.Name);
             _events.Publish(new ProxyEvent
             {
                 Kind = EventKinds.SafeModeLeft,
                 Severity = EventSeverity.Info,
                 At = now,
-                Message = $"Pool '{change.Key.Pool}' left safe mode after {ProxyEventSources.Describe(now - since)}: key '{change.Key.Name}' is back in service.",
-                Pool = change.Key.Pool,
-                Incident = $"safe-mode:{change.Key.Pool}",
+                Message = $"Pool '{key.Pool}' left safe mode after {ProxyEventSources.Describe(now - since)}: key '{key.Name}' is back in service.",
+                Pool = key.Pool,
+                Incident = $"safe-mode:{key.Pool}",
                 Resolves = true,
             });
         }

@@ -97,4 +97,40 @@ public sealed class SafeModeTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Null(FailoverTests.Header(response, "x-afp-safe-mode"));
     }
+
+    [Fact]
+    public async Task AKeyThatArrivesByReload_EndsSafeMode_WithoutWaitingForAHeal()
+    {
+        await using var primaryOrg = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var secondOrg = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        var keys = Directory.CreateTempSubdirectory("afp-safe-mode-");
+        try
+        {
+            var primaryKey = Secrets.AnthropicApiKey();
+            await File.WriteAllTextAsync(Path.Combine(keys.FullName, "primary"), primaryKey, Ct);
+            var config = new ProxyConfig()
+                .Pool("anthropic", primaryOrg.BaseAddress, isDefault: true)
+                .Set("Pools:anthropic:KeysDirectory", keys.FullName)
+                .Pool("second-org", secondOrg.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])
+                .Set("Pools:anthropic:Fallback", "second-org");
+            await using var proxy = await ProxyHost.StartAsync(config);
+            primaryOrg.SetKeyFault(primaryKey, KeyFault.Revoked);
+            using (var degraded = await proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+            {
+                Assert.Equal("second-org", FailoverTests.Header(degraded, "x-afp-safe-mode"));
+            }
+
+            // The operator drops a new key into the mounted directory: it joins usable, and safe mode ends at once.
+            await File.WriteAllTextAsync(Path.Combine(keys.FullName, "replacement"), Secrets.AnthropicApiKey(), Ct);
+            await FailoverTests.WaitUntilAsync(() => proxy.Logs.Events.Any(e => e.MessageTemplate.Text.Contains("left safe mode", StringComparison.Ordinal)));
+
+            using var normal = await proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
+            Assert.Equal("replacement", FailoverTests.Header(normal, "x-afp-key"));
+            Assert.Null(FailoverTests.Header(normal, "x-afp-safe-mode"));
+        }
+        finally
+        {
+            keys.Delete(recursive: true);
+        }
+    }
 }
