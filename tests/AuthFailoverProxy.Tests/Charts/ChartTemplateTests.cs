@@ -1,0 +1,181 @@
+using k8s.Models;
+using YamlDotNet.Serialization;
+
+namespace AuthFailoverProxy.Tests.Charts;
+
+/// <summary>charts/auth-failover-proxy: lint, render over the CI matrix, strict parsing, secrets kept out of ConfigMaps, the install notes.</summary>
+public sealed class ChartTemplateTests
+{
+    public static TheoryData<string> CiValuesFiles => Chart.CiValuesFiles;
+
+    [Fact]
+    public void CiMatrix_CoversTheInstallShapes()
+        => Assert.Equal(
+            ["default-values.yaml", "existing-secret-values.yaml", "monitoring-values.yaml", "networkpolicy-values.yaml", "redis-pod-values.yaml"],
+            CiValuesFiles.Select(row => row.Data));
+
+    [Theory]
+    [MemberData(nameof(CiValuesFiles))]
+    public async Task Lint_CiValues_PassesStrict(string valuesFile)
+    {
+        var result = await Chart.RunHelmAsync("lint", "--strict", Chart.Directory, "-f", Path.Combine(Chart.Directory, "ci", valuesFile),
+            "--namespace", Chart.Namespace);
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    [Fact]
+    public async Task Lint_MissingKeySecret_FailsNamingTheValue()
+    {
+        var result = await Chart.RunHelmAsync("template", Chart.Release, Chart.Directory, "--set", "secrets.clientTokens.agents=token");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("secrets.keys.anthropic.primary is empty", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lint_UnknownValue_IsRejectedBySchema()
+    {
+        var result = await Chart.RunHelmAsync("template", Chart.Release, Chart.Directory, "-f", Path.Combine(Chart.Directory, "ci", "default-values.yaml"),
+            "--set", "replicas=3");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("replicas", result.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(CiValuesFiles))]
+    public async Task Template_CiValues_EveryManifestParsesStrictly(string valuesFile)
+    {
+        var manifests = await Chart.ManifestsAsync(valuesFile, "--api-versions", Chart.MonitoringApi);
+
+        var typed = Chart.LoadStrict(manifests);
+
+        Assert.Equal(manifests.Count(m => !Chart.CustomKinds.Contains(m.Kind)), typed.Count);
+        Assert.Contains(typed, o => o is V1Deployment);
+        Assert.Contains(typed, o => o is V1Service);
+        Assert.All(manifests.Where(m => Chart.CustomKinds.Contains(m.Kind)), m => Assert.Equal(Chart.MonitoringApi, m.Root["apiVersion"]));
+    }
+
+    [Fact]
+    public async Task Template_StrictParse_RejectsAnUnknownField()
+    {
+        // The strict check is only worth having if it can fail: a misspelt field in a rendered Deployment must not pass.
+        var manifests = await Chart.ManifestsAsync("default-values.yaml");
+        var deployment = manifests.Single(m => m.Kind == "Deployment").Yaml.Replace("readinessProbe:", "readinessProbes:", StringComparison.Ordinal);
+
+        Assert.ThrowsAny<Exception>(() => k8s.KubernetesYaml.LoadAllFromString(deployment, null, strict: true));
+    }
+
+    [Theory]
+    [MemberData(nameof(CiValuesFiles))]
+    public async Task ConfigMaps_CiValues_HoldNoSecretValue(string valuesFile)
+    {
+        var manifests = await Chart.ManifestsAsync(valuesFile, "--api-versions", Chart.MonitoringApi);
+        var secrets = SecretValues(valuesFile);
+
+        foreach (var configMap in manifests.Where(m => m.Kind == "ConfigMap"))
+        {
+            foreach (var secret in secrets)
+            {
+                Assert.DoesNotContain(secret, configMap.Yaml, StringComparison.Ordinal);
+            }
+        }
+
+        // Nor as plain environment values: every secret reaches the pod through the Secret.
+        var deployment = Chart.Typed<V1Deployment>(manifests).Single(d => d.Metadata.Name == Chart.FullName);
+        foreach (var env in deployment.Spec.Template.Spec.Containers.Single().Env)
+        {
+            Assert.DoesNotContain(env.Value ?? "", secrets);
+        }
+
+        var secretManifest = manifests.SingleOrDefault(m => m.Kind == "Secret");
+        if (valuesFile == "existing-secret-values.yaml")
+        {
+            Assert.Null(secretManifest);
+        }
+        else
+        {
+            // The secrets went somewhere: into the chart's Secret, each one.
+            Assert.NotEmpty(secrets);
+            Assert.All(secrets, s => Assert.Contains(s, secretManifest!.Yaml, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Notes_TellAgentsWhereToPoint()
+    {
+        // helm renders NOTES.txt only on install, which needs a cluster: a copy of the chart renders it into a manifest.
+        var copy = Directory.CreateTempSubdirectory("afp-chart-");
+        try
+        {
+            var chart = Path.Combine(copy.FullName, "auth-failover-proxy");
+            CopyDirectory(Chart.Directory, chart);
+            await File.WriteAllTextAsync(Path.Combine(chart, "templates", "zz-notes.yaml"), """
+                apiVersion: v1
+                kind: ConfigMap
+                metadata:
+                  name: notes
+                data:
+                  notes: {{ include "auth-failover-proxy/templates/NOTES.txt" . | quote }}
+                """, TestContext.Current.CancellationToken);
+            var result = await Chart.RunHelmAsync("template", Chart.Release, chart, "--namespace", Chart.Namespace,
+                "-f", Path.Combine(Chart.Directory, "ci", "default-values.yaml"), "--show-only", "templates/zz-notes.yaml");
+            Assert.True(result.ExitCode == 0, result.ToString());
+            var notes = (string)Manifest.Parse(result.Output).Single().Get("data", "notes")!;
+
+            Assert.Contains($"ANTHROPIC_BASE_URL=http://{Chart.FullName}.{Chart.Namespace}.svc:8080", notes, StringComparison.Ordinal);
+            Assert.Contains("ANTHROPIC_AUTH_TOKEN=<a client token>", notes, StringComparison.Ordinal);
+            Assert.Contains($"get secret {Chart.FullName} -o jsonpath='{{.data.client-token\\.agents}}'", notes, StringComparison.Ordinal);
+        }
+        finally
+        {
+            copy.Delete(recursive: true);
+        }
+
+        static void CopyDirectory(string from, string to)
+        {
+            foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            {
+                Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
+            }
+
+            Directory.CreateDirectory(to);
+            foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            {
+                File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+            }
+        }
+    }
+
+    /// <summary>Every leaf string under <c>secrets</c> in a CI values file (the Secret's name excepted).</summary>
+    private static List<string> SecretValues(string valuesFile)
+    {
+        var values = new DeserializerBuilder().Build().Deserialize<Dictionary<object, object>>(File.ReadAllText(Path.Combine(Chart.Directory, "ci", valuesFile)));
+        var result = new List<string>();
+        if (values.GetValueOrDefault("secrets") is Dictionary<object, object> secrets)
+        {
+            Collect(secrets.Where(e => (string)e.Key != "existingSecret").Select(e => e.Value));
+        }
+
+        if (values.GetValueOrDefault("redis") is Dictionary<object, object> redis && redis.GetValueOrDefault("configuration") is string redisConfiguration)
+        {
+            result.Add(redisConfiguration);
+        }
+
+        return result;
+
+        void Collect(IEnumerable<object> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                switch (node)
+                {
+                    case string s:
+                        result.Add(s);
+                        break;
+                    case Dictionary<object, object> map:
+                        Collect(map.Values);
+                        break;
+                }
+            }
+        }
+    }
+}
