@@ -155,14 +155,19 @@ internal sealed partial class AlertDispatcher(IServiceProvider services, ProxyEv
 
         OpenIncident open;
         List<AlertChannelWorker> targets;
+        // The claim names the change, from what to what: a pool that goes degraded, exhausted and degraded again within
+        // the dedup window is two changes to "degraded", and the second must not pass for a replica's repeat of the first.
+        string change;
         lock (_lock)
         {
             if (!_open.TryGetValue(incident, out open!))
             {
                 _open[incident] = open = new OpenIncident(e);
+                change = e.Kind;
             }
             else if (e.Kind != open.Latest.Kind || e.Severity > open.Latest.Severity)
             {
+                change = $"{open.Latest.Kind}>{e.Kind}";
                 open.Latest = e;
             }
             else
@@ -179,7 +184,7 @@ internal sealed partial class AlertDispatcher(IServiceProvider services, ProxyEv
             return;
         }
 
-        var claimed = await ClaimAsync(incident, e.Kind, e);
+        var claimed = await ClaimAsync(incident, change, e);
         List<AlertChannelWorker> updates;
         lock (_lock)
         {

@@ -176,6 +176,28 @@ public sealed class AlertDispatcherTests
     }
 
     [Fact]
+    public async Task APoolThatComesBackFromExhaustedToDegraded_IsToldSo_EvenWithinTheDedupWindow()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var d = await Deployment.StartAsync(configure: c => c.Channel("hook", "webhook", receiver.Url("/hook")));
+        var a = await d.AddReplicaAsync();
+        var events = a.Services.GetRequiredService<ProxyEvents>();
+        var now = DateTimeOffset.UtcNow;
+        ProxyEvent Pool(string kind, EventSeverity severity, int seconds) => new() { Kind = kind, Severity = severity, At = now.AddSeconds(seconds), Message = kind, Pool = "anthropic", Incident = "pool:anthropic" };
+
+        // Seconds apart, well inside one dedup window (Redis claims are in play): three changes, three alerts.
+        events.Publish(Pool(EventKinds.PoolDegraded, EventSeverity.Warning, 0));
+        await receiver.WaitForAsync("/hook", r => r.Kind() == EventKinds.PoolDegraded);
+        events.Publish(Pool(EventKinds.PoolExhausted, EventSeverity.Critical, 2));
+        await receiver.WaitForAsync("/hook", r => r.Kind() == EventKinds.PoolExhausted);
+        events.Publish(Pool(EventKinds.PoolDegraded, EventSeverity.Warning, 4));
+
+        await receiver.WaitForAsync("/hook", r => r.Type() == "update" && r.Kind() == EventKinds.PoolDegraded);
+        Assert.Single(receiver.Webhooks("/hook", "trigger", EventKinds.PoolDegraded));
+        Assert.Single(receiver.Webhooks("/hook", "update", EventKinds.PoolExhausted));
+    }
+
+    [Fact]
     public async Task OpenProblems_AreRemindedEveryInterval_OneDigestPerChannel_NeverToPagerDuty()
     {
         var time = new FakeTimeProvider(Midnight);
