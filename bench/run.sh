@@ -237,6 +237,20 @@ wait_ready nginx "$NGINX_PID" "$UPSTREAM/v1/messages" -X POST -H "x-api-key: $BA
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
 [[ -n $NGINX_WORKER ]] || die "nginx has no worker process"
 
+# --- reference proxy: a second nginx -----------------------------------------------------------------------------------
+
+free_port NGINXP_PORT
+mkdir -p "$TMP/nginx-proxy"
+sed -e "s#@TMP@#$TMP/nginx-proxy#g" -e "s#@PORT@#$NGINXP_PORT#g" -e "s#@UPSTREAM_PORT@#$NGINX_PORT#g" \
+  -e "s#@PRIMARY_SECRET@#$PRIMARY_SECRET#g" "$BENCH_DIR/nginx-proxy.conf.template" >"$TMP/nginx-proxy/nginx.conf"
+log "starting nginx as a reference proxy on 127.0.0.1:$NGINXP_PORT (1 worker)"
+"$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/error.log" -c "$TMP/nginx-proxy/nginx.conf" >"$RAW/nginx-proxy.out" 2>&1 &
+NGINXP_PID=$!
+STARTED_PIDS+=("$NGINXP_PID")
+wait_ready "nginx (reference proxy)" "$NGINXP_PID" "http://127.0.0.1:$NGINXP_PORT/v1/messages" -X POST -H "x-api-key: $CLIENT_TOKEN" -d '{}'
+NGINXP_WORKER=$(pgrep -P "$NGINXP_PID" | head -n 1)
+[[ -n $NGINXP_WORKER ]] || die "the reference nginx has no worker process"
+
 # --- shared key state: redis-server -----------------------------------------------------------------------------------
 
 # redis_cmd WORDS…: one inline command over /dev/tcp; prints the first line of the answer.
@@ -341,6 +355,7 @@ target_url() {
   case $1 in
     direct) echo "$UPSTREAM" ;;
     bare) echo "http://127.0.0.1:$BARE_PORT" ;;
+    nginxproxy) echo "http://127.0.0.1:$NGINXP_PORT" ;;
     afp) echo "http://127.0.0.1:$AFP_PORT" ;;
     afpredis) echo "http://127.0.0.1:$AFPR_PORT" ;;
   esac
@@ -351,6 +366,7 @@ target_pid() {
   case $1 in
     direct) echo "$NGINX_WORKER" ;;
     bare) echo "$BARE_PID" ;;
+    nginxproxy) echo "$NGINXP_WORKER" ;;
     afp) echo "$AFP_PID" ;;
     afpredis) echo "$AFPR_PID" ;;
   esac
@@ -359,6 +375,7 @@ target_label() {
   case $1 in
     direct) echo "direct (nginx)" ;;
     bare) echo "bare YARP" ;;
+    nginxproxy) echo "nginx (reference proxy)" ;;
     afp) echo "AuthFailoverProxy" ;;
     afpredis) echo "AuthFailoverProxy (Redis store)" ;;
   esac
@@ -442,7 +459,7 @@ wait_for_quiet() {
   log "  going ahead ${busy}% busy; this run will be noisy"
 }
 
-TARGETS=(direct bare afp afpredis)
+TARGETS=(direct bare nginxproxy afp afpredis)
 log "warm-up: ${WARMUP} s per target"
 for target in "${TARGETS[@]}"; do
   wrk_run "$RAW/wrk-$target-warmup.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
@@ -603,7 +620,10 @@ SSE_DIFF=$(calc %.3f "$(sse_stat afp median) - $(sse_stat direct median)")
 SSE_DIFF_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat direct p90)")
 SSE_BARE_DIFF=$(calc %.3f "$(sse_stat bare median) - $(sse_stat direct median)")
 SSE_REDIS_DIFF=$(calc %.3f "$(sse_stat afpredis median) - $(sse_stat direct median)")
-SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
+SSE_NGINXP_DIFF=$(calc %.3f "$(sse_stat nginxproxy median) - $(sse_stat direct median)")
+SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat nginxproxy errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
+NGINXP_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[nginxproxy]}")
+NGINXP_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[nginxproxy]}")
 
 FO1_WRK="$RAW/wrk-failover-revoked-at-start.txt" FO1_UP="$RAW/upstream-revoked-at-start.txt"
 FO2_WRK="$RAW/wrk-failover-revoked-during-load.txt" FO2_UP="$RAW/upstream-revoked-during-load.txt"
@@ -649,6 +669,7 @@ REPORT="$TMP/report.md"
   echo "| Primary revoked during load: client-visible errors | $FO2_ERR | 0 | $(pass "$FO2_ERR == 0") |"
   echo "| Throughput, Redis store / in-memory store | $REDIS_THROUGHPUT_RATIO (${RPS[afpredis]%.*} / ${RPS[afp]%.*} req/s) | equal within noise (0.9–1.1) | $(pass "$REDIS_THROUGHPUT_RATIO >= 0.9 && $REDIS_THROUGHPUT_RATIO <= 1.1") |"
   echo "| CPU per request, Redis store / in-memory store | $REDIS_CPU_RATIO (${CPU[afpredis]} / ${CPU[afp]} µs) | equal within noise (0.9–1.1) | $(pass "$REDIS_CPU_RATIO >= 0.9 && $REDIS_CPU_RATIO <= 1.1") |"
+  echo "| For reference: AuthFailoverProxy / nginx as a proxy, throughput and CPU per request | $NGINXP_THROUGHPUT_RATIO and $NGINXP_CPU_RATIO (${CPU[afp]} / ${CPU[nginxproxy]} µs) | none (nginx is C and does no failover) | — |"
   echo "| Propagation between replicas (p99) | disable ${PROP[disable_p99]} ms, enable ${PROP[enable_p99]} ms ($((PROP[disable_n])) + $((PROP[enable_n])) of $PROP_N + $PROP_N samples) | ≤ 100 ms | $PROP_RESULT |"
   echo
   echo "## Throughput and latency (POST /v1/messages, ~1 KB body)"
@@ -678,6 +699,7 @@ REPORT="$TMP/report.md"
   echo "|---|---:|---:|---:|"
   echo "| direct (nginx) | $(sse_stat direct median) | $(sse_stat direct p90) | 0.000 |"
   echo "| bare YARP | $(sse_stat bare median) | $(sse_stat bare p90) | $SSE_BARE_DIFF |"
+  echo "| nginx (reference proxy) | $(sse_stat nginxproxy median) | $(sse_stat nginxproxy p90) | $SSE_NGINXP_DIFF |"
   echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
   echo "| AuthFailoverProxy (Redis store) | $(sse_stat afpredis median) | $(sse_stat afpredis p90) | $SSE_REDIS_DIFF |"
   echo

@@ -1,4 +1,5 @@
 using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Drill;
 using AuthFailoverProxy.Hosting;
 
 // AuthFailoverProxy: agents call it instead of the provider; it spends the healthiest key of a pool and replays a
@@ -6,6 +7,11 @@ using AuthFailoverProxy.Hosting;
 if (DemoMode.IsRequested(args))
 {
     return await DemoMode.RunAsync(args);
+}
+
+if (DrillMode.IsRequested(args))
+{
+    return await DrillMode.RunAsync(args);
 }
 
 var app = ProxyApplication.Build(args);
