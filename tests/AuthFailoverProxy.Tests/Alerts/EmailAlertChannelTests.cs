@@ -26,7 +26,9 @@ public sealed class EmailAlertChannelTests
                     ("From", "AuthFailoverProxy <afp@example.com>"), ("To:0", "oncall@example.com"), ("To:1", "lead@example.com"))
                 .Channel("badmail", "email", null, ("Host", "127.0.0.1"), ("Port", port), ("Security", "None"), ("Username", "intruder"), ("Password", "wrong-password"),
                     ("From", "afp@example.com"), ("To:0", "oncall@example.com"))
-                .FastRetries().Set("Alerts:Retries", 2));
+                // A generous attempt timeout: an SMTP session on a busy machine may outlast FastRetries' 300 ms, and a
+                // timed-out attempt is retried, which would blur what this test checks (a refused login is not).
+                .FastRetries().Set("Alerts:Retries", 2).Set("Alerts:AttemptTimeout", "00:00:10"));
         var events = s.Proxy.Services.GetRequiredService<ProxyEvents>().Subscribe();
 
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.OAuthRejected);
@@ -49,8 +51,9 @@ public sealed class EmailAlertChannelTests
 
         // A refused login is not retried (it will not change by itself) and is told without the password.
         var dispatcher = s.Proxy.Services.GetRequiredService<AlertDispatcher>();
-        await FailoverTests.WaitUntilAsync(() => dispatcher.Status().Channels.Single(c => c.Name == "badmail").Failed >= 2);
-        Assert.Equal(2, smtp.RefusedSessions);
+        // One refused session per failed delivery (key.dead, pool.degraded, perhaps more as the story goes on): none retried.
+        int Failed() => (int)dispatcher.Status().Channels.Single(c => c.Name == "badmail").Failed;
+        await FailoverTests.WaitUntilAsync(() => Failed() >= 2 && Failed() == smtp.RefusedSessions);
         var badStatus = (await s.StatusAsync()).GetProperty("alerts").GetProperty("channels").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "badmail");
         Assert.Equal("failing", badStatus.GetProperty("state").GetString());
         Assert.Equal("the SMTP server refused the login (Username/Password)", badStatus.GetProperty("lastError").GetProperty("message").GetString());
