@@ -264,19 +264,20 @@ internal sealed partial class AlertDispatcher(IServiceProvider services, ProxyEv
             { Outcome = outcome });
             return (Worker: w, Outcome: outcome.Task);
         }).ToList();
+        AlertOutcome[] outcomes;
         try
         {
-            await Task.WhenAll(tests.Select(t => t.Outcome)).WaitAsync(stoppingToken);
+            outcomes = await Task.WhenAll(tests.Select(t => t.Outcome)).WaitAsync(stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             return;
         }
 
-        var results = string.Join("; ", tests.Select(t => t.Outcome.Result is { Delivered: true }
+        var results = string.Join("; ", tests.Zip(outcomes, (t, outcome) => outcome.Delivered
             ? $"'{t.Worker.Name}' ({t.Worker.Channel.Type}) delivered"
-            : $"'{t.Worker.Name}' ({t.Worker.Channel.Type}) failed: {t.Outcome.Result.Error}"));
-        if (tests.All(t => t.Outcome.Result.Delivered))
+            : $"'{t.Worker.Name}' ({t.Worker.Channel.Type}) failed: {outcome.Error}"));
+        if (outcomes.All(o => o.Delivered))
         {
             LogTestDelivered(logger, results);
         }

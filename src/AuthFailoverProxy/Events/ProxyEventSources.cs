@@ -118,7 +118,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
     private void OnKeySetChanged(KeySetChange change)
     {
         var (pool, key) = (change.Pool, change.Key);
-        if (change.By != "another replica" && !change.By.StartsWith("its removal on another replica", StringComparison.Ordinal))
+        if (!change.Replicated)
         {
             var added = change.Kind == KeySetChangeKind.Added;
             events.Publish(new ProxyEvent

@@ -11,7 +11,12 @@ internal enum KeySetChangeKind
 }
 
 /// <summary>A key that joined or left a pool, and who or what made it so (an operator's token name, a reload, a replica).</summary>
-internal sealed record KeySetChange(Pool Pool, PoolKey Key, KeySetChangeKind Kind, string By);
+/// <param name="Pool">The pool.</param>
+/// <param name="Key">The key that joined or left.</param>
+/// <param name="Kind">Joined or left.</param>
+/// <param name="By">Who or what made the change, for the log and the audit trail.</param>
+/// <param name="Replicated">Whether the change was made on another replica and only followed here: that replica tells it.</param>
+internal sealed record KeySetChange(Pool Pool, PoolKey Key, KeySetChangeKind Kind, string By, bool Replicated = false);
 
 /// <summary>
 /// The one place a pool's key set changes after start: keys an operator adds or removes through the admin API, keys
@@ -27,7 +32,7 @@ internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatal
     /// Puts <paramref name="key"/> in <paramref name="pool"/>. A key of the same name is replaced (it leaves first).
     /// Returns the key it replaced, if any.
     /// </summary>
-    public PoolKey? Add(Pool pool, PoolKey key, string by)
+    public PoolKey? Add(Pool pool, PoolKey key, string by, bool replicated = false)
     {
         PoolKey? replaced = null;
         pool.ChangeKeys(keys =>
@@ -38,15 +43,15 @@ internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatal
 
         if (replaced is not null)
         {
-            Raise(new KeySetChange(pool, replaced, KeySetChangeKind.Removed, by));
+            Raise(new KeySetChange(pool, replaced, KeySetChangeKind.Removed, by, replicated));
         }
 
-        Raise(new KeySetChange(pool, key, KeySetChangeKind.Added, by));
+        Raise(new KeySetChange(pool, key, KeySetChangeKind.Added, by, replicated));
         return replaced;
     }
 
     /// <summary>Takes <paramref name="key"/> out of <paramref name="pool"/>. Returns false when it was not there.</summary>
-    public bool Remove(Pool pool, PoolKey key, string by)
+    public bool Remove(Pool pool, PoolKey key, string by, bool replicated = false)
     {
         var removed = false;
         pool.ChangeKeys(keys =>
@@ -57,7 +62,7 @@ internal sealed partial class KeyCatalog(PoolRegistry registry, ILogger<KeyCatal
 
         if (removed)
         {
-            Raise(new KeySetChange(pool, key, KeySetChangeKind.Removed, by));
+            Raise(new KeySetChange(pool, key, KeySetChangeKind.Removed, by, replicated));
         }
 
         return removed;

@@ -110,7 +110,7 @@ internal sealed partial class RedisKeyStateStore
         }
         else if (parts[0] == "-" && parts.Length == 4 && pool.FindKey(parts[2]) is { AddedAtRuntime: true } key && key.Identity == parts[3])
         {
-            _catalog!.Remove(pool, key, "its removal on another replica");
+            _catalog!.Remove(pool, key, "its removal on another replica", replicated: true);
         }
     }
 
@@ -151,7 +151,7 @@ internal sealed partial class RedisKeyStateStore
         {
             if (_registry.Find(key.Pool) is { } pool)
             {
-                _catalog!.Remove(pool, key, "its removal on another replica");
+                _catalog!.Remove(pool, key, "its removal on another replica", replicated: true);
             }
         }
     }
@@ -195,7 +195,7 @@ internal sealed partial class RedisKeyStateStore
                 _board!.Adopt(key, shared);
             }
 
-            _catalog!.Add(pool, key, "another replica");
+            _catalog!.Add(pool, key, "another replica", replicated: true);
             await ResealAsync(db, record, @sealed, secret);
         }
         finally

@@ -12,6 +12,9 @@ internal sealed class AppProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
+    // Set by the app's own start-up line (logged once it listens and reports ready) or by its exit.
+    private readonly TaskCompletionSource _startedOrExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private AppProcess(Process process) => _process = process;
 
     public int ExitCode => _process.ExitCode;
@@ -53,7 +56,8 @@ internal sealed class AppProcess : IAsyncDisposable
             start.Environment[name] = value;
         }
 
-        var app = new AppProcess(new Process { StartInfo = start });
+        var app = new AppProcess(new Process { StartInfo = start, EnableRaisingEvents = true });
+        app._process.Exited += (_, _) => app._startedOrExited.TrySetResult();
         app._process.OutputDataReceived += (_, e) => app.Append(e.Data);
         app._process.ErrorDataReceived += (_, e) => app.Append(e.Data);
         Assert.True(app._process.Start());
@@ -71,30 +75,23 @@ internal sealed class AppProcess : IAsyncDisposable
 
     public async Task WaitUntilReadyAsync(HttpClient management, CancellationToken ct)
     {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        try
         {
-            if (_process.HasExited)
-            {
-                Assert.Fail($"the app exited with code {_process.ExitCode} before it was ready:\n{Logs}");
-            }
-
-            try
-            {
-                using var ready = await management.GetAsync("/readyz", ct);
-                if (ready.StatusCode == HttpStatusCode.OK)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(100, ct);
+            await _startedOrExited.Task.WaitAsync(TimeSpan.FromSeconds(60), ct);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the app did not report that it serves within 60 s:\n{Logs}");
         }
 
-        Assert.Fail($"/readyz did not answer 200 within 60 s:\n{Logs}");
+        if (_process.HasExited)
+        {
+            Assert.Fail($"the app exited with code {_process.ExitCode} before it was ready:\n{Logs}");
+        }
+
+        // The start-up line is written once the host has started, which is when /readyz turns 200.
+        using var ready = await management.GetAsync("/readyz", ct);
+        Assert.True(ready.StatusCode == HttpStatusCode.OK, $"/readyz answered {(int)ready.StatusCode} after the app reported it serves:\n{Logs}");
     }
 
     /// <summary>Stops the app the way Kubernetes does, with SIGTERM, and waits for it to end.</summary>
@@ -125,6 +122,12 @@ internal sealed class AppProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+        }
+
+        // StartupReport's line (EventId 100), in text or JSON: "AuthFailoverProxy is serving agents on …".
+        if (line is not null && line.Contains("is serving agents on", StringComparison.Ordinal))
+        {
+            _startedOrExited.TrySetResult();
         }
     }
 }
