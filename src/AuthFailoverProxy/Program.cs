@@ -1,17 +1,11 @@
-using AuthFailoverProxy.Demo;
-using AuthFailoverProxy.Drill;
 using AuthFailoverProxy.Hosting;
 
 // AuthFailoverProxy: agents call it instead of the provider; it spends the healthiest key of a pool and replays a
 // rejected request on the next key, so one revoked credential never silences an agent.
-if (DemoMode.IsRequested(args))
+if (ProxyApplication.MovedCommand(args) is { } moved)
 {
-    return await DemoMode.RunAsync(args);
-}
-
-if (DrillMode.IsRequested(args))
-{
-    return await DrillMode.RunAsync(args);
+    await Console.Error.WriteLineAsync(moved);
+    return 2;
 }
 
 var app = ProxyApplication.Build(args);

@@ -42,6 +42,22 @@ internal static class ProxyApplication
     }
 
     /// <summary>
+    /// Says where the demo and the drill went when someone asks the service for them (older instructions did): they live
+    /// in their own project so that the shipped service carries no test machinery. Returns null for any other command line.
+    /// </summary>
+    public static string? MovedCommand(string[] args)
+    {
+        if (args.Contains("--demo"))
+        {
+            return "The demo is not part of the service: run it with 'dotnet run --project src/AuthFailoverProxy.Demo'.";
+        }
+
+        return args is ["drill", ..]
+            ? "The chaos drill is not part of the service: run it with 'dotnet run --project src/AuthFailoverProxy.Demo -- drill [--short]'."
+            : null;
+    }
+
+    /// <summary>
     /// Runs until shutdown. A start that fails ends the process with every problem in plain words and no stack trace:
     /// exit code 2 for configuration mistakes (each naming the key to fix), 1 for anything else (a port in use, say).
     /// </summary>

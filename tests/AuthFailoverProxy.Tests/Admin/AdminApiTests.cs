@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;

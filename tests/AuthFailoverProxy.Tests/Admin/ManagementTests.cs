@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 
 namespace AuthFailoverProxy.Tests.Admin;

@@ -1,4 +1,4 @@
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 
 namespace AuthFailoverProxy.Tests.Admin;

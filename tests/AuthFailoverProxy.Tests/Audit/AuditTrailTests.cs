@@ -1,6 +1,6 @@
 using System.Net;
 using AuthFailoverProxy.Audit;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Tests.Fakes;
@@ -72,7 +72,7 @@ public sealed class AuditTrailTests
         var directory = Directory.CreateTempSubdirectory("afp-trail-").FullName;
         try
         {
-            await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+            await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
             var (primary, backup) = (Secrets.AnthropicOAuthToken(), Secrets.AnthropicApiKey());
             upstream.SetKeyFault(primary, KeyFault.OAuthRejected);
             ProxyConfig Config() => new ProxyConfig()
@@ -119,7 +119,7 @@ public sealed class AuditTrailTests
         try
         {
             var config = new ProxyConfig().WithAdmin().Set("Audit:Directory", directory).Set("Audit:MaxBytes", maxBytes);
-            await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+            await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
             config.Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())]);
             await using var proxy = await ProxyHost.StartAsync(config);
 

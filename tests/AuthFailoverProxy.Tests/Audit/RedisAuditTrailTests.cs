@@ -1,5 +1,5 @@
 using System.Net;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;

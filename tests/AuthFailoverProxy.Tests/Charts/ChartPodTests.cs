@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Container;
 using k8s.Models;
 
@@ -19,7 +19,7 @@ public sealed class ChartPodTests(PublishedApp app)
     public async Task RenderedPod_KeysTokensAndPorts_ReachTheApp()
     {
         var ct = TestContext.Current.CancellationToken;
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: ct);
+        await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: ct);
         var (agentPort, managementPort) = (AppProcess.FreePort(), AppProcess.FreePort());
         const string AdminToken = "ci-admin-token-0123456789abcdef0123456789";
         var manifests = await Chart.ManifestsAsync("default-values.yaml",

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 
 namespace AuthFailoverProxy.Tests.Container;
@@ -16,11 +16,22 @@ namespace AuthFailoverProxy.Tests.Container;
 public sealed class PublishedImageTests(PublishedApp app)
 {
     [Fact]
+    public void PublishedService_CarriesNoTestMachinery()
+    {
+        // The simulated provider, the demo and the drill live in their own project; the image copies only this folder.
+        var files = Directory.GetFiles(app.PublishDirectory, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+        Assert.Contains("AuthFailoverProxy.dll", files);
+        Assert.DoesNotContain(files, f => f!.StartsWith("AuthFailoverProxy.Demo", StringComparison.Ordinal));
+        var service = typeof(AuthFailoverProxy.Hosting.ProxyApplication).Assembly;
+        Assert.DoesNotContain(service.GetTypes(), t => t.Namespace is { } ns && (ns.Contains(".Demo", StringComparison.Ordinal) || ns.Contains(".Drill", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Entrypoint_WithImageEnvironment_ServesProbesStatusAndProxiesUntilSigterm()
     {
         var ct = TestContext.Current.CancellationToken;
         Assert.Equal([8080, 9090], app.ExposedPorts);
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: ct);
+        await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: ct);
         var scratch = Directory.CreateTempSubdirectory("afp-image-");
         var ports = app.ExposedPorts.ToDictionary(p => p, _ => AppProcess.FreePort());
         try

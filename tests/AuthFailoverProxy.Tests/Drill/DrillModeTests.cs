@@ -1,4 +1,4 @@
-using AuthFailoverProxy.Drill;
+using AuthFailoverProxy.Demo.Drill;
 
 namespace AuthFailoverProxy.Tests.Drill;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 using Microsoft.Extensions.Time.Testing;
 using Serilog.Events;
@@ -65,8 +65,8 @@ public sealed class CircuitBreakerTests
     [Fact]
     public async Task OpenCircuit_WithAFallbackPool_ServesInSafeMode()
     {
-        await using var down = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        await using var other = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var down = await SimulatedProvider.StartAsync(cancellationToken: Ct);
+        await using var other = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var config = new ProxyConfig()
             .Pool("anthropic", down.BaseAddress, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
             .Pool("other-region", other.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 
 namespace AuthFailoverProxy.Tests.Failover;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Fakes;
 using Microsoft.Extensions.Time.Testing;
 using Serilog.Events;
@@ -17,8 +17,8 @@ public sealed class SafeModeTests
     public async Task EveryKeyDead_FallbackServesWithSubstituteModel_AndSafeModeEndsByItselfAfterAHeal()
     {
         var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-03-03T00:00:00Z", CultureInfo.InvariantCulture));
-        await using var primaryOrg = await SimulatedUpstream.StartAsync(time, cancellationToken: Ct);
-        await using var secondOrg = await SimulatedUpstream.StartAsync(time, cancellationToken: Ct);
+        await using var primaryOrg = await SimulatedProvider.StartAsync(time, cancellationToken: Ct);
+        await using var secondOrg = await SimulatedProvider.StartAsync(time, cancellationToken: Ct);
         var primaryKey = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
             .Pool("anthropic", primaryOrg.BaseAddress, isDefault: true, keys: [("primary", primaryKey)])
@@ -66,7 +66,7 @@ public sealed class SafeModeTests
     [Fact]
     public async Task FallbackDeadToo_503NamesBothPools()
     {
-        await using var primaryOrg = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var primaryOrg = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var primaryKey = Secrets.AnthropicApiKey();
         var reserveKey = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
@@ -101,8 +101,8 @@ public sealed class SafeModeTests
     [Fact]
     public async Task AKeyThatArrivesByReload_EndsSafeMode_WithoutWaitingForAHeal()
     {
-        await using var primaryOrg = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        await using var secondOrg = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var primaryOrg = await SimulatedProvider.StartAsync(cancellationToken: Ct);
+        await using var secondOrg = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var keys = Directory.CreateTempSubdirectory("afp-safe-mode-");
         try
         {

@@ -1,4 +1,4 @@
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.State;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -14,7 +14,7 @@ internal sealed class Deployment : IAsyncDisposable
     private readonly TimeProvider? _time;
     private readonly Action<ProxyConfig>? _configure;
 
-    private Deployment(RedisServer redis, SimulatedUpstream upstream, TimeProvider? time, Action<ProxyConfig>? configure)
+    private Deployment(RedisServer redis, SimulatedProvider upstream, TimeProvider? time, Action<ProxyConfig>? configure)
     {
         Redis = redis;
         Upstream = upstream;
@@ -24,7 +24,7 @@ internal sealed class Deployment : IAsyncDisposable
 
     public RedisServer Redis { get; }
 
-    public SimulatedUpstream Upstream { get; }
+    public SimulatedProvider Upstream { get; }
 
     public string Primary { get; } = Secrets.AnthropicApiKey();
 
@@ -33,7 +33,7 @@ internal sealed class Deployment : IAsyncDisposable
     public static async Task<Deployment> StartAsync(TimeProvider? time = null, Action<ProxyConfig>? configure = null)
     {
         var redis = await RedisServer.StartAsync();
-        var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
         return new Deployment(redis, upstream, time, configure);
     }
 

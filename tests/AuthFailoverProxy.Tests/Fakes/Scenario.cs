@@ -1,19 +1,19 @@
 using System.Text;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 
 namespace AuthFailoverProxy.Tests.Fakes;
 
 /// <summary>A simulated upstream plus the proxy in front of it, with two (or more) keys: the usual test bench.</summary>
 internal sealed class Scenario : IAsyncDisposable
 {
-    private Scenario(SimulatedUpstream upstream, ProxyHost proxy, Dictionary<string, string> secrets)
+    private Scenario(SimulatedProvider upstream, ProxyHost proxy, Dictionary<string, string> secrets)
     {
         Upstream = upstream;
         Proxy = proxy;
         SecretsByName = secrets;
     }
 
-    public SimulatedUpstream Upstream { get; }
+    public SimulatedProvider Upstream { get; }
 
     public ProxyHost Proxy { get; }
 
@@ -28,7 +28,7 @@ internal sealed class Scenario : IAsyncDisposable
         TimeProvider? time = null,
         Func<string, string>? secretFor = null)
     {
-        var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
         var secrets = (keyNames ?? ["primary", "backup"]).ToDictionary(
             n => n,
             n => secretFor?.Invoke(n) ?? (kind == "openai" ? Secrets.OpenAIKey() : Secrets.AnthropicApiKey()));

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -21,7 +21,7 @@ public sealed class CredentialCheckTests
     public async Task Startup_WithDeadRateLimitedAndGoodKeys_ServesFromTheGoodOne_AndSaysWhy()
     {
         var time = new FakeTimeProvider(Midnight);
-        var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
         await using var _ = upstream;
         var dead = Secrets.AnthropicOAuthToken();
         var limited = Secrets.AnthropicApiKey();

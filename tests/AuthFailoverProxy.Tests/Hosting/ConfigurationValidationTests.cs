@@ -123,4 +123,13 @@ public sealed class ConfigurationValidationTests
         Assert.NotEmpty(problems);
         return problems;
     }
+
+    [Theory]
+    [InlineData("--demo", "dotnet run --project src/AuthFailoverProxy.Demo'")]
+    [InlineData("drill", "dotnet run --project src/AuthFailoverProxy.Demo -- drill")]
+    public void DemoOrDrillAskedOfTheService_SaysWhereTheyWent(string argument, string expected)
+    {
+        Assert.Contains(expected, ProxyApplication.MovedCommand([argument]), StringComparison.Ordinal);
+        Assert.Null(ProxyApplication.MovedCommand(["--urls", "http://127.0.0.1:0"]));
+    }
 }

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -205,7 +205,7 @@ public sealed class HotReloadTests
         var directory = System.IO.Directory.CreateTempSubdirectory("afp-json-");
         try
         {
-            var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+            var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
             await using var _ = upstream;
             var primary = Secrets.AnthropicApiKey();
             var standby = Secrets.AnthropicApiKey();
@@ -282,14 +282,14 @@ public sealed class HotReloadTests
         private readonly Action<ProxyConfig>? _configure;
         private ProxyHost? _proxy;
 
-        private Bench(SimulatedUpstream upstream, string directory, Action<ProxyConfig>? configure)
+        private Bench(SimulatedProvider upstream, string directory, Action<ProxyConfig>? configure)
         {
             Upstream = upstream;
             Directory = directory;
             _configure = configure;
         }
 
-        public SimulatedUpstream Upstream { get; }
+        public SimulatedProvider Upstream { get; }
 
         public string Directory { get; }
 
@@ -302,7 +302,7 @@ public sealed class HotReloadTests
         /// <summary>Writes <paramref name="keys"/> to a new key directory and starts the proxy on it (when there are any).</summary>
         public static async Task<Bench> StartAsync(Action<ProxyConfig>? configure, params (string Name, string Secret)[] keys)
         {
-            var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+            var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
             var bench = new Bench(upstream, System.IO.Directory.CreateTempSubdirectory("afp-reload-").FullName, configure);
             foreach (var (name, secret) in keys)
             {

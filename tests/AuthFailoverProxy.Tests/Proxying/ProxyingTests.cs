@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;
 
@@ -106,8 +106,8 @@ public sealed class ProxyingTests
     [Fact]
     public async Task SeveralPools_EachUnderItsPrefix_OneDefault()
     {
-        await using var anthropic = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
-        await using var openai = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var anthropic = await SimulatedProvider.StartAsync(cancellationToken: Ct);
+        await using var openai = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var anthropicKey = Secrets.AnthropicApiKey();
         var openaiKey = Secrets.OpenAIKey();
         var config = new ProxyConfig()
@@ -134,7 +134,7 @@ public sealed class ProxyingTests
     [Fact]
     public async Task NoDefaultPool_UnknownPath_Gets404NamingThePools()
     {
-        await using var anthropic = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var anthropic = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var config = new ProxyConfig()
             .Pool("anthropic", anthropic.BaseAddress, "anthropic", keys: [("a1", Secrets.AnthropicApiKey())])
             .Pool("openai", anthropic.BaseAddress, "openai", keys: [("o1", Secrets.OpenAIKey())]);

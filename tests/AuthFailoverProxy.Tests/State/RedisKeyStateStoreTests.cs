@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Tests.Failover;

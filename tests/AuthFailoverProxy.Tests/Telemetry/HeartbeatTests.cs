@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;
@@ -89,7 +89,7 @@ public sealed class HeartbeatTests
     {
         var time = NewClock();
         await using var monitor = await PingReceiver.StartAsync();
-        await using var upstream = await SimulatedUpstream.StartAsync(time, cancellationToken: Ct);
+        await using var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: Ct);
         var primary = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
             .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary)])

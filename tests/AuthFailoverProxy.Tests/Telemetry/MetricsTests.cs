@@ -1,5 +1,5 @@
 using System.Net;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Tests.Fakes;
 using Microsoft.AspNetCore.Routing;
@@ -89,7 +89,7 @@ public sealed class MetricsTests
     [Fact]
     public async Task Scrape_InSafeMode_CountsTheFallbacksAnswers_AndShowsTheSafeMode()
     {
-        await using var upstream = await SimulatedUpstream.StartAsync(cancellationToken: Ct);
+        await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var primary = Secrets.AnthropicApiKey();
         var reserve = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()

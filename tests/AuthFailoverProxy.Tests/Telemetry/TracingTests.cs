@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Telemetry;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>One alert as the drill's webhook received it, stamped with the drill's clock.</summary>
 /// <param name="At">When it arrived, on the drill's clock.</param>

@@ -2,10 +2,10 @@ using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 // Writing replies in either dialect: JSON bodies, the SSE loop, ids, headers and the reusable buffer.
-internal sealed partial class SimulatedUpstream
+internal sealed partial class SimulatedProvider
 {
     /// <summary>Streams <paramref name="events"/> SSE events, each flushed on its own so a proxy that buffers shows up in tests.</summary>
     private async Task StreamAsync(HttpContext context, Dialect dialect, RequestShape shape, int events)
@@ -91,7 +91,7 @@ internal sealed partial class SimulatedUpstream
         }
     }
 
-    private void WriteJson(HttpContext context, Dialect dialect, int status, RequestShape shape, Action<Utf8JsonWriter, RequestShape, SimulatedUpstream> write)
+    private void WriteJson(HttpContext context, Dialect dialect, int status, RequestShape shape, Action<Utf8JsonWriter, RequestShape, SimulatedProvider> write)
         => WriteJsonBody(context, dialect, status, (Shape: shape, Self: this, Write: write), static (json, state, _) => state.Write(json, state.Shape, state.Self));
 
     /// <summary>Writes a whole JSON object body with its Content-Length; Kestrel sends it with the headers when the handler returns.</summary>

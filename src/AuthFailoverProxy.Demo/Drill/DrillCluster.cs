@@ -1,7 +1,7 @@
 using System.Globalization;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>
 /// What the drill runs against: a real redis-server, the simulated provider (in this process, a real HTTP server on
@@ -21,7 +21,7 @@ internal sealed class DrillCluster : IAsyncDisposable
     private DrillProcess? _redis;
     private int _redisStarts;
 
-    private DrillCluster(SimulatedUpstream upstream, DrillAlertReceiver alerts, int redisPort)
+    private DrillCluster(SimulatedProvider upstream, DrillAlertReceiver alerts, int redisPort)
     {
         Upstream = upstream;
         Alerts = alerts;
@@ -36,7 +36,7 @@ internal sealed class DrillCluster : IAsyncDisposable
         ("spare", "sk-ant-api03-DRILL-s9Fh4Qw7Ep2Rt5Yu8Io1Pa3Sd6Fg0Hj4Kl7Zx2Cv5Bn8Mq"),
     ];
 
-    public SimulatedUpstream Upstream { get; }
+    public SimulatedProvider Upstream { get; }
 
     public DrillAlertReceiver Alerts { get; }
 
@@ -50,7 +50,7 @@ internal sealed class DrillCluster : IAsyncDisposable
 
     public static async Task<DrillCluster> StartAsync(DrillAlertReceiver alerts, CancellationToken cancellationToken)
     {
-        var upstream = await SimulatedUpstream.StartAsync(cancellationToken: cancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(cancellationToken: cancellationToken);
         upstream.RecordBodies = false;
         var cluster = new DrillCluster(upstream, alerts, DrillProbe.FreePort());
         try
@@ -100,7 +100,8 @@ internal sealed class DrillCluster : IAsyncDisposable
     {
         var name = "replica-" + (char)('a' + _replicas.Count);
         var (agentPort, managementPort) = (DrillProbe.FreePort(), DrillProbe.FreePort());
-        var dll = typeof(DrillCluster).Assembly.Location;
+        // The service itself, as the image runs it: its assembly is copied next to this one by the project reference.
+        var dll = typeof(Hosting.ProxyApplication).Assembly.Location;
         var environment = new Dictionary<string, string>
         {
             ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{agentPort}",

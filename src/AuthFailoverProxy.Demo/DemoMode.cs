@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -8,12 +9,13 @@ using AuthFailoverProxy.State;
 namespace AuthFailoverProxy.Demo;
 
 /// <summary>
-/// <c>--demo</c>: the whole failover story in a few seconds, with fake keys and a simulated provider, so a newcomer sees
+/// The demo (<c>dotnet run --project src/AuthFailoverProxy.Demo</c>): the whole failover story in a few seconds, with fake keys and a simulated provider, so a newcomer sees
 /// what the proxy does before giving it a real key. The proxy is the real one (<see cref="ProxyApplication"/>); only
 /// the provider is simulated.
 /// </summary>
 internal static class DemoMode
 {
+    // Accepted and ignored: older instructions passed it.
     private const string DemoFlag = "--demo";
     private const string ExitFlag = "--exit";
     private const string ClientToken = "demo-token";
@@ -24,8 +26,6 @@ internal static class DemoMode
     // Fake, random-looking secrets in the real formats, so fingerprints and remediation read as they would in production.
     private const string PrimarySecret = "sk-ant-oat01-DEMO-f3Kq9Lx2Vb7Nw4Rt8Yp1Zc6Hm5Jd0Gs3Ua9Ee2Wo7Qi4Tn";
     private const string BackupSecret = "sk-ant-api03-DEMO-Xr5Tb8Nq2Wm6Kc9Vz1Lp4Hy7Jf3Gd0Sa5Ue8Ro2Ci6Mv9Bk";
-
-    public static bool IsRequested(string[] args) => args.Contains(DemoFlag);
 
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out);
 
@@ -56,7 +56,7 @@ internal static class DemoMode
         var exitWhenDone = args.Contains(ExitFlag) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) || Console.IsInputRedirected;
         string[] proxyArgs = [.. args.Where(a => a is not (DemoFlag or ExitFlag))];
 
-        await using var upstream = await SimulatedUpstream.StartAsync();
+        await using var upstream = await SimulatedProvider.StartAsync();
         await using var app = ProxyApplication.Build(proxyArgs, builder => Configure(builder, upstream.BaseAddress));
         try
         {
@@ -165,7 +165,7 @@ internal static class DemoMode
     }
 
     /// <summary>The scripted requests and what is said about them.</summary>
-    private sealed class Story(TextWriter output, SimulatedUpstream upstream, Uri agent, Uri management) : IDisposable
+    private sealed class Story(TextWriter output, SimulatedProvider upstream, Uri agent, Uri management) : IDisposable
     {
         public const string MessageBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}""";
         private const string StreamBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}""";

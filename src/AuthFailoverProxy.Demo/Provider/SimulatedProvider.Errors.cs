@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 // Failures on demand, of the upstream or of one key, and the error bodies of each dialect.
-internal sealed partial class SimulatedUpstream
+internal sealed partial class SimulatedProvider
 {
     private async Task FailUpstreamAsync(HttpContext context, Dialect dialect, UpstreamFault fault)
     {

@@ -1,7 +1,7 @@
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 // The Anthropic Messages API: the whole answer and its SSE events.
-internal sealed partial class SimulatedUpstream
+internal sealed partial class SimulatedProvider
 {
     private Task MessagesAsync(HttpContext context, RequestShape shape)
     {

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>One client request of the steady load, as the agent saw it.</summary>
 /// <param name="SentAt">When it was sent, on the drill's clock.</param>

@@ -1,4 +1,4 @@
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>The lengths of a drill: <c>--short</c> for CI (under a minute), the full one for a human watching.</summary>
 /// <param name="Warm">Steady load before the first fault (the outage replay revokes the primary at this time).</param>

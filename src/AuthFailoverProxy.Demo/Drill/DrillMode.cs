@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>
 /// <c>drill [--short]</c>: the chaos drill. Starts a redis-server, the simulated provider, a webhook receiver and two

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using AuthFailoverProxy.Demo;
+using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Events;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>
 /// The script: six faults, one after the other, under the steady load. Each phase injects its fault, waits (bounded) for

@@ -2,10 +2,10 @@ using System.Buffers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 // Taking a request in: reading and recording it, telling the dialect and the key, and routing it.
-internal sealed partial class SimulatedUpstream
+internal sealed partial class SimulatedProvider
 {
     private async Task HandleAsync(HttpContext context)
     {

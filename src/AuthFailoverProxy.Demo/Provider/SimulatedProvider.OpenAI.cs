@@ -1,9 +1,9 @@
 using System.Text.Json;
 
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 // The OpenAI API: chat completions (whole and as SSE chunks), completions, embeddings and responses.
-internal sealed partial class SimulatedUpstream
+internal sealed partial class SimulatedProvider
 {
     private Task ChatCompletionsAsync(HttpContext context, RequestShape shape)
     {
@@ -41,7 +41,7 @@ internal sealed partial class SimulatedUpstream
         return Task.CompletedTask;
     }
 
-    private Task WithValidBodyAsync(HttpContext context, RequestShape shape, Action<Utf8JsonWriter, RequestShape, SimulatedUpstream> write)
+    private Task WithValidBodyAsync(HttpContext context, RequestShape shape, Action<Utf8JsonWriter, RequestShape, SimulatedProvider> write)
     {
         if (shape.IsValidJson)
         {
@@ -59,7 +59,7 @@ internal sealed partial class SimulatedUpstream
         => WriteError(context, Dialect.OpenAI, new ErrorReply(400, "invalid_request_error",
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)", null));
 
-    private static void WriteTextCompletion(Utf8JsonWriter json, RequestShape shape, SimulatedUpstream upstream)
+    private static void WriteTextCompletion(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
     {
         json.WriteString("id"u8, NewId("cmpl-", 24));
         json.WriteString("object"u8, "text_completion"u8);
@@ -76,7 +76,7 @@ internal sealed partial class SimulatedUpstream
         WriteOpenAIUsage(json, shape);
     }
 
-    private static void WriteEmbeddings(Utf8JsonWriter json, RequestShape shape, SimulatedUpstream upstream)
+    private static void WriteEmbeddings(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
     {
         json.WriteString("object"u8, "list"u8);
         json.WriteStartArray("data"u8);
@@ -99,7 +99,7 @@ internal sealed partial class SimulatedUpstream
         json.WriteEndObject();
     }
 
-    private static void WriteResponse(Utf8JsonWriter json, RequestShape shape, SimulatedUpstream upstream)
+    private static void WriteResponse(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
     {
         json.WriteString("id"u8, NewId("resp_", 32));
         json.WriteString("object"u8, "response"u8);

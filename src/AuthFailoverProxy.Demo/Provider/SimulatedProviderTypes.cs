@@ -1,4 +1,4 @@
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 /// <summary>How the simulated upstream treats one key. Statuses and bodies follow FACTS.md.</summary>
 internal enum KeyFault
@@ -52,7 +52,7 @@ internal enum UpstreamFault
     /// <summary>The connection is aborted before any header is sent.</summary>
     ResetConnection,
 
-    /// <summary>No answer at all until the caller gives up; the request then counts in <see cref="SimulatedUpstream.AbortedRequests"/>.</summary>
+    /// <summary>No answer at all until the caller gives up; the request then counts in <see cref="SimulatedProvider.AbortedRequests"/>.</summary>
     Hang,
 }
 
@@ -60,7 +60,7 @@ internal enum UpstreamFault
 /// <param name="Method">The HTTP method.</param>
 /// <param name="PathAndQuery">The request target exactly as sent, e.g. <c>/v1/messages?beta=true</c>.</param>
 /// <param name="Headers">The headers by lower-case name (looked up case-insensitively); repeated values joined with ", ".</param>
-/// <param name="Body">The exact bytes received; empty when <see cref="SimulatedUpstream.RecordBodies"/> is off.</param>
+/// <param name="Body">The exact bytes received; empty when <see cref="SimulatedProvider.RecordBodies"/> is off.</param>
 /// <param name="Key">The credential used: the <c>x-api-key</c> value, else the Bearer token.</param>
 internal sealed record RecordedRequest(
     string Method,

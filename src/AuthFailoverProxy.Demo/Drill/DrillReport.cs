@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>
 /// Judges what the drill saw against the proxy's promises and prints it: the timeline, one row per phase, and the

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace AuthFailoverProxy.Demo;
+namespace AuthFailoverProxy.Demo.Provider;
 
 /// <summary>
 /// A real HTTP server on loopback that answers like the Anthropic and OpenAI APIs, with faults on demand: per key
@@ -12,7 +12,7 @@ namespace AuthFailoverProxy.Demo;
 /// Serves the demo, the functional tests (one instance per test, in parallel) and the benchmark, so the request path is
 /// lock-free except for the request log and takes nothing from the environment (no configuration, no logging).
 /// </summary>
-internal sealed partial class SimulatedUpstream : IAsyncDisposable
+internal sealed partial class SimulatedProvider : IAsyncDisposable
 {
     internal const string OrganizationId = "5e1f7a2c-0d9b-4c3e-8f61-2a7b9c4d0e15";
     internal const string ReplyText = "Hello from the simulated upstream.";
@@ -35,7 +35,7 @@ internal sealed partial class SimulatedUpstream : IAsyncDisposable
     private int _abortedRequests;
     private int _disposed;
 
-    private SimulatedUpstream(WebApplication app, TimeProvider time)
+    private SimulatedProvider(WebApplication app, TimeProvider time)
     {
         _app = app;
         _time = time;
@@ -86,7 +86,7 @@ internal sealed partial class SimulatedUpstream : IAsyncDisposable
     public int StreamDeltas { get; set; } = 5;
 
     /// <summary>Starts a server on 127.0.0.1; <paramref name="port"/> 0 picks a free port.</summary>
-    public static async Task<SimulatedUpstream> StartAsync(TimeProvider? time = null, int port = 0, CancellationToken cancellationToken = default)
+    public static async Task<SimulatedProvider> StartAsync(TimeProvider? time = null, int port = 0, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(port);
 
@@ -103,7 +103,7 @@ internal sealed partial class SimulatedUpstream : IAsyncDisposable
             kestrel.Listen(IPAddress.Loopback, port);
         });
 
-        var upstream = new SimulatedUpstream(builder.Build(), time ?? TimeProvider.System);
+        var upstream = new SimulatedProvider(builder.Build(), time ?? TimeProvider.System);
         try
         {
             await upstream._app.StartAsync(cancellationToken);

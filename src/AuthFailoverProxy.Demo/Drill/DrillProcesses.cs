@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 
-namespace AuthFailoverProxy.Drill;
+namespace AuthFailoverProxy.Demo.Drill;
 
 /// <summary>
 /// A real process the drill owns (a redis-server or a proxy replica): started with its output in a log file, killed
