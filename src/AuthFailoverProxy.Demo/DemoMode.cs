@@ -57,7 +57,7 @@ internal static class DemoMode
         string[] proxyArgs = [.. args.Where(a => a is not (DemoFlag or ExitFlag))];
 
         await using var upstream = await SimulatedProvider.StartAsync();
-        await using var app = ProxyApplication.Build(proxyArgs, builder => Configure(builder, upstream.BaseAddress));
+        await using var app = ProxyApplication.Build(proxyArgs, builder => Configure(builder, upstream));
         try
         {
             await app.StartAsync();
@@ -112,14 +112,18 @@ internal static class DemoMode
         return 0;
     }
 
-    private static void Configure(WebApplicationBuilder builder, Uri upstream)
+    private static void Configure(WebApplicationBuilder builder, SimulatedProvider upstream)
     {
         var configuration = builder.Configuration;
         var settings = new Dictionary<string, string?>
         {
             ["Pools:anthropic:Kind"] = "anthropic",
             ["Pools:anthropic:Default"] = "true",
-            ["Pools:anthropic:Upstream"] = upstream.ToString(),
+            // The simulated provider is reached as the real one is: HTTPS under its own name. Its CA is trusted for this pool
+            // only, and its name resolves to its loopback address for this pool only.
+            ["Pools:anthropic:Upstream"] = upstream.BaseAddress.ToString(),
+            ["Pools:anthropic:Transport:CaBundle"] = upstream.CaBundlePath,
+            ["Pools:anthropic:Transport:ConnectTo"] = upstream.Endpoint,
             ["Pools:anthropic:Keys:0:Name"] = "primary",
             ["Pools:anthropic:Keys:0:Secret"] = PrimarySecret,
             ["Pools:anthropic:Keys:1:Name"] = "backup",

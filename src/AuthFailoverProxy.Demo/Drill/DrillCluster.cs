@@ -108,6 +108,9 @@ internal sealed class DrillCluster : IAsyncDisposable
             ["AFP_MANAGEMENT_URLS"] = $"http://127.0.0.1:{managementPort}",
             ["AFP_PROVIDER"] = "anthropic",
             ["AFP_UPSTREAM"] = Upstream.BaseAddress.ToString(),
+            // HTTPS under the simulated provider's own name, as production reaches the real one.
+            ["Pools__anthropic__Transport__CaBundle"] = Upstream.CaBundlePath!,
+            ["Pools__anthropic__Transport__ConnectTo"] = Upstream.Endpoint,
             ["AFP_KEYS"] = string.Join(',', Keys.Select(k => $"{k.Name}={k.Secret}")),
             ["AFP_CLIENT_TOKENS"] = ClientToken,
             ["AFP_REDIS"] = $"127.0.0.1:{RedisPort}",

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace AuthFailoverProxy.Demo.Provider;
@@ -9,6 +10,11 @@ internal sealed partial class SimulatedProvider
 {
     private async Task HandleAsync(HttpContext context)
     {
+        if (!IsForThisSite(context))
+        {
+            return;
+        }
+
         var request = context.Request;
         var path = request.Path.Value ?? "/";
         var key = KeyOf(request.Headers, out var bearerOnly);
@@ -77,6 +83,47 @@ internal sealed partial class SimulatedProvider
                     : new ErrorReply(404, "invalid_request_error", $"Invalid URL ({method} {path})", "unknown_url"));
                 break;
         }
+    }
+
+    /// <summary>
+    /// What the provider's front does with a name: the TLS server name must be one it serves, and the request goes to
+    /// the site its <c>Host</c> names, as a front serving many sites on one address routes it. A request for another
+    /// site is recorded as misdirected (it reached the wrong place with its credential) and answered by that site; a
+    /// name the front does not serve gets 421 Misdirected Request.
+    /// </summary>
+    private bool IsForThisSite(HttpContext context)
+    {
+        if (_front is null)
+        {
+            return true;
+        }
+
+        var host = context.Request.Host.Host;
+        var serverName = context.Features.Get<ITlsHandshakeFeature>()?.HostName;
+        if (string.Equals(host, _options.Name, StringComparison.OrdinalIgnoreCase) && string.Equals(serverName, _options.Name, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        lock (_misdirected)
+        {
+            _misdirected.Add(Describe(context, KeyOf(context.Request.Headers, out _), []));
+        }
+
+        var response = context.Response;
+        if (serverName is not null && _front.Serves(serverName) && _front.Serves(host))
+        {
+            // Another customer's site behind the same front: it answers, and now holds whatever key came with the request.
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "text/html; charset=utf-8";
+            _ = response.WriteAsync($"<html><body><h1>{host}</h1><p>Welcome.</p></body></html>");
+            return false;
+        }
+
+        response.StatusCode = StatusCodes.Status421MisdirectedRequest;
+        response.ContentType = "text/plain; charset=utf-8";
+        _ = response.WriteAsync("421 Misdirected Request: this server does not serve the name the request was sent for.\n");
+        return false;
     }
 
     private static string? KeyOf(IHeaderDictionary headers, out bool bearerOnly)
@@ -169,6 +216,17 @@ internal sealed partial class SimulatedProvider
 
     private void Record(HttpContext context, string? key, byte[] body)
     {
+        var recorded = Describe(context, key, body);
+        lock (_requests)
+        {
+            _requests.Add(recorded);
+        }
+
+        Interlocked.Increment(ref _requestCount);
+    }
+
+    private static RecordedRequest Describe(HttpContext context, string? key, byte[] body)
+    {
         var request = context.Request;
         var headers = new Dictionary<string, string>(request.Headers.Count, StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in request.Headers)
@@ -179,13 +237,12 @@ internal sealed partial class SimulatedProvider
         var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw
             ? raw
             : string.Concat(request.PathBase.Value, request.Path.Value, request.QueryString.Value);
-        var recorded = new RecordedRequest(request.Method, target, headers, body, key);
-        lock (_requests)
+        return new RecordedRequest(request.Method, target, headers, body, key)
         {
-            _requests.Add(recorded);
-        }
-
-        Interlocked.Increment(ref _requestCount);
+            Host = request.Host.Value ?? string.Empty,
+            ServerName = context.Features.Get<ITlsHandshakeFeature>()?.HostName,
+            Protocol = request.Protocol,
+        };
     }
 
     /// <summary>What the fake needs from a request body: whether it is a JSON object, <c>stream</c>, <c>model</c> and its size.</summary>

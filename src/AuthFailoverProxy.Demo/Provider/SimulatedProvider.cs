@@ -7,8 +7,9 @@ using Microsoft.AspNetCore.Http.Features;
 namespace AuthFailoverProxy.Demo.Provider;
 
 /// <summary>
-/// A real HTTP server on loopback that answers like the Anthropic and OpenAI APIs, with faults on demand: per key
-/// (revoked, OAuth refused, out of credit, rate limited…) and for the whole upstream (overload, 5xx, reset, hang).
+/// A real HTTPS server on loopback that answers like the Anthropic and OpenAI APIs behind their name-routed front, with
+/// faults on demand: per key (revoked, OAuth refused, out of credit, rate limited…) and for the whole upstream
+/// (overload, 5xx, reset, hang).
 /// Serves the demo, the functional tests (one instance per test, in parallel) and the benchmark, so the request path is
 /// lock-free except for the request log and takes nothing from the environment (no configuration, no logging).
 /// </summary>
@@ -25,6 +26,9 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly TimeProvider _time;
+    private readonly SimulatedProviderOptions _options;
+    private readonly ProviderFront? _front;
+    private readonly List<RecordedRequest> _misdirected = [];
     private readonly ConcurrentDictionary<string, (KeyFault Fault, TimeSpan RetryAfter)> _keyFaults = new(StringComparer.Ordinal);
     private readonly Queue<FaultBatch> _upstreamFaults = new();
     private readonly List<RecordedRequest> _requests = [];
@@ -35,10 +39,12 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
     private int _abortedRequests;
     private int _disposed;
 
-    private SimulatedProvider(WebApplication app, TimeProvider time)
+    private SimulatedProvider(WebApplication app, TimeProvider time, SimulatedProviderOptions options, ProviderFront? front)
     {
         _app = app;
         _time = time;
+        _options = options;
+        _front = front;
         app.Run(HandleAsync);
     }
 
@@ -48,8 +54,36 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
         OpenAI,
     }
 
-    /// <summary>Gets the server's root, <c>http://127.0.0.1:{port}</c>.</summary>
+    /// <summary>Gets the provider's root under its own name, <c>https://api.anthropic.test:{port}</c> (<c>http://127.0.0.1:{port}</c> without TLS).</summary>
     public Uri BaseAddress { get; private set; } = null!;
+
+    /// <summary>Gets the address it listens on, <c>127.0.0.1:{port}</c>: what its name resolves to (<c>Transport:ConnectTo</c>).</summary>
+    public string Endpoint { get; private set; } = null!;
+
+    /// <summary>Gets the name it answers to.</summary>
+    public string Name => _options.Name;
+
+    /// <summary>Gets the PEM file of the CA its certificates chain to (<c>Transport:CaBundle</c>); null without TLS.</summary>
+    public string? CaBundlePath => _front?.CaBundlePath;
+
+    /// <summary>Gets the throwaway CA behind its certificates, to issue client certificates from; null without TLS.</summary>
+    public ThrowawayCa? Ca => _front?.Ca;
+
+    /// <summary>
+    /// Gets the requests the front received for a name other than the provider's: another site it serves
+    /// (<see cref="SimulatedProviderOptions.OtherSites"/>) or a name it does not serve (answered 421). A request here
+    /// carried its credential to the wrong place.
+    /// </summary>
+    public IReadOnlyList<RecordedRequest> MisdirectedRequests
+    {
+        get
+        {
+            lock (_misdirected)
+            {
+                return [.. _misdirected];
+            }
+        }
+    }
 
     /// <summary>Gets or sets a value indicating whether request bodies are kept in <see cref="Requests"/>. <value>The default value is <see langword="true"/>.</value></summary>
     public bool RecordBodies { get; set; } = true;
@@ -85,10 +119,17 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
     /// <summary>Gets or sets the number of text delta events in a stream. <value>The default value is 5.</value></summary>
     public int StreamDeltas { get; set; } = 5;
 
-    /// <summary>Starts a server on 127.0.0.1; <paramref name="port"/> 0 picks a free port.</summary>
-    public static async Task<SimulatedProvider> StartAsync(TimeProvider? time = null, int port = 0, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Starts a server on 127.0.0.1 (<paramref name="port"/> 0 picks a free port). By default it speaks HTTPS under the
+    /// name <see cref="SimulatedProviderOptions.Name"/> with a throwaway CA, and refuses requests for any other name,
+    /// as the provider's name-routed front does: point a pool at <see cref="BaseAddress"/> with
+    /// <c>Transport:CaBundle</c> = <see cref="CaBundlePath"/> and <c>Transport:ConnectTo</c> = <see cref="Endpoint"/>.
+    /// </summary>
+    public static async Task<SimulatedProvider> StartAsync(TimeProvider? time = null, int port = 0, SimulatedProviderOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(port);
+        options ??= new SimulatedProviderOptions();
+        var front = options.Https ? ProviderFront.Create(options) : null;
 
         // The empty builder reads no appsettings, environment or command line and has no logging providers, so the fake
         // is silent and a test's configuration can never leak into it.
@@ -100,15 +141,23 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
             // Tests stall streams and bodies on purpose; Kestrel must not cut them for being slow.
             kestrel.Limits.MinRequestBodyDataRate = null;
             kestrel.Limits.MinResponseDataRate = null;
-            kestrel.Listen(IPAddress.Loopback, port);
+            kestrel.Listen(IPAddress.Loopback, port, listen =>
+            {
+                listen.Protocols = options.Protocols;
+                if (front is not null)
+                {
+                    listen.UseHttps(front.Configure);
+                }
+            });
         });
 
-        var upstream = new SimulatedProvider(builder.Build(), time ?? TimeProvider.System);
+        var upstream = new SimulatedProvider(builder.Build(), time ?? TimeProvider.System, options, front);
         try
         {
             await upstream._app.StartAsync(cancellationToken);
-            var address = upstream._app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-            upstream.BaseAddress = new Uri(address.TrimEnd('/'), UriKind.Absolute);
+            var address = new Uri(upstream._app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+            upstream.Endpoint = $"127.0.0.1:{address.Port}";
+            upstream.BaseAddress = front is null ? new Uri($"http://127.0.0.1:{address.Port}") : new Uri($"https://{options.Name}:{address.Port}");
             return upstream;
         }
         catch
@@ -184,6 +233,7 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
 
         await _app.DisposeAsync();
         _stopping.Dispose();
+        _front?.Dispose();
     }
 
     private UpstreamFault? TakeUpstreamFault()

@@ -67,4 +67,14 @@ internal sealed record RecordedRequest(
     string PathAndQuery,
     IReadOnlyDictionary<string, string> Headers,
     byte[] Body,
-    string? Key);
+    string? Key)
+{
+    /// <summary>Gets the <c>Host</c> it was sent for (<c>:authority</c> over HTTP/2), port included.</summary>
+    public string Host { get; init; } = string.Empty;
+
+    /// <summary>Gets the TLS server name (SNI) of its connection; null over plain HTTP.</summary>
+    public string? ServerName { get; init; }
+
+    /// <summary>Gets the HTTP version it came in, such as <c>HTTP/2</c>.</summary>
+    public string Protocol { get; init; } = string.Empty;
+}

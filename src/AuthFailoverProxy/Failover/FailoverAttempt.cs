@@ -1,4 +1,5 @@
 using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -34,7 +35,7 @@ internal enum AttemptVerdict
 /// out and, on the way back, decides from status and error body whether the answer goes to the client or the request
 /// is replayed. Nothing of a rejected answer reaches the client: the decision is made before its first byte.
 /// </summary>
-internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOffset deadline, FailoverOptions options, TimeProvider time)
+internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOffset deadline, FailoverOptions options, TimeProvider time, string[]? notForwarded = null)
     : HttpTransformer
 {
     internal const string KeyHeader = "x-afp-key";
@@ -74,6 +75,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
 
     /// <summary>Gets the transport error of the last try, if it had one.</summary>
     public ForwarderError TransportError { get; private set; }
+
+    /// <summary>Gets what the HTTP stack threw for the last try's transport error, if anything.</summary>
+    public Exception? TransportException { get; private set; }
 
     /// <summary>Gets the status of the last upstream answer that was not delivered, for the final error.</summary>
     public int LastUnwellStatus { get; private set; }
@@ -127,6 +131,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         Failure = null;
         RetryAfter = null;
         TransportError = ForwarderError.None;
+        TransportException = null;
         TryWasUnwell = false;
         UpstreamStatus = 0;
         RespondedAt = 0;
@@ -146,9 +151,10 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     }
 
     /// <summary>Judges a transport failure (refused, reset, timed out) of the current try.</summary>
-    public AttemptVerdict TransportFailed(ForwarderError error)
+    public AttemptVerdict TransportFailed(ForwarderError error, Exception? exception)
     {
         TransportError = error;
+        TransportException = exception;
         LastUnwellStatus = 0;
         TryWasUnwell = true;
         return Verdict = IsFinalTry ? AttemptVerdict.UpstreamFailed : AttemptVerdict.RetryUpstream;
@@ -157,6 +163,15 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+
+        // The upstream's own name goes out (taken from the request URI), in Host and as the TLS server name: never the name
+        // the agent used to reach the proxy, which would fail the certificate check or reach another site behind a
+        // name-routed front.
+        proxyRequest.Headers.Host = null;
+        if (notForwarded is not null)
+        {
+            UpstreamHeaders.Remove(proxyRequest.Headers, notForwarded);
+        }
 
         // The client's token stops here (the headers were copied from its request); the pool's key goes out instead.
         Pool.Authorize(proxyRequest.Headers, Key);

@@ -98,7 +98,7 @@ internal sealed partial class FailoverForwarder
 
         await using (body)
         {
-            var attempt = new FailoverAttempt(pool, body, _time.GetUtcNow() + _options.Deadline, _options, _time);
+            var attempt = new FailoverAttempt(pool, body, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers));
             try
             {
                 while (true)
@@ -299,8 +299,15 @@ internal sealed partial class FailoverForwarder
                 return attempt.Verdict = AttemptVerdict.Delivered;
             }
 
-            LogTransportError(_logger, pool.Name, attempt.Key.Name, error);
-            return attempt.TransportFailed(error);
+            var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+#pragma warning disable CA1873 // Guarded by the level check above, which the analyzer does not see through.
+                LogTransportError(_logger, pool.Name, attempt.Key.Name, error, TransportFailure.Describe(exception));
+#pragma warning restore CA1873
+            }
+
+            return attempt.TransportFailed(error, exception);
         }
         finally
         {
@@ -346,11 +353,11 @@ internal sealed partial class FailoverForwarder
         {
             ForwarderError.RequestTimedOut => $"did not answer within {_options.ActivityTimeout.TotalSeconds:0} s (Failover:ActivityTimeout)",
             ForwarderError.None => $"answered {attempt.LastUnwellStatus}",
-            _ => "could not be reached or closed the connection",
+            _ => $"could not be reached: {TransportFailure.Describe(attempt.TransportException, pool.Name)}",
         };
         var kind = attempt.TransportError == ForwarderError.RequestTimedOut ? ProxyErrorKind.UpstreamTimeout : ProxyErrorKind.UpstreamUnreachable;
         return ProviderErrorResponse.WriteAsync(context, pool.Kind, kind,
-            $"the upstream {pool.DestinationPrefix} {what} on {attempt.Attempts} attempts. The keys are not at fault and stay in service; retry later.",
+            $"the upstream {pool.DestinationPrefix} {what} (tried {attempt.Attempts} times). The keys are not at fault and stay in service; retry later.",
             _options.RetryDelay);
     }
 
@@ -395,8 +402,8 @@ internal sealed partial class FailoverForwarder
     [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': key '{KeyName:l}' answered {Failure:l}; replaying the request on the next key.")]
     private static partial void LogFailingOver(ILogger logger, string pool, string keyName, string failure);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': upstream call with key '{KeyName:l}' failed in transport ({Error}).")]
-    private static partial void LogTransportError(ILogger logger, string pool, string keyName, ForwarderError error);
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': upstream call with key '{KeyName:l}' failed in transport ({Error}): {Reason:l}.")]
+    private static partial void LogTransportError(ILogger logger, string pool, string keyName, ForwarderError error, string reason);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': the upstream connection broke while the answer from key '{KeyName:l}' was streaming ({Error}); the client saw a cut-off response.")]
     private static partial void LogBrokenMidResponse(ILogger logger, string pool, string keyName, ForwarderError error);

@@ -1,3 +1,4 @@
+using System.Net;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -33,7 +34,12 @@ internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<Failove
     public async Task<ProbeResult> ProbeAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
     {
         var probe = options.Value;
-        using var request = new HttpRequestMessage(HttpMethod.Get, pool.DestinationPrefix + probe.Path);
+        using var request = new HttpRequestMessage(HttpMethod.Get, pool.DestinationPrefix + probe.Path)
+        {
+            // The same HTTP version as the pool's forwarded requests, so a check sees the upstream as they do.
+            Version = pool.RequestConfig.Version ?? HttpVersion.Version20,
+            VersionPolicy = pool.RequestConfig.VersionPolicy ?? HttpVersionPolicy.RequestVersionOrLower,
+        };
         pool.Authorize(request.Headers, key);
 
         using var timeout = new CancellationTokenSource(probe.Timeout, time);

@@ -51,6 +51,9 @@ public sealed class KeyPoolOptions
 
     /// <summary>Gets or sets the model to ask the fallback pool for instead of the request's own (rewrites the body's top-level <c>model</c>).</summary>
     public string? FallbackModel { get; set; }
+
+    /// <summary>Gets or sets how connections to the upstream are made: extra CA certificates, a client certificate, the HTTP version, the address.</summary>
+    public Proxying.UpstreamTransportOptions Transport { get; set; } = new();
 }
 
 /// <summary>One credential in a pool.</summary>

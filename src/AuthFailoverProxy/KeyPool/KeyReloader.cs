@@ -451,6 +451,11 @@ internal sealed partial class KeyReloader(IServiceProvider services, TimeProvide
                 changed.Add("FallbackModel");
             }
 
+            if (before.Transport != now.Transport)
+            {
+                changed.Add("Transport");
+            }
+
             needed.AddRange(changed.Select(setting => $"Pools:{pool.Name}:{setting} changed"));
         }
 

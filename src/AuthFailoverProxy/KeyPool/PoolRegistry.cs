@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using System.Net;
 using AuthFailoverProxy.Failover;
+using AuthFailoverProxy.Proxying;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -26,6 +26,9 @@ internal sealed class PoolRegistry : IDisposable
             Debug.Assert(errors.Count == 0, string.Join("; ", errors));
 
             var upstream = new Uri(options.Upstream ?? PoolsOptions.DefaultUpstream(options.Kind));
+            // The validator read the same files at start; failing now means they changed underneath.
+            var transport = UpstreamTransport.Load(name, options.Transport, upstream, errors)
+                ?? throw new InvalidOperationException(string.Join(" ", errors));
             var isDefault = options.Default || pools.Value.Pools.Count == 1;
             built.Add(new Pool(
                 name,
@@ -35,8 +38,13 @@ internal sealed class PoolRegistry : IDisposable
                 isDefault,
                 options.Selection,
                 keys,
-                CreateClient(failover.Value),
-                new ForwarderRequestConfig { ActivityTimeout = failover.Value.ActivityTimeout }));
+                transport.CreateClient(failover.Value.ConnectTimeout),
+                new ForwarderRequestConfig
+                {
+                    ActivityTimeout = failover.Value.ActivityTimeout,
+                    Version = transport.Version,
+                    VersionPolicy = transport.VersionPolicy,
+                }));
         }
 
         foreach (var pool in built)
@@ -86,18 +94,4 @@ internal sealed class PoolRegistry : IDisposable
             pool.Client.Dispose();
         }
     }
-
-    /// <summary>One connection pool per upstream, set up as YARP recommends for a proxy: no cookies, no redirects, no decompression.</summary>
-    private static HttpMessageInvoker CreateClient(FailoverOptions options) => new(new SocketsHttpHandler
-    {
-        // Egress proxies (HTTPS_PROXY) are honoured; without one there is no cost.
-        UseProxy = true,
-        AllowAutoRedirect = false,
-        AutomaticDecompression = DecompressionMethods.None,
-        UseCookies = false,
-        EnableMultipleHttp2Connections = true,
-        ConnectTimeout = options.ConnectTimeout,
-        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-        ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
-    }, disposeHandler: true);
 }

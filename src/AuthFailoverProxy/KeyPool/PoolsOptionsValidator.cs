@@ -33,11 +33,14 @@ internal sealed class PoolsOptionsValidator(IConfiguration configuration) : IVal
             if (!Uri.TryCreate(upstream, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
             {
                 errors.Add($"Pools:{pool}:Upstream '{upstream}' is not an absolute http:// or https:// URL.");
+                uri = null;
             }
             else if (!string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment) || !string.IsNullOrEmpty(uri.UserInfo))
             {
                 errors.Add($"Pools:{pool}:Upstream must be a base URL without query, fragment or credentials (keys go in Pools:{pool}:Keys).");
             }
+
+            Proxying.UpstreamTransport.Load(pool, poolOptions.Transport, uri, errors);
 
             var prefix = PathPrefixOf(pool, poolOptions);
             if (prefix.Length < 2 || prefix[0] != '/' || prefix.EndsWith('/') || prefix.Contains("//", StringComparison.Ordinal))

@@ -76,7 +76,7 @@ public sealed class AuditTrailTests
             var (primary, backup) = (Secrets.AnthropicOAuthToken(), Secrets.AnthropicApiKey());
             upstream.SetKeyFault(primary, KeyFault.OAuthRejected);
             ProxyConfig Config() => new ProxyConfig()
-                .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary), ("backup", backup)])
+                .Pool("anthropic", upstream, isDefault: true, keys: [("primary", primary), ("backup", backup)])
                 .WithAdmin()
                 .Set("Audit:Directory", directory);
             var first = Config();
@@ -120,7 +120,7 @@ public sealed class AuditTrailTests
         {
             var config = new ProxyConfig().WithAdmin().Set("Audit:Directory", directory).Set("Audit:MaxBytes", maxBytes);
             await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: Ct);
-            config.Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())]);
+            config.Pool("anthropic", upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())]);
             await using var proxy = await ProxyHost.StartAsync(config);
 
             // About 200 bytes a line: ~120 KB told into 16 KB.

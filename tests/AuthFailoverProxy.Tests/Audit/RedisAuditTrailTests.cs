@@ -20,7 +20,7 @@ public sealed class RedisAuditTrailTests
         await using var d = await Deployment.StartAsync(configure: c => c.WithAdmin());
         d.Upstream.SetKeyFault(d.Primary, KeyFault.Revoked);
         var config = new ProxyConfig()
-            .Pool("anthropic", d.Upstream.BaseAddress, isDefault: true, keys: [("primary", d.Primary), ("backup", d.Backup)])
+            .Pool("anthropic", d.Upstream, isDefault: true, keys: [("primary", d.Primary), ("backup", d.Backup)])
             .Set("Redis:Configuration", d.Redis.Configuration)
             .WithAdmin();
         await using (var gone = await ProxyHost.StartAsync(config))

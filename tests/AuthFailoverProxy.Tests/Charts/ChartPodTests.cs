@@ -74,6 +74,8 @@ public sealed class ChartPodTests(PublishedApp app)
                 }
             }
 
+            environment.AddRange(Fakes.ProxyConfig.ProviderTransport("anthropic", upstream).Select(s => new KeyValuePair<string, string>(s.Setting.Replace(":", "__", StringComparison.Ordinal), s.Value)));
+
             // The chart sets no command: the image's ENTRYPOINT runs, with the image's ENV under the pod's.
             Assert.Null(container.Command);
             Assert.Null(container.Args);
@@ -88,9 +90,10 @@ public sealed class ChartPodTests(PublishedApp app)
             Assert.Equal(HttpStatusCode.OK, (await management.GetAsync(container.LivenessProbe.HttpGet.Path, ct)).StatusCode);
 
             // Both keys came from their files: the revoked primary is out at start, the backup serves.
+            await process.WaitUntilKeysCheckedAsync(ct);
             var status = await management.GetFromJsonAsync<JsonElement>("/status", ct);
             var keys = status.GetProperty("pools")[0].GetProperty("keys").EnumerateArray().ToDictionary(k => k.GetProperty("name").GetString()!, k => k.GetProperty("state").GetString());
-            Assert.Equal("dead", keys["primary"]);
+            Assert.True(keys["primary"] == "dead", $"primary is {keys["primary"]}:\n{process.Logs}");
             Assert.Equal("usable", keys["backup"]);
             agent.DefaultRequestHeaders.Add("x-api-key", secret["client-token.agents"]);
             using var response = await agent.PostAsync("/v1/messages", Fakes.Scenario.MessageBody(), ct);

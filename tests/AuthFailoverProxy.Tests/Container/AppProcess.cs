@@ -15,6 +15,9 @@ internal sealed class AppProcess : IAsyncDisposable
     // Set by the app's own start-up line (logged once it listens and reports ready) or by its exit.
     private readonly TaskCompletionSource _startedOrExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    // Set by the start-up credential check's summary ("Credential check: …"), which follows readiness in the background.
+    private readonly TaskCompletionSource _checked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private AppProcess(Process process) => _process = process;
 
     public int ExitCode => _process.ExitCode;
@@ -94,6 +97,19 @@ internal sealed class AppProcess : IAsyncDisposable
         Assert.True(ready.StatusCode == HttpStatusCode.OK, $"/readyz answered {(int)ready.StatusCode} after the app reported it serves:\n{Logs}");
     }
 
+    /// <summary>Waits for the start-up credential check to report (it runs after the app is ready, in the background).</summary>
+    public async Task WaitUntilKeysCheckedAsync(CancellationToken ct)
+    {
+        try
+        {
+            await _checked.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the app did not report its credential check within 30 s:\n{Logs}");
+        }
+    }
+
     /// <summary>Stops the app the way Kubernetes does, with SIGTERM, and waits for it to end.</summary>
     public async Task StopAsync(CancellationToken ct)
     {
@@ -128,6 +144,11 @@ internal sealed class AppProcess : IAsyncDisposable
         if (line is not null && line.Contains("is serving agents on", StringComparison.Ordinal))
         {
             _startedOrExited.TrySetResult();
+        }
+
+        if (line is not null && line.Contains("Credential check: ", StringComparison.Ordinal))
+        {
+            _checked.TrySetResult();
         }
     }
 }

@@ -47,6 +47,7 @@ public sealed class PublishedImageTests(PublishedApp app)
                 new("AFP_KEYS", $"primary={secret}"),
                 new("AFP_UPSTREAM", upstream.BaseAddress.ToString().TrimEnd('/')),
                 new("AFP_CLIENT_TOKENS", clientToken),
+                .. ProxyConfig.ProviderTransport("anthropic", upstream).Select(s => new KeyValuePair<string, string>(s.Setting.Replace(":", "__", StringComparison.Ordinal), s.Value)),
             ]);
             await using var process = AppProcess.Start([.. app.Entrypoint.Select(InContainer)], app.PublishDirectory, environment);
 

@@ -68,8 +68,8 @@ public sealed class CircuitBreakerTests
         await using var down = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         await using var other = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var config = new ProxyConfig()
-            .Pool("anthropic", down.BaseAddress, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
-            .Pool("other-region", other.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])
+            .Pool("anthropic", down, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .Pool("other-region", other, keys: [("reserve", Secrets.AnthropicApiKey())])
             .Set("Pools:anthropic:Fallback", "other-region")
             .Set("Failover:UpstreamRetries", "0")
             .Set("CircuitBreaker:MinimumThroughput", "2")

@@ -21,8 +21,8 @@ public sealed class SafeModeTests
         await using var secondOrg = await SimulatedProvider.StartAsync(time, cancellationToken: Ct);
         var primaryKey = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
-            .Pool("anthropic", primaryOrg.BaseAddress, isDefault: true, keys: [("primary", primaryKey)])
-            .Pool("second-org", secondOrg.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])
+            .Pool("anthropic", primaryOrg, isDefault: true, keys: [("primary", primaryKey)])
+            .Pool("second-org", secondOrg, keys: [("reserve", Secrets.AnthropicApiKey())])
             .Set("Pools:anthropic:Fallback", "second-org")
             .Set("Pools:anthropic:FallbackModel", "claude-haiku-4-5");
         await using var proxy = await ProxyHost.StartAsync(config, time);
@@ -70,8 +70,8 @@ public sealed class SafeModeTests
         var primaryKey = Secrets.AnthropicApiKey();
         var reserveKey = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
-            .Pool("anthropic", primaryOrg.BaseAddress, isDefault: true, keys: [("primary", primaryKey)])
-            .Pool("second-org", primaryOrg.BaseAddress, keys: [("reserve", reserveKey)])
+            .Pool("anthropic", primaryOrg, isDefault: true, keys: [("primary", primaryKey)])
+            .Pool("second-org", primaryOrg, keys: [("reserve", reserveKey)])
             .Set("Pools:anthropic:Fallback", "second-org");
         await using var proxy = await ProxyHost.StartAsync(config);
         primaryOrg.SetKeyFault(primaryKey, KeyFault.Revoked);
@@ -109,9 +109,9 @@ public sealed class SafeModeTests
             var primaryKey = Secrets.AnthropicApiKey();
             await File.WriteAllTextAsync(Path.Combine(keys.FullName, "primary"), primaryKey, Ct);
             var config = new ProxyConfig()
-                .Pool("anthropic", primaryOrg.BaseAddress, isDefault: true)
+                .Pool("anthropic", primaryOrg, isDefault: true)
                 .Set("Pools:anthropic:KeysDirectory", keys.FullName)
-                .Pool("second-org", secondOrg.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])
+                .Pool("second-org", secondOrg, keys: [("reserve", Secrets.AnthropicApiKey())])
                 .Set("Pools:anthropic:Fallback", "second-org");
             await using var proxy = await ProxyHost.StartAsync(config);
             primaryOrg.SetKeyFault(primaryKey, KeyFault.Revoked);

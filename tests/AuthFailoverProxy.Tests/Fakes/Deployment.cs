@@ -41,7 +41,7 @@ internal sealed class Deployment : IAsyncDisposable
     public async Task<ProxyHost> AddReplicaAsync(bool waitConnected = true, Action<ProxyConfig>? configure = null)
     {
         var config = new ProxyConfig()
-            .Pool("anthropic", Upstream.BaseAddress, isDefault: true, keys: [("primary", Primary), ("backup", Backup)])
+            .Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Primary), ("backup", Backup)])
             .Set("Redis:Configuration", Redis.Configuration)
             .Set("Redis:Timeout", "00:00:00.500");
         _configure?.Invoke(config);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using AuthFailoverProxy.Demo.Provider;
 
 namespace AuthFailoverProxy.Tests.Fakes;
 
@@ -44,6 +45,31 @@ internal sealed class ProxyConfig
         }
 
         return this;
+    }
+
+    /// <summary>
+    /// A pool whose upstream is <paramref name="provider"/>, reached as production reaches the real one: HTTPS under the
+    /// provider's own name, its CA trusted for this pool only, its name resolving to its loopback address.
+    /// </summary>
+    public ProxyConfig Pool(string name, SimulatedProvider provider, string kind = "anthropic", bool isDefault = false, params (string Name, string Secret)[] keys)
+    {
+        Pool(name, provider.BaseAddress, kind, isDefault, keys);
+        foreach (var (setting, value) in ProviderTransport(name, provider))
+        {
+            _values[setting] = value;
+        }
+
+        return this;
+    }
+
+    /// <summary>The settings that let pool <paramref name="name"/> reach <paramref name="provider"/> under its own name.</summary>
+    public static IEnumerable<(string Setting, string Value)> ProviderTransport(string name, SimulatedProvider provider)
+    {
+        if (provider.CaBundlePath is { } bundle)
+        {
+            yield return ($"Pools:{name}:Transport:CaBundle", bundle);
+            yield return ($"Pools:{name}:Transport:ConnectTo", provider.Endpoint);
+        }
     }
 
     public ProxyConfig Set(string key, string? value)

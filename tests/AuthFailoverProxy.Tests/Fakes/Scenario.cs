@@ -32,7 +32,7 @@ internal sealed class Scenario : IAsyncDisposable
         var secrets = (keyNames ?? ["primary", "backup"]).ToDictionary(
             n => n,
             n => secretFor?.Invoke(n) ?? (kind == "openai" ? Secrets.OpenAIKey() : Secrets.AnthropicApiKey()));
-        var config = new ProxyConfig().Pool(kind, upstream.BaseAddress, kind, isDefault: true, [.. secrets.Select(s => (s.Key, s.Value))]);
+        var config = new ProxyConfig().Pool(kind, upstream, kind, isDefault: true, [.. secrets.Select(s => (s.Key, s.Value))]);
         configure?.Invoke(config);
         var proxy = await ProxyHost.StartAsync(config, time);
         return new Scenario(upstream, proxy, secrets);

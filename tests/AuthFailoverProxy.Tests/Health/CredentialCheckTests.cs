@@ -28,7 +28,7 @@ public sealed class CredentialCheckTests
         upstream.SetKeyFault(dead, KeyFault.OAuthRejected);
         upstream.SetKeyFault(limited, KeyFault.RateLimited, TimeSpan.FromSeconds(60));
         var config = new ProxyConfig()
-            .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", dead), ("second", limited), ("good", Secrets.AnthropicApiKey())])
+            .Pool("anthropic", upstream, isDefault: true, keys: [("primary", dead), ("second", limited), ("good", Secrets.AnthropicApiKey())])
             .Set("Probes:AtStartup", "true");
 
         await using var proxy = await ProxyHost.StartAsync(config, time);

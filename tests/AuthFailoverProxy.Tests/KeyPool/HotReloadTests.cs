@@ -210,7 +210,7 @@ public sealed class HotReloadTests
             var primary = Secrets.AnthropicApiKey();
             var standby = Secrets.AnthropicApiKey();
             var file = Path.Combine(directory.FullName, "pools.json");
-            WriteJson(file, upstream.BaseAddress, ("primary", primary), ("standby", standby));
+            WriteJson(file, upstream, ("primary", primary), ("standby", standby));
             await using var proxy = await ProxyHost.StartAsync(
                 new ProxyConfig(),
                 customize: builder => builder.Configuration.AddJsonFile(file, optional: false, reloadOnChange: true));
@@ -218,7 +218,7 @@ public sealed class HotReloadTests
             Assert.Equal(["primary", "standby"], pool.Keys.Select(k => k.Name));
             Assert.Equal("pools.json", pool.Keys[0].Source);
 
-            WriteJson(file, upstream.BaseAddress, ("standby", standby));
+            WriteJson(file, upstream, ("standby", standby));
             await FailoverTests.WaitUntilAsync(() => pool.FindKey("primary") is null);
 
             using var response = await proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
@@ -255,7 +255,7 @@ public sealed class HotReloadTests
     }
 
     /// <summary>Replaces the JSON file in one step, as an editor that saves atomically does: a reader never sees half of it.</summary>
-    private static void WriteJson(string file, Uri upstream, params (string Name, string Secret)[] keys)
+    private static void WriteJson(string file, SimulatedProvider upstream, params (string Name, string Secret)[] keys)
     {
         var json = JsonSerializer.Serialize(new
         {
@@ -264,7 +264,8 @@ public sealed class HotReloadTests
                 anthropic = new
                 {
                     Kind = "anthropic",
-                    Upstream = upstream.ToString(),
+                    Upstream = upstream.BaseAddress.ToString(),
+                    Transport = new { CaBundle = upstream.CaBundlePath, ConnectTo = upstream.Endpoint },
                     Default = true,
                     Keys = keys.Select(k => new { k.Name, k.Secret }).ToArray(),
                 },
@@ -320,7 +321,7 @@ public sealed class HotReloadTests
         public async Task StartProxyAsync()
         {
             var config = new ProxyConfig()
-                .Pool("anthropic", Upstream.BaseAddress, isDefault: true)
+                .Pool("anthropic", Upstream, isDefault: true)
                 .Set("Pools:anthropic:KeysDirectory", Directory);
             _configure?.Invoke(config);
             _proxy = await ProxyHost.StartAsync(config);

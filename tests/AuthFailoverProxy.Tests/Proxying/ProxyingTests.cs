@@ -111,8 +111,8 @@ public sealed class ProxyingTests
         var anthropicKey = Secrets.AnthropicApiKey();
         var openaiKey = Secrets.OpenAIKey();
         var config = new ProxyConfig()
-            .Pool("anthropic", anthropic.BaseAddress, "anthropic", isDefault: true, keys: [("a1", anthropicKey)])
-            .Pool("openai", openai.BaseAddress, "openai", keys: [("o1", openaiKey)]);
+            .Pool("anthropic", anthropic, "anthropic", isDefault: true, keys: [("a1", anthropicKey)])
+            .Pool("openai", openai, "openai", keys: [("o1", openaiKey)]);
         await using var proxy = await ProxyHost.StartAsync(config);
         var chat = new StringContent("""{"model":"gpt-4o","messages":[]}""", Encoding.UTF8, "application/json");
 
@@ -136,8 +136,8 @@ public sealed class ProxyingTests
     {
         await using var anthropic = await SimulatedProvider.StartAsync(cancellationToken: Ct);
         var config = new ProxyConfig()
-            .Pool("anthropic", anthropic.BaseAddress, "anthropic", keys: [("a1", Secrets.AnthropicApiKey())])
-            .Pool("openai", anthropic.BaseAddress, "openai", keys: [("o1", Secrets.OpenAIKey())]);
+            .Pool("anthropic", anthropic, "anthropic", keys: [("a1", Secrets.AnthropicApiKey())])
+            .Pool("openai", anthropic, "openai", keys: [("o1", Secrets.OpenAIKey())]);
         await using var proxy = await ProxyHost.StartAsync(config);
 
         using var response = await proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);

@@ -92,8 +92,8 @@ public sealed class HeartbeatTests
         await using var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: Ct);
         var primary = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
-            .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary)])
-            .Pool("second-org", upstream.BaseAddress, keys: [("reserve", Secrets.AnthropicApiKey())])
+            .Pool("anthropic", upstream, isDefault: true, keys: [("primary", primary)])
+            .Pool("second-org", upstream, keys: [("reserve", Secrets.AnthropicApiKey())])
             .Set("Pools:anthropic:Fallback", "second-org")
             .Set("Heartbeat:Url", PingUrl(monitor));
         await using var proxy = await ProxyHost.StartAsync(config, time);

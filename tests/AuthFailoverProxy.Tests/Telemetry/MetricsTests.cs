@@ -93,8 +93,8 @@ public sealed class MetricsTests
         var primary = Secrets.AnthropicApiKey();
         var reserve = Secrets.AnthropicApiKey();
         var config = new ProxyConfig()
-            .Pool("anthropic", upstream.BaseAddress, isDefault: true, keys: [("primary", primary)])
-            .Pool("second-org", upstream.BaseAddress, keys: [("reserve", reserve)])
+            .Pool("anthropic", upstream, isDefault: true, keys: [("primary", primary)])
+            .Pool("second-org", upstream, keys: [("reserve", reserve)])
             .Set("Pools:anthropic:Fallback", "second-org");
         await using var proxy = await ProxyHost.StartAsync(config);
         upstream.SetKeyFault(primary, KeyFault.Revoked);

@@ -1,0 +1,29 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace AuthFailoverProxy.Demo.Provider;
+
+/// <summary>How the simulated provider presents itself on the network.</summary>
+internal sealed class SimulatedProviderOptions
+{
+    /// <summary>Gets or sets the name it answers to. <value>The default value is <c>api.anthropic.test</c>.</value></summary>
+    public string Name { get; set; } = "api.anthropic.test";
+
+    /// <summary>
+    /// Gets or sets other sites the same front serves on the same address (a CDN front for many customers): a request
+    /// that names one in <c>Host</c> reaches that site, with whatever credential it carries.
+    /// <value>The default value is one such site, <c>billing.other-tenant.test</c>.</value>
+    /// </summary>
+    public IReadOnlyList<string> OtherSites { get; set; } = ["billing.other-tenant.test"];
+
+    /// <summary>Gets or sets a value indicating whether it speaks HTTPS. <value>The default value is <see langword="true"/>.</value></summary>
+    public bool Https { get; set; } = true;
+
+    /// <summary>Gets or sets the HTTP versions it offers (over TLS, chosen by ALPN). <value>The default value is HTTP/1.1 and HTTP/2, as the real API.</value></summary>
+    public HttpProtocols Protocols { get; set; } = HttpProtocols.Http1AndHttp2;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether a client certificate issued by its CA is required, as an internal
+    /// gateway with mutual TLS does. <value>The default value is <see langword="false"/>.</value>
+    /// </summary>
+    public bool RequireClientCertificate { get; set; }
+}
