@@ -17,8 +17,9 @@ internal sealed partial class SimulatedProvider
 
         var request = context.Request;
         var path = request.Path.Value ?? "/";
-        var key = KeyOf(request.Headers, out var bearerOnly);
-        var dialect = DialectOf(path, bearerOnly);
+        var credential = Credential.From(request.Headers);
+        var dialect = DialectOf(path, request.Headers, credential);
+        var key = credential.Key;
 
         RequestShape shape;
         try
@@ -37,17 +38,15 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
-        if (key is null)
+        if (credential.Refusal(dialect, request.Headers) is { } refused)
         {
-            WriteError(context, dialect, dialect == Dialect.Anthropic
-                ? new ErrorReply(401, "authentication_error", "x-api-key header is required", null)
-                : new ErrorReply(401, "invalid_request_error", "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys.", null));
+            WriteError(context, dialect, refused);
             return;
         }
 
-        if (_keyFaults.TryGetValue(key, out var keyFault))
+        if (_keyFaults.TryGetValue(key!, out var keyFault))
         {
-            FailKey(context, dialect, key, keyFault.Fault, keyFault.RetryAfter);
+            FailKey(context, dialect, key!, keyFault.Fault, keyFault.RetryAfter);
             return;
         }
 
@@ -107,7 +106,7 @@ internal sealed partial class SimulatedProvider
 
         lock (_misdirected)
         {
-            _misdirected.Add(Describe(context, KeyOf(context.Request.Headers, out _), []));
+            _misdirected.Add(Describe(context, Credential.From(context.Request.Headers).Key, []));
         }
 
         var response = context.Response;
@@ -126,33 +125,12 @@ internal sealed partial class SimulatedProvider
         return false;
     }
 
-    private static string? KeyOf(IHeaderDictionary headers, out bool bearerOnly)
-    {
-        bearerOnly = false;
-        if (headers.TryGetValue("x-api-key", out var apiKey) && apiKey.ToString() is { Length: > 0 } key)
-        {
-            return key;
-        }
-
-        if (headers.Authorization.ToString() is { Length: > 7 } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            var token = authorization.AsSpan(7).Trim();
-            if (!token.IsEmpty)
-            {
-                bearerOnly = true;
-                return token.ToString();
-            }
-        }
-
-        return null;
-    }
-
-    private static Dialect DialectOf(string path, bool bearerOnly) => path switch
+    private static Dialect DialectOf(string path, IHeaderDictionary headers, Credential credential) => path switch
     {
         "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/v1/responses" => Dialect.OpenAI,
         "/v1/messages" or "/v1/messages/count_tokens" => Dialect.Anthropic,
-        // Both providers serve /v1/models (and everything unknown): the credential's header says which one is asked.
-        _ => bearerOnly ? Dialect.OpenAI : Dialect.Anthropic,
+        // Both providers serve /v1/models (and everything unknown): the credential and the headers say which one is asked.
+        _ => credential.IsAnthropic || headers.ContainsKey("anthropic-version") ? Dialect.Anthropic : Dialect.OpenAI,
     };
 
     private static bool NeedsBody(string path)

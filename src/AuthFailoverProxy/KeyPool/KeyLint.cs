@@ -38,8 +38,14 @@ internal static class KeyLint
 
                 switch (key.Format)
                 {
-                    case KeyFormat.AnthropicOAuthToken:
-                        Add("this is an Anthropic OAuth access token (sk-ant-oat01-…), the credential that failed in the March outage: an organization can stop accepting OAuth for API calls at any time. Use a standard API key (sk-ant-api03-…).");
+                    case KeyFormat.AnthropicOAuthToken when key.Scheme == CredentialScheme.AnthropicOAuth:
+                        Add("this is an Anthropic OAuth access token (sk-ant-oat01-…), the credential that failed in the March outage. It is sent as Authorization: Bearer with the OAuth beta and works while the provider accepts it, but an organization can stop accepting OAuth for API calls at any time, and subscription tokens are meant for Claude Code. Use a standard API key (sk-ant-api03-…), or at least keep one in the pool as a backup.");
+                        break;
+                    case KeyFormat.AnthropicOAuthToken when pool.Kind == ProviderKind.Anthropic:
+                        Add($"this is an Anthropic OAuth access token (sk-ant-oat01-…) set to go as {CredentialSchemes.Name(key.Scheme)}: the provider refuses an OAuth token sent any way but Authorization: Bearer with the OAuth beta (401). Remove its Scheme setting, or set it to 'oauth'.");
+                        break;
+                    case KeyFormat.AnthropicApiKey when key.Scheme == CredentialScheme.AnthropicOAuth:
+                        Add("this is an Anthropic API key (sk-ant-api03-…) set to go as an OAuth token (Scheme 'oauth'): the provider refuses an API key sent that way (401). Remove its Scheme setting, or set it to 'x-api-key'.");
                         break;
                     case KeyFormat.AnthropicAdminKey:
                         Add("this is an Anthropic Admin API key (sk-ant-admin01-…), which manages an organization but cannot call the Messages API. Use a standard API key (sk-ant-api03-…).");

@@ -32,6 +32,13 @@ public sealed class KeyPoolOptions
     /// <summary>Gets or sets how keys of equal priority are chosen. <value>The default value is <see cref="KeySelection.Priority"/>.</value></summary>
     public KeySelection Selection { get; set; } = KeySelection.Priority;
 
+    /// <summary>
+    /// Gets or sets how the pool's keys go on the wire, for keys that do not say: <c>x-api-key</c>, <c>oauth</c>
+    /// (Bearer plus the OAuth beta), <c>bearer</c> or <c>api-key</c> (Azure OpenAI).
+    /// <value>The default value is <see langword="null"/>: each key's format decides (see <see cref="KeyOptions.Scheme"/>).</value>
+    /// </summary>
+    public string? Scheme { get; set; }
+
     /// <summary>Gets the keys, in priority order unless each names its <see cref="KeyOptions.Priority"/>.</summary>
     public List<KeyOptions> Keys { get; set; } = [];
 
@@ -69,4 +76,13 @@ public sealed class KeyOptions
     /// Gets or sets the priority: lower is tried first. <value>The default value is the key's position in the list.</value>
     /// </summary>
     public int? Priority { get; set; }
+
+    /// <summary>
+    /// Gets or sets how the key goes on the wire: <c>x-api-key</c>, <c>oauth</c> (<c>Authorization: Bearer</c> plus
+    /// <c>anthropic-beta: oauth-2025-04-20</c>), <c>bearer</c> or <c>api-key</c> (Azure OpenAI).
+    /// <value>The default value is <see langword="null"/>: the pool's <see cref="KeyPoolOptions.Scheme"/>, else what the
+    /// key's format calls for (<c>oauth</c> for <c>sk-ant-oat01-…</c> in an Anthropic pool, <c>x-api-key</c> for other
+    /// keys of an Anthropic pool, <c>bearer</c> in an OpenAI pool).</value>
+    /// </summary>
+    public string? Scheme { get; set; }
 }

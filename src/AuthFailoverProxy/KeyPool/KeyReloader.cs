@@ -279,13 +279,15 @@ internal sealed partial class KeyReloader(IServiceProvider services, TimeProvide
             }
 
             // The same arguments PoolRegistry uses at start.
-            var key = new PoolKey(pool.Name, definition.Name, definition.Secret, definition.Priority, definition.Source, pool.Kind, now);
+            var key = new PoolKey(pool.Name, definition.Name, definition.Secret, definition.Priority, definition.Source, definition.Scheme, now);
             if (!configured.Remove(definition.Name, out var current))
             {
                 plan.Fresh.Add(new FreshKey(pool, key, Replaces: null));
             }
-            else if (key.Identity != current.Identity)
+            else if (key.Identity != current.Identity || key.Scheme != current.Scheme)
             {
+                // A new secret, or the same one sent another way: checked afresh, since what the provider said about the
+                // old form says nothing about the new one.
                 plan.Fresh.Add(new FreshKey(pool, key, Replaces: current));
             }
             else if (key.Priority != current.Priority || key.Source != current.Source)

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Configuration.Json;
 namespace AuthFailoverProxy.KeyPool;
 
 /// <summary>A key as configured, before it is put in service.</summary>
-internal sealed record KeyDefinition(string Name, string Secret, int Priority, string Source);
+internal sealed record KeyDefinition(string Name, string Secret, int Priority, string Source, CredentialScheme Scheme);
 
 /// <summary>
 /// Gathers a pool's keys from configuration (appsettings, environment, command line) and from its
@@ -70,7 +70,8 @@ internal static class KeySource
                 continue;
             }
 
-            keys.Add(new KeyDefinition(key.Name, secret, key.Priority ?? i, source));
+            var scheme = CredentialSchemes.Resolve(pool, options.Kind, secret, key.Scheme, $"{path}:Scheme", options.Scheme, errors);
+            keys.Add(new KeyDefinition(key.Name, secret, key.Priority ?? i, source, scheme));
         }
 
         // Files not named in configuration follow the configured keys, in name order.
@@ -88,7 +89,7 @@ internal static class KeySource
                 continue;
             }
 
-            keys.Add(new KeyDefinition(name, secret, next++, "file"));
+            keys.Add(new KeyDefinition(name, secret, next++, "file", CredentialSchemes.Resolve(pool, options.Kind, secret, null, null, options.Scheme, errors)));
         }
 
         if (keys.Count == 0 && errors.Count == 0)

@@ -95,26 +95,47 @@ internal sealed class Pool
     public const string AnthropicVersion = "2023-06-01";
 
     /// <summary>
-    /// Puts <paramref name="key"/> on an outgoing request the way this pool's provider expects (<c>x-api-key</c> for
-    /// Anthropic, <c>Authorization: Bearer</c> for OpenAI), replacing whatever credential the request carried, and adds
-    /// <c>anthropic-version</c> when none is there. The one place a secret is put on the wire.
+    /// Puts <paramref name="key"/> on an outgoing request in its own scheme (<see cref="PoolKey.Scheme"/>), replacing
+    /// whatever credential the request carried; an OAuth token also gets the OAuth beta, added to the client's own
+    /// <c>anthropic-beta</c> values. An Anthropic pool's requests get <c>anthropic-version</c> when they carry none. The
+    /// one place a secret is put on the wire, for forwarded requests and key checks alike.
     /// </summary>
     public void Authorize(HttpRequestHeaders headers, PoolKey key)
     {
+        // The client's token came in one of these; api-key never gets this far (UpstreamHeaders drops it).
         headers.Remove("x-api-key");
         headers.Remove("Authorization");
-        if (Kind == ProviderKind.Anthropic)
+        headers.TryAddWithoutValidation(key.HeaderName, key.HeaderValue);
+        if (key.Scheme == CredentialScheme.AnthropicOAuth)
         {
-            headers.TryAddWithoutValidation("x-api-key", key.HeaderValue);
-            if (!headers.NonValidated.Contains("anthropic-version"))
+            AddBeta(headers, CredentialSchemes.OAuthBeta);
+        }
+
+        if (Kind == ProviderKind.Anthropic && !headers.NonValidated.Contains("anthropic-version"))
+        {
+            headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
+        }
+    }
+
+    /// <summary>Adds <paramref name="beta"/> to the request's <c>anthropic-beta</c> values unless the client already asked for it.</summary>
+    private static void AddBeta(HttpRequestHeaders headers, string beta)
+    {
+        if (headers.NonValidated.TryGetValues("anthropic-beta", out var values))
+        {
+            foreach (var value in values)
             {
-                headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
+                foreach (var range in value.AsSpan().Split(','))
+                {
+                    if (value.AsSpan()[range].Trim().Equals(beta, StringComparison.OrdinalIgnoreCase))
+                    {
+                        return;
+                    }
+                }
             }
         }
-        else
-        {
-            headers.TryAddWithoutValidation("Authorization", key.HeaderValue);
-        }
+
+        // A second value of the same header: it goes out as "client-betas, oauth-2025-04-20".
+        headers.TryAddWithoutValidation("anthropic-beta", beta);
     }
 
     /// <summary>

@@ -10,7 +10,7 @@ internal sealed class PoolKey
     private KeyHealth _health;
     private volatile bool _retired;
 
-    public PoolKey(string pool, string name, string secret, int priority, string source, ProviderKind kind, DateTimeOffset now, bool addedAtRuntime = false)
+    public PoolKey(string pool, string name, string secret, int priority, string source, CredentialScheme scheme, DateTimeOffset now, bool addedAtRuntime = false)
     {
         Pool = pool;
         Name = name;
@@ -21,8 +21,14 @@ internal sealed class PoolKey
         Fingerprint = KeyFormats.Fingerprint(secret);
         Identity = IdentityOf(secret);
         AddedAtRuntime = addedAtRuntime;
+        Scheme = scheme;
         // Built once so the request path never concatenates strings.
-        HeaderValue = kind == ProviderKind.OpenAI ? "Bearer " + secret : secret;
+        (HeaderName, HeaderValue) = scheme switch
+        {
+            CredentialScheme.XApiKey => ("x-api-key", secret),
+            CredentialScheme.AzureApiKey => ("api-key", secret),
+            _ => ("Authorization", "Bearer " + secret),
+        };
         _health = Fresh(now);
     }
 
@@ -44,7 +50,13 @@ internal sealed class PoolKey
     /// <summary>Gets the secret. Read only to send it upstream and to recognise it in upstream messages.</summary>
     internal string Secret { get; }
 
-    /// <summary>Gets the value of the auth header the pool's provider expects (<c>x-api-key</c> or <c>Authorization</c>).</summary>
+    /// <summary>Gets how the key goes on the wire.</summary>
+    public CredentialScheme Scheme { get; }
+
+    /// <summary>Gets the header the key goes in: <c>x-api-key</c>, <c>Authorization</c> or <c>api-key</c>.</summary>
+    internal string HeaderName { get; }
+
+    /// <summary>Gets the value of <see cref="HeaderName"/>: the secret, or <c>Bearer</c> and the secret.</summary>
     internal string HeaderValue { get; }
 
     /// <summary>

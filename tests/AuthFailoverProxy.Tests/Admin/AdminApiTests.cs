@@ -194,6 +194,7 @@ public sealed class AdminApiTests
     [InlineData("""{"name":"spare"}""", HttpStatusCode.BadRequest, "secret is missing")]
     [InlineData("""{"name":"spare","secret":"sk-ant-api03-anotherkeyanotherkeyanotherkey" """, HttpStatusCode.BadRequest, "send a JSON body")]
     [InlineData("""{"name":"spare","secret":"sk-ant-api03-anotherkeyanotherkeyanotherkey","priority":-1}""", HttpStatusCode.BadRequest, "priority must be 0 or more")]
+    [InlineData("""{"name":"spare","secret":"sk-ant-api03-anotherkeyanotherkeyanotherkey","scheme":"basic"}""", HttpStatusCode.BadRequest, "scheme 'basic' must be 'x-api-key', 'oauth', 'bearer' or 'api-key'")]
     public async Task Add_RefusesWhatWouldNotWork_WithoutQuotingTheSecret(string json, HttpStatusCode status, string error)
     {
         await using var s = await StartAsync();

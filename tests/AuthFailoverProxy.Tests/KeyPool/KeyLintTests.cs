@@ -9,7 +9,7 @@ public sealed class KeyLintTests
     private const string ApiKey = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCD";
 
     [Theory]
-    [InlineData("anthropic", "sk-ant-oat01-abcdefghijklmnopqrstuvwxyz0123456789ABCD", "OAuth access token (sk-ant-oat01-…)", "Use a standard API key (sk-ant-api03-…)")]
+    [InlineData("anthropic", "sk-ant-oat01-abcdefghijklmnopqrstuvwxyz0123456789ABCD", "OAuth access token (sk-ant-oat01-…)", "keep one in the pool as a backup")]
     [InlineData("anthropic", "sk-ant-admin01-abcdefghijklmnopqrstuvwxyz0123456789AB", "Admin API key", "cannot call the Messages API")]
     [InlineData("anthropic", " " + ApiKey + "\n", "spaces or line breaks around it", "Remove them")]
     [InlineData("anthropic", "\"" + ApiKey + "\"", "wrapped in quotes", "Remove the quotes")]
@@ -26,6 +26,19 @@ public sealed class KeyLintTests
         Assert.DoesNotContain(secret.Trim().Trim('"')[..^4], finding.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("sk-ant-oat01-abcdefghijklmnopqrstuvwxyz0123456789ABCD", CredentialScheme.XApiKey, "set to go as x-api-key")]
+    [InlineData("sk-ant-oat01-abcdefghijklmnopqrstuvwxyz0123456789ABCD", CredentialScheme.Bearer, "set to go as bearer")]
+    [InlineData(ApiKey, CredentialScheme.AnthropicOAuth, "set to go as an OAuth token")]
+    public void KeyInTheWrongScheme_IsNamed_BeforeTheProviderRefusesIt(string secret, CredentialScheme scheme, string what)
+    {
+        var findings = KeyLint.Check([Pool("anthropic", scheme, ("primary", secret))]);
+
+        var finding = Assert.Single(findings);
+        Assert.Contains(what, finding.Message, StringComparison.Ordinal);
+        Assert.Contains("Remove its Scheme setting", finding.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void SameSecretUnderTwoNames_IsNoFallback()
     {
@@ -40,7 +53,9 @@ public sealed class KeyLintTests
     public void StandardKeys_AreFine()
         => Assert.Empty(KeyLint.Check([Pool("anthropic", ("a", ApiKey), ("b", ApiKey.Replace("ABCD", "WXYZ", StringComparison.Ordinal)))]));
 
-    private static Pool Pool(string kind, params (string Name, string Secret)[] keys)
+    private static Pool Pool(string kind, params (string Name, string Secret)[] keys) => Pool(kind, null, keys);
+
+    private static Pool Pool(string kind, CredentialScheme? scheme, params (string Name, string Secret)[] keys)
     {
         var providerKind = kind == "openai" ? ProviderKind.OpenAI : ProviderKind.Anthropic;
         return new Pool(
@@ -50,7 +65,7 @@ public sealed class KeyLintTests
             new PathString("/" + kind),
             isDefault: true,
             KeySelection.Priority,
-            [.. keys.Select((k, i) => new PoolKey(kind, k.Name, k.Secret, i, "test", providerKind, DateTimeOffset.UnixEpoch))],
+            [.. keys.Select((k, i) => new PoolKey(kind, k.Name, k.Secret, i, "test", scheme ?? CredentialSchemes.Default(providerKind, KeyFormats.Detect(k.Secret)), DateTimeOffset.UnixEpoch))],
             new HttpMessageInvoker(new SocketsHttpHandler()),
             new ForwarderRequestConfig());
     }

@@ -83,7 +83,7 @@ public sealed class PoolSelectionTests
         new PathString("/test"),
         isDefault: true,
         selection,
-        [.. keys.Select(k => new PoolKey("test", k.Name, "sk-ant-api03-" + k.Name + new string('x', 30), k.Priority, "test", ProviderKind.Anthropic, _time.GetUtcNow()))],
+        [.. keys.Select(k => new PoolKey("test", k.Name, "sk-ant-api03-" + k.Name + new string('x', 30), k.Priority, "test", CredentialScheme.XApiKey, _time.GetUtcNow()))],
         new HttpMessageInvoker(new SocketsHttpHandler()),
         new ForwarderRequestConfig());
 }

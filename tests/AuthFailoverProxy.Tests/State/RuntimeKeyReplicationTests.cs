@@ -67,6 +67,15 @@ public sealed class RuntimeKeyReplicationTests
         await FailoverTests.WaitUntilAsync(() => Key(a, "spare") is null);
         using var viaA = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct);
         Assert.Equal("backup", FailoverTests.Header(viaA, "x-afp-key"));
+
+        // A key's scheme travels with it: B sends it the way it was added on A, not the way its format would suggest.
+        using (var gateway = await Admin(a).PostAsJsonAsync("/admin/pools/anthropic/keys", new { name = "gateway", secret = Secrets.AnthropicApiKey(), scheme = "bearer" }, Ct))
+        {
+            Assert.Equal(HttpStatusCode.Created, gateway.StatusCode);
+        }
+
+        await FailoverTests.WaitUntilAsync(() => Key(b, "gateway") is not null);
+        Assert.Equal(CredentialScheme.Bearer, Key(b, "gateway")!.Scheme);
     }
 
     [Fact]
