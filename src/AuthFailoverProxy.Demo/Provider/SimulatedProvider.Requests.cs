@@ -17,6 +17,18 @@ internal sealed partial class SimulatedProvider
 
         var request = context.Request;
         var path = request.Path.Value ?? "/";
+        if (_options.BasePath.Length > 0)
+        {
+            if (!path.StartsWith(_options.BasePath + "/", StringComparison.Ordinal))
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                context.Response.ContentType = "text/plain; charset=utf-8";
+                await context.Response.WriteAsync($"404 page not found (this gateway serves the API under {_options.BasePath}/)\n");
+                return;
+            }
+
+            path = path[_options.BasePath.Length..];
+        }
         var credential = Credential.From(request.Headers);
         var dialect = DialectOf(path, request.Headers, credential);
         var key = credential.Key;

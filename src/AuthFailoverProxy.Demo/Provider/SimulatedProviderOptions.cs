@@ -15,6 +15,12 @@ internal sealed class SimulatedProviderOptions
     /// </summary>
     public IReadOnlyList<string> OtherSites { get; set; } = ["billing.other-tenant.test"];
 
+    /// <summary>
+    /// Gets or sets the path the API is mounted under, as on a gateway (<c>/llm</c>, <c>/api</c>): requests outside it
+    /// get the gateway's 404. <value>The default value is empty: the API at the root, as the provider serves it.</value>
+    /// </summary>
+    public string BasePath { get; set; } = string.Empty;
+
     /// <summary>Gets or sets a value indicating whether it speaks HTTPS. <value>The default value is <see langword="true"/>.</value></summary>
     public bool Https { get; set; } = true;
 

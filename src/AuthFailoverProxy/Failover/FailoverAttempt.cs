@@ -28,6 +28,9 @@ internal enum AttemptVerdict
 
     /// <summary>The pool's circuit is open: the upstream is down and is not being called.</summary>
     CircuitOpen,
+
+    /// <summary>The request could not be built for the upstream (the client's fault): nothing was sent, nothing is retried.</summary>
+    Unforwardable,
 }
 
 /// <summary>
@@ -35,12 +38,15 @@ internal enum AttemptVerdict
 /// out and, on the way back, decides from status and error body whether the answer goes to the client or the request
 /// is replayed. Nothing of a rejected answer reaches the client: the decision is made before its first byte.
 /// </summary>
-internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOffset deadline, FailoverOptions options, TimeProvider time, string[]? notForwarded = null)
+internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string target, DateTimeOffset deadline, FailoverOptions options, TimeProvider time, string[]? notForwarded = null)
     : HttpTransformer
 {
     internal const string KeyHeader = "x-afp-key";
     internal const string AttemptsHeader = "x-afp-attempts";
     internal const string SafeModeHeader = "x-afp-safe-mode";
+
+    private Uri? _uri;
+    private Pool? _uriPool;
 
     /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
     public Pool Pool { get; private set; } = pool;
@@ -84,6 +90,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
 
     /// <summary>Gets a value indicating whether the upstream was unwell on the last try (5xx, no connection, no answer).</summary>
     public bool TryWasUnwell { get; private set; }
+
+    /// <summary>Gets the provider's request id of the last upstream answer this request did not deliver, to pass back on the proxy's own answer.</summary>
+    public string? UpstreamRequestId { get; private set; }
 
     /// <summary>Gets how long the open circuit asks clients to wait.</summary>
     public TimeSpan? CircuitRetryAfter { get; private set; }
@@ -156,13 +165,23 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         TransportError = error;
         TransportException = exception;
         LastUnwellStatus = 0;
-        TryWasUnwell = true;
+        TryWasUnwell = error != ForwarderError.RequestCreation;
         return Verdict = IsFinalTry ? AttemptVerdict.UpstreamFailed : AttemptVerdict.RetryUpstream;
     }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+
+        // The agent's path and query exactly as it sent them (see UpstreamTarget), after the upstream's base path. Built
+        // once per pool: replays reuse it.
+        if (_uriPool != Pool)
+        {
+            _uri = new Uri(Pool.DestinationPrefix + target, UriKind.Absolute);
+            _uriPool = Pool;
+        }
+
+        proxyRequest.RequestUri = _uri;
 
         // The upstream's own name goes out (taken from the request URI), in Host and as the TLS server name: never the name
         // the agent used to reach the proxy, which would fail the certificate check or reach another site behind a
@@ -209,6 +228,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
             }
 
             RetryAfter = RetryAfterHeaders.RetryAfter(proxyResponse.Headers, time.GetUtcNow());
+            UpstreamRequestId = UpstreamErrorJudge.RequestId(proxyResponse) ?? UpstreamRequestId;
             Verdict = AttemptVerdict.RetryUpstream;
             return false;
         }
@@ -219,6 +239,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, DateTimeOf
         {
             rest?.Dispose();
             Failure = judgement.Failure;
+            UpstreamRequestId = judgement.Failure?.RequestId ?? UpstreamRequestId;
             CoolUntil = judgement.CoolUntil;
             Verdict = judgement.Class == FailureClass.KeyCooling ? AttemptVerdict.KeyCooling : AttemptVerdict.KeyDead;
             return false;

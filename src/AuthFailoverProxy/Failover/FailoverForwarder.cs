@@ -60,7 +60,8 @@ internal sealed partial class FailoverForwarder
         _upstreamRetry = BuildUpstreamRetry(_options, time);
     }
 
-    public async Task ForwardAsync(HttpContext context, Pool pool)
+    /// <summary>Forwards the request to <paramref name="pool"/>; <paramref name="target"/> is the path and query to send after the upstream's base path.</summary>
+    public async Task ForwardAsync(HttpContext context, Pool pool, string target)
     {
         if (_authenticator.Authenticate(context.Request) is null)
         {
@@ -98,7 +99,7 @@ internal sealed partial class FailoverForwarder
 
         await using (body)
         {
-            var attempt = new FailoverAttempt(pool, body, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers));
+            var attempt = new FailoverAttempt(pool, body, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers));
             try
             {
                 while (true)
@@ -147,6 +148,11 @@ internal sealed partial class FailoverForwarder
                             return;
                         case AttemptVerdict.UpstreamFailed or AttemptVerdict.RetryUpstream:
                             await RespondUpstreamFailedAsync(context, attempt);
+                            return;
+                        case AttemptVerdict.Unforwardable:
+                            ResetIfNotStarted(context);
+                            await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.BadRequest,
+                                $"the request could not be sent upstream as it is ({attempt.TransportException?.GetType().Name ?? "invalid request"}): a header or the target is not valid for the upstream. Nothing was sent, and no key is blamed.");
                             return;
                         default:
                             return;
@@ -292,6 +298,13 @@ internal sealed partial class FailoverForwarder
                 return attempt.Verdict = AttemptVerdict.ClientGone;
             }
 
+            if (error == ForwarderError.RequestCreation)
+            {
+                // Nothing reached the upstream: the request itself cannot be sent. Not the upstream's fault nor the key's.
+                attempt.TransportFailed(error, context.Features.Get<IForwarderErrorFeature>()?.Exception);
+                return attempt.Verdict = AttemptVerdict.Unforwardable;
+            }
+
             if (context.Response.HasStarted)
             {
                 // The answer was already flowing when the connection broke: too late to replay, and the client sees the cut.
@@ -330,7 +343,7 @@ internal sealed partial class FailoverForwarder
         _exhaustionLog.Report(pool, message);
         ResetIfNotStarted(context);
         context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
-        return ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.NoUsableKey, message, retryAfter);
+        return ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.NoUsableKey, message, retryAfter, upstreamRequestId: attempt.UpstreamRequestId);
     }
 
     private Task RespondCircuitOpenAsync(HttpContext context, FailoverAttempt attempt)
@@ -358,7 +371,8 @@ internal sealed partial class FailoverForwarder
         var kind = attempt.TransportError == ForwarderError.RequestTimedOut ? ProxyErrorKind.UpstreamTimeout : ProxyErrorKind.UpstreamUnreachable;
         return ProviderErrorResponse.WriteAsync(context, pool.Kind, kind,
             $"the upstream {pool.DestinationPrefix} {what} (tried {attempt.Attempts} times). The keys are not at fault and stay in service; retry later.",
-            _options.RetryDelay);
+            _options.RetryDelay,
+            upstreamRequestId: attempt.UpstreamRequestId);
     }
 
     private static void ResetIfNotStarted(HttpContext context)

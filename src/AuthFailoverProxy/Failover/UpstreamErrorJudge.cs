@@ -40,7 +40,8 @@ internal static class UpstreamErrorJudge
         return new UpstreamJudgement(failureClass, failure, coolUntil);
     }
 
-    private static string? RequestId(HttpResponseMessage response)
+    /// <summary>Returns the provider's id of an answer (<c>request-id</c>, or OpenAI's <c>x-request-id</c>), if it has one.</summary>
+    public static string? RequestId(HttpResponseMessage response)
     {
         var headers = response.Headers.NonValidated;
         if (headers.TryGetValues("request-id", out var id) || headers.TryGetValues("x-request-id", out id))

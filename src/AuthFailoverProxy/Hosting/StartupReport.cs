@@ -28,6 +28,14 @@ internal sealed partial class StartupReport(IHostApplicationLifetime lifetime, I
             LogAnonymous(logger);
         }
 
+        foreach (var pool in registry.Pools)
+        {
+            if (UpstreamTarget.BasePathWarning(pool) is { } warning)
+            {
+                LogBasePath(logger, warning);
+            }
+        }
+
         if (logger.IsEnabled(LogLevel.Information))
         {
             var agent = string.Join(", ", listeners.AgentEndpoints.Select(e => $"http://{e}"));
@@ -48,6 +56,9 @@ internal sealed partial class StartupReport(IHostApplicationLifetime lifetime, I
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Pool '{Pool:l}' ({Kind:l}) answers on {Paths:l} and forwards to {Upstream:l} with {KeyCount} key(s) in priority order: {Keys:l}.")]
     private static partial void LogPool(ILogger logger, string pool, string kind, string paths, string upstream, int keyCount, string keys);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "{Warning:l}")]
+    private static partial void LogBasePath(ILogger logger, string warning);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Clients:AllowAnonymous is on: anyone who can reach the agent port spends your keys. Set client tokens (AFP_CLIENT_TOKENS or Clients:Tokens) and turn it off unless this network is trusted.")]
     private static partial void LogAnonymous(ILogger logger);

@@ -23,6 +23,7 @@ internal sealed class Pool
         Name = name;
         Kind = kind;
         DestinationPrefix = upstream.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        BasePathEndsWithVersion = DestinationPrefix.EndsWith("/v1", StringComparison.OrdinalIgnoreCase);
         PathPrefix = pathPrefix;
         IsDefault = isDefault;
         Selection = selection;
@@ -37,6 +38,9 @@ internal sealed class Pool
 
     /// <summary>Gets the upstream base without a trailing slash; the client's path is appended to it.</summary>
     public string DestinationPrefix { get; }
+
+    /// <summary>Gets a value indicating whether the upstream's base path ends in <c>/v1</c> (some gateways): agents must then send paths without it.</summary>
+    public bool BasePathEndsWithVersion { get; }
 
     public PathString PathPrefix { get; }
 

@@ -17,8 +17,20 @@ internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry re
         if (pool is null)
         {
             var known = string.Join(", ", registry.Pools.Select(p => p.PathPrefix.Value));
-            return ProviderErrorResponse.WriteAsync(context, registry.Pools[0].Kind, ProxyErrorKind.NoPool,
+            return ProviderErrorResponse.WriteAsync(context, registry.Pools[0].Kind, ProxyErrorKind.NotFound,
                 $"no pool serves {request.Path}. Pools answer under {known}; none is the default (Pools:{{name}}:Default=true).");
+        }
+
+        // Decided before anything else (the client token included), and before any upstream call: a request no upstream
+        // could answer costs no key, no retry and nothing on the circuit breaker.
+        if (UpstreamTarget.Resolve(context, pool, prefixed, out var refusal) is not { } target)
+        {
+            if (refusal.Kind == ProxyErrorKind.MethodNotAllowed)
+            {
+                context.Response.Headers.Allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+            }
+
+            return ProviderErrorResponse.WriteAsync(context, pool.Kind, refusal.Kind, refusal.Message);
         }
 
         if (prefixed)
@@ -27,7 +39,7 @@ internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry re
             request.Path = remainder;
         }
 
-        return forwarder.ForwardAsync(context, pool);
+        return forwarder.ForwardAsync(context, pool, target);
     }
 }
 

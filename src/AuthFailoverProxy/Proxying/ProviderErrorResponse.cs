@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using AuthFailoverProxy.KeyPool;
 
@@ -22,8 +23,11 @@ internal enum ProxyErrorKind
     /// <summary>504: the upstream did not answer in time.</summary>
     UpstreamTimeout,
 
-    /// <summary>404: no pool serves this path.</summary>
-    NoPool,
+    /// <summary>404: no pool serves this path, or the path cannot be right (a doubled <c>/v1</c>).</summary>
+    NotFound,
+
+    /// <summary>405: a method a reverse proxy for a provider's API does not forward (CONNECT, TRACE…).</summary>
+    MethodNotAllowed,
 
     /// <summary>400 (or the server's own 4xx): the request could not be read.</summary>
     BadRequest,
@@ -35,13 +39,30 @@ internal enum ProxyErrorKind
 /// <summary>
 /// Writes an error body the agent's SDK already understands: Anthropic's
 /// <c>{"type":"error","error":{"type","message"}}</c> or OpenAI's <c>{"error":{"message","type","param","code"}}</c>.
-/// Messages start with "AuthFailoverProxy:" so a human can tell the proxy's voice from the provider's.
+/// Messages start with "AuthFailoverProxy:" so a human can tell the proxy's voice from the provider's. The headers tell
+/// the SDK whether to try again: the SDKs retry 408, 409, 429 and 5xx unless told <c>x-should-retry: false</c>, and obey
+/// <c>retry-after</c> only below 60 s, so an answer a retry cannot change says so, and an agent shows it at once instead
+/// of after minutes of retries (Claude Code retries 10 times).
 /// </summary>
 internal static class ProviderErrorResponse
 {
     private const string Voice = "AuthFailoverProxy: ";
 
-    public static Task WriteAsync(HttpContext context, ProviderKind kind, ProxyErrorKind error, string message, TimeSpan? retryAfter = null, int? statusCode = null)
+    /// <summary>The longest <c>retry-after</c> the SDKs obey; past it they fall back to their own short backoff.</summary>
+    internal static readonly TimeSpan LongestObeyedRetryAfter = TimeSpan.FromSeconds(60);
+
+    // Readable as written: the default encoder escapes ' and … as \u0027 and \u2026. The body is JSON, never HTML.
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>Answers the agent in <paramref name="kind"/>'s error format.</summary>
+    /// <param name="context">The agent's request.</param>
+    /// <param name="kind">The dialect of the pool the agent called.</param>
+    /// <param name="error">What went wrong: sets the status and the error type.</param>
+    /// <param name="message">What happened and what to do, in plain words.</param>
+    /// <param name="retryAfter">When trying again can succeed, if it can; sent as <c>retry-after</c>.</param>
+    /// <param name="statusCode">A status other than the error's usual one.</param>
+    /// <param name="upstreamRequestId">The request id of the last upstream answer behind this one, passed back as the provider names it.</param>
+    public static Task WriteAsync(HttpContext context, ProviderKind kind, ProxyErrorKind error, string message, TimeSpan? retryAfter = null, int? statusCode = null, string? upstreamRequestId = null)
     {
         var (status, anthropicType, openAIType, openAICode) = error switch
         {
@@ -50,7 +71,8 @@ internal static class ProviderErrorResponse
             ProxyErrorKind.NoUsableKey => (503, "api_error", "server_error", "no_usable_key"),
             ProxyErrorKind.UpstreamUnreachable => (502, "api_error", "server_error", "upstream_unreachable"),
             ProxyErrorKind.UpstreamTimeout => (504, "timeout_error", "server_error", "upstream_timeout"),
-            ProxyErrorKind.NoPool => (404, "not_found_error", "invalid_request_error", "not_found"),
+            ProxyErrorKind.NotFound => (404, "not_found_error", "invalid_request_error", "not_found"),
+            ProxyErrorKind.MethodNotAllowed => (405, "invalid_request_error", "invalid_request_error", "method_not_allowed"),
             ProxyErrorKind.CircuitOpen => (503, "api_error", "server_error", "upstream_circuit_open"),
             ProxyErrorKind.BadRequest => (statusCode ?? 400, "invalid_request_error", "invalid_request_error", "invalid_request"),
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, null),
@@ -64,15 +86,37 @@ internal static class ProviderErrorResponse
             response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         }
 
+        if (!WorthRetrying(error, retryAfter))
+        {
+            response.Headers["x-should-retry"] = "false";
+        }
+
+        if (upstreamRequestId is not null)
+        {
+            response.Headers[kind == ProviderKind.Anthropic ? "request-id" : "x-request-id"] = upstreamRequestId;
+        }
+
         var body = Render(kind, anthropicType, openAIType, openAICode, Voice + message);
         response.ContentLength = body.Length;
         return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 
+    /// <summary>
+    /// Returns whether the agent should try again: when the upstream may be back (it failed, or its circuit is open),
+    /// and, when no key can serve, only if one will be back within the time the SDKs wait. Never for the agent's own
+    /// mistakes (token, size, path, method), which a retry cannot change.
+    /// </summary>
+    internal static bool WorthRetrying(ProxyErrorKind error, TimeSpan? retryAfter) => error switch
+    {
+        ProxyErrorKind.NoUsableKey => retryAfter is { } wait && wait <= LongestObeyedRetryAfter,
+        ProxyErrorKind.CircuitOpen or ProxyErrorKind.UpstreamUnreachable or ProxyErrorKind.UpstreamTimeout => true,
+        _ => false,
+    };
+
     internal static byte[] Render(ProviderKind kind, string anthropicType, string openAIType, string openAICode, string message)
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, WriterOptions))
         {
             json.WriteStartObject();
             if (kind == ProviderKind.Anthropic)

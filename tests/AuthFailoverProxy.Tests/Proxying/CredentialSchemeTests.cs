@@ -99,7 +99,7 @@ public sealed class CredentialSchemeTests
         var status = await s.StatusAsync();
         var primary = status.GetProperty("pools")[0].GetProperty("keys")[0];
         Assert.Equal("invalid x-api-key", primary.GetProperty("lastError").GetProperty("message").GetString());
-        Assert.Contains(s.Proxy.Logs.AllText.Split('\n'), l => l.Contains("set to go as x-api-key", StringComparison.Ordinal));
+        await FailoverTests.WaitUntilAsync(() => s.Proxy.Logs.AllText.Contains("set to go as x-api-key", StringComparison.Ordinal));
     }
 
     [Theory]
