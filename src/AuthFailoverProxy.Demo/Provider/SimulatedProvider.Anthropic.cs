@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace AuthFailoverProxy.Demo.Provider;
 
 // The Anthropic Messages API: the whole answer and its SSE events.
@@ -5,12 +7,6 @@ internal sealed partial class SimulatedProvider
 {
     private Task MessagesAsync(HttpContext context, RequestShape shape)
     {
-        if (!shape.IsValidJson)
-        {
-            WriteError(context, Dialect.Anthropic, new ErrorReply(400, "invalid_request_error", "There was an error parsing the body of your request: it is not a valid JSON object.", null));
-            return Task.CompletedTask;
-        }
-
         if (shape.Stream)
         {
             return StreamAsync(context, Dialect.Anthropic, shape, 6 + Math.Max(0, StreamDeltas));
@@ -89,5 +85,54 @@ internal sealed partial class SimulatedProvider
                 buffer.Raw("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"u8);
                 break;
         }
+    }
+
+    private static void WriteAnthropicModels(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
+    {
+        json.WriteStartArray("data"u8);
+        foreach (var model in AnthropicModels)
+        {
+            json.WriteStartObject();
+            WriteAnthropicModel(json, model);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+        json.WriteBoolean("has_more"u8, false);
+        json.WriteString("first_id"u8, AnthropicModels[0].Id);
+        json.WriteString("last_id"u8, AnthropicModels[^1].Id);
+    }
+
+    private static void WriteAnthropicModel(Utf8JsonWriter json, (string Id, string DisplayName, string Created) model)
+    {
+        json.WriteString("type"u8, "model"u8);
+        json.WriteString("id"u8, model.Id);
+        json.WriteString("display_name"u8, model.DisplayName);
+        json.WriteString("created_at"u8, model.Created);
+    }
+
+    /// <summary><c>GET /v1/models/{id}</c> in either dialect: the model, or the provider's 404 naming it.</summary>
+    private static void WriteModel(HttpContext context, Dialect dialect, string id)
+    {
+        if (dialect == Dialect.OpenAI)
+        {
+            if (Array.IndexOf(OpenAIModels, id) < 0)
+            {
+                WriteError(context, dialect, new ErrorReply(404, "invalid_request_error", $"The model '{id}' does not exist", "model_not_found"));
+                return;
+            }
+
+            WriteJsonBody(context, dialect, 200, id, static (json, id, _) => WriteOpenAIModel(json, id));
+            return;
+        }
+
+        var index = Array.FindIndex(AnthropicModels, m => m.Id == id);
+        if (index < 0)
+        {
+            WriteError(context, dialect, new ErrorReply(404, "not_found_error", $"model: {id}", null));
+            return;
+        }
+
+        WriteJsonBody(context, dialect, 200, AnthropicModels[index], static (json, model, _) => WriteAnthropicModel(json, model));
     }
 }

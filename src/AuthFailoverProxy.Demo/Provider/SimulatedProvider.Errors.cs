@@ -6,11 +6,22 @@ namespace AuthFailoverProxy.Demo.Provider;
 // Failures on demand, of the upstream or of one key, and the error bodies of each dialect.
 internal sealed partial class SimulatedProvider
 {
-    private async Task FailUpstreamAsync(HttpContext context, Dialect dialect, UpstreamFault fault)
+    private async Task FailUpstreamAsync(HttpContext context, Dialect dialect, UpstreamFault fault, bool stream)
     {
         var anthropic = dialect == Dialect.Anthropic;
         switch (fault)
         {
+            case UpstreamFault.OverloadedInStream when stream:
+                // 200 and the stream's headers, then an error as the first event, before any content.
+                var response = context.Response;
+                response.StatusCode = StatusCodes.Status200OK;
+                response.ContentType = "text/event-stream";
+                response.Headers.CacheControl = "no-cache";
+                AddDialectHeaders(context, dialect);
+                await response.WriteAsync(anthropic
+                    ? "event: error\ndata: {\"type\":\"error\",\"error\":{\"details\":null,\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+                    : "data: {\"error\":{\"message\":\"The server is overloaded. Please try again later.\",\"type\":\"server_error\",\"param\":null,\"code\":\"overloaded\"}}\n\n");
+                return;
             case UpstreamFault.ResetConnection:
                 context.Abort();
                 return;
@@ -29,7 +40,7 @@ internal sealed partial class SimulatedProvider
 
                 EndAbandoned(context, completed: false);
                 return;
-            case UpstreamFault.Overloaded:
+            case UpstreamFault.Overloaded or UpstreamFault.OverloadedInStream:
                 WriteError(context, dialect, new ErrorReply(529, anthropic ? "overloaded_error" : "server_error", anthropic ? "Overloaded" : "The server is overloaded. Please try again later.", anthropic ? null : "overloaded"));
                 return;
             case UpstreamFault.InternalError:
@@ -71,6 +82,7 @@ internal sealed partial class SimulatedProvider
             KeyFault.InsufficientQuota => new ErrorReply(429, anthropic ? "rate_limit_error" : "insufficient_quota",
                 "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota"),
             KeyFault.RateLimited => RateLimited(context, anthropic, retryAfter),
+            KeyFault.ClaudeCodeOnly => new ErrorReply(400, "invalid_request_error", "This credential is only authorized for use with Claude Code and cannot be used for other API requests.", null),
             _ => throw new ArgumentOutOfRangeException(nameof(fault), fault, null),
         };
         WriteError(context, dialect, reply);

@@ -8,15 +8,19 @@ namespace AuthFailoverProxy.Demo.Provider;
 internal sealed partial class SimulatedProvider
 {
     /// <summary>Streams <paramref name="events"/> SSE events, each flushed on its own so a proxy that buffers shows up in tests.</summary>
-    private async Task StreamAsync(HttpContext context, Dialect dialect, RequestShape shape, int events)
+    private Task StreamAsync(HttpContext context, Dialect dialect, RequestShape shape, int events)
+        => StreamAsync(context, dialect == Dialect.Anthropic ? StreamFormat.AnthropicMessages : StreamFormat.ChatCompletions, shape, events);
+
+    private async Task StreamAsync(HttpContext context, StreamFormat format, RequestShape shape, int events)
     {
+        var dialect = format == StreamFormat.AnthropicMessages ? Dialect.Anthropic : Dialect.OpenAI;
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         AddDialectHeaders(context, dialect);
-        var deltas = events - (dialect == Dialect.Anthropic ? 6 : 3);
-        var id = dialect == Dialect.Anthropic ? NewId("msg_01", 22) : NewId("chatcmpl-", 24);
+        var deltas = events - format switch { StreamFormat.AnthropicMessages => 6, StreamFormat.ChatCompletions => 3, _ => 8 };
+        var id = format switch { StreamFormat.AnthropicMessages => NewId("msg_01", 22), StreamFormat.ChatCompletions => NewId("chatcmpl-", 24), _ => NewId("resp_", 32) };
         var created = _time.GetUtcNow().ToUnixTimeSeconds();
         var gate = BeforeStreamEvent;
         var completed = false;
@@ -37,13 +41,17 @@ internal sealed partial class SimulatedProvider
                 var buffer = ReplyBuffer.Rent();
                 try
                 {
-                    if (dialect == Dialect.Anthropic)
+                    switch (format)
                     {
-                        WriteAnthropicEvent(buffer, index, deltas, id, shape);
-                    }
-                    else
-                    {
-                        WriteChatChunk(buffer, index, deltas, id, created, shape);
+                        case StreamFormat.AnthropicMessages:
+                            WriteAnthropicEvent(buffer, index, deltas, id, shape);
+                            break;
+                        case StreamFormat.ChatCompletions:
+                            WriteChatChunk(buffer, index, deltas, id, created, shape);
+                            break;
+                        default:
+                            WriteResponseEvent(buffer, index, deltas, id, created, shape);
+                            break;
                     }
 
                     response.BodyWriter.Write(buffer.Written);

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.Json;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -46,7 +45,7 @@ internal sealed partial class SimulatedProvider
 
         if (TakeUpstreamFault() is { } upstreamFault)
         {
-            await FailUpstreamAsync(context, dialect, upstreamFault);
+            await FailUpstreamAsync(context, dialect, upstreamFault, shape.Stream);
             return;
         }
 
@@ -56,25 +55,55 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
-        if (_keyFaults.TryGetValue(key!, out var keyFault))
+        if (_keyFaults.TryGetValue(key!, out var keyFault) && !(keyFault.Fault == KeyFault.ClaudeCodeOnly && HasBeta(request.Headers, "claude-code-20250219")))
         {
             FailKey(context, dialect, key!, keyFault.Fault, keyFault.RetryAfter);
             return;
         }
 
-        var method = request.Method;
+        var refusal = dialect == Dialect.OpenAI ? RefuseOpenAIAccount(request.Headers) : null;
+        if (refusal is null)
+        {
+            await RouteAsync(context, dialect, path, shape);
+        }
+        else
+        {
+            WriteError(context, dialect, refusal.Value);
+        }
+    }
+
+    private async Task RouteAsync(HttpContext context, Dialect dialect, string path, RequestShape shape)
+    {
+        var method = context.Request.Method;
         switch (path)
         {
+            case "/" when HttpMethods.IsHead(method) || HttpMethods.IsGet(method):
+                // What a client's connectivity check (Claude Code's HEAD /) gets.
+                context.Response.StatusCode = StatusCodes.Status200OK;
+                break;
             case "/v1/messages" when HttpMethods.IsPost(method):
+                if (RefuseAnthropicRequest(context, shape, countTokens: false) is { } badMessage)
+                {
+                    WriteError(context, dialect, badMessage);
+                    break;
+                }
+
                 await MessagesAsync(context, shape);
                 break;
             case "/v1/messages/count_tokens" when HttpMethods.IsPost(method):
-                WriteJson(context, dialect, 200, shape, static (json, shape, _) => json.WriteNumber("input_tokens"u8, shape.Length / 4));
+                if (RefuseAnthropicRequest(context, shape, countTokens: true) is { } badCount)
+                {
+                    WriteError(context, dialect, badCount);
+                    break;
+                }
+
+                WriteJson(context, dialect, 200, shape, static (json, shape, _) => json.WriteNumber("input_tokens"u8, shape.InputTokens));
                 break;
             case "/v1/models" when HttpMethods.IsGet(method):
-                WriteConstant(context, dialect, dialect == Dialect.Anthropic
-                    ? "{\"data\":[{\"type\":\"model\",\"id\":\"claude-sonnet-4-5\",\"display_name\":\"Claude Sonnet 4.5\",\"created_at\":\"2025-09-29T00:00:00Z\"}],\"has_more\":false,\"first_id\":\"claude-sonnet-4-5\",\"last_id\":\"claude-sonnet-4-5\"}"u8
-                    : "{\"object\":\"list\",\"data\":[{\"id\":\"gpt-4o\",\"object\":\"model\",\"created\":1715367049,\"owned_by\":\"system\"}]}"u8);
+                WriteJson(context, dialect, 200, shape, dialect == Dialect.Anthropic ? WriteAnthropicModels : WriteOpenAIModels);
+                break;
+            case not null when path.StartsWith("/v1/models/", StringComparison.Ordinal) && HttpMethods.IsGet(method):
+                WriteModel(context, dialect, Uri.UnescapeDataString(path["/v1/models/".Length..]));
                 break;
             case "/v1/chat/completions" when HttpMethods.IsPost(method):
                 await ChatCompletionsAsync(context, shape);
@@ -86,7 +115,7 @@ internal sealed partial class SimulatedProvider
                 await WithValidBodyAsync(context, shape, WriteEmbeddings);
                 break;
             case "/v1/responses" when HttpMethods.IsPost(method):
-                await WithValidBodyAsync(context, shape, WriteResponse);
+                await ResponsesAsync(context, shape);
                 break;
             default:
                 WriteError(context, dialect, dialect == Dialect.Anthropic
@@ -146,7 +175,7 @@ internal sealed partial class SimulatedProvider
     };
 
     private static bool NeedsBody(string path)
-        => path is "/v1/messages" or "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/v1/responses";
+        => path is "/v1/messages" or "/v1/messages/count_tokens" or "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/v1/responses";
 
     /// <summary>Reads the whole body, records the request (with what arrived, even if the caller left half-way) and sizes it up.</summary>
     private async Task<RequestShape> ReadAndRecordAsync(HttpContext context, string? key, bool parse)
@@ -193,7 +222,7 @@ internal sealed partial class SimulatedProvider
                 Record(context, key, body);
             }
 
-            return parse ? RequestShape.Parse(buffer.AsSpan(0, length)) : new RequestShape(true, false, null, length);
+            return parse ? RequestShape.Parse(buffer.AsSpan(0, length)) : new RequestShape(true, false, null, length, []);
         }
         finally
         {
@@ -233,53 +262,5 @@ internal sealed partial class SimulatedProvider
             ServerName = context.Features.Get<ITlsHandshakeFeature>()?.HostName,
             Protocol = request.Protocol,
         };
-    }
-
-    /// <summary>What the fake needs from a request body: whether it is a JSON object, <c>stream</c>, <c>model</c> and its size.</summary>
-    private readonly record struct RequestShape(bool IsValidJson, bool Stream, string? Model, int Length)
-    {
-        public int InputTokens => Math.Max(1, Length / 4);
-
-        public static RequestShape Parse(ReadOnlySpan<byte> body)
-        {
-            var stream = false;
-            string? model = null;
-            try
-            {
-                var reader = new Utf8JsonReader(body);
-                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                {
-                    return new RequestShape(false, false, null, body.Length);
-                }
-
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    var isStream = reader.ValueTextEquals("stream"u8);
-                    var isModel = !isStream && reader.ValueTextEquals("model"u8);
-                    reader.Read();
-                    if (isStream)
-                    {
-                        stream = reader.TokenType == JsonTokenType.True;
-                    }
-                    else if (isModel && reader.TokenType == JsonTokenType.String)
-                    {
-                        model = reader.GetString();
-                    }
-
-                    reader.Skip();
-                }
-
-                // Reading past the object makes the reader reject trailing garbage.
-                while (reader.Read())
-                {
-                }
-
-                return new RequestShape(true, stream, model, body.Length);
-            }
-            catch (JsonException)
-            {
-                return new RequestShape(false, false, null, body.Length);
-            }
-        }
     }
 }

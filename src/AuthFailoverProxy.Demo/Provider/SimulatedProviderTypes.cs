@@ -29,6 +29,25 @@ internal enum KeyFault
 
     /// <summary>429 rate limited, with <c>retry-after</c> and the provider's reset headers.</summary>
     RateLimited,
+
+    /// <summary>
+    /// A subscription's OAuth token: accepted from Claude Code (the <c>claude-code-20250219</c> beta), refused for any
+    /// other client with 400 "This credential is only authorized for use with Claude Code…".
+    /// </summary>
+    ClaudeCodeOnly,
+}
+
+/// <summary>How the organization treats one model, for every key (access and limits are the organization's, per model class).</summary>
+internal enum ModelFault
+{
+    /// <summary>The model is served.</summary>
+    None,
+
+    /// <summary>The organization may not use it: 403 <c>permission_error</c> (OpenAI: 404 <c>model_not_found</c>).</summary>
+    Forbidden,
+
+    /// <summary>The organization's limit for this model is spent: 429 with <c>retry-after</c>; other models are unaffected.</summary>
+    RateLimited,
 }
 
 /// <summary>A failure of the upstream itself, not of any key.</summary>
@@ -54,6 +73,12 @@ internal enum UpstreamFault
 
     /// <summary>No answer at all until the caller gives up; the request then counts in <see cref="SimulatedProvider.AbortedRequests"/>.</summary>
     Hang,
+
+    /// <summary>
+    /// What the provider really sends under load: a 200 stream whose first event is an <c>overloaded_error</c>, before any
+    /// content (OpenAI chat: an <c>error</c> chunk). A request that does not stream gets 529.
+    /// </summary>
+    OverloadedInStream,
 }
 
 /// <summary>One request as the simulated upstream received it.</summary>

@@ -122,8 +122,15 @@ public sealed class AlertChannelsTests
         Assert.Equal(dead.Replica, payload.GetProperty("source").GetString());
         Assert.Equal(dead.Remediation, payload.GetProperty("custom_details").GetProperty("remediation").GetString());
 
-        // /status: every channel by name and type, delivering, tested.
+        // /status: every channel by name and type, delivering, tested. A delivery is counted once the receiver's answer is
+        // in, a moment after the receiver saw the request.
         var status = await s.StatusAsync();
+        for (var wait = 0; wait < 200 && !status.GetProperty("alerts").GetProperty("channels").EnumerateArray().All(c => c.GetProperty("sent").GetInt64() >= 2); wait++)
+        {
+            await Task.Delay(25, Ct);
+            status = await s.StatusAsync();
+        }
+
         var alerts = status.GetProperty("alerts");
         Assert.True(alerts.GetProperty("openIncidents").GetInt32() >= 1);
         var channels = alerts.GetProperty("channels").EnumerateArray().ToList();

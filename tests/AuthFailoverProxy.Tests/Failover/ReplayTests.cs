@@ -115,18 +115,21 @@ public sealed class ReplayTests
         Assert.Equal(0, s.Upstream.RequestCount);
     }
 
+    /// <summary>A valid token-counting request of exactly <paramref name="size"/> bytes, its content random letters.</summary>
     private static byte[] RandomJsonBody(int size)
     {
+        var head = "{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\""u8;
+        var tail = "\"}]}"u8;
         var bytes = new byte[size];
         RandomNumberGenerator.Fill(bytes);
-        // Printable, so it is a plausible (if odd) JSON string payload; the bytes themselves are what is compared.
+        // Printable, so the content is a plausible (if odd) prompt; the bytes themselves are what is compared.
         for (var i = 0; i < bytes.Length; i++)
         {
             bytes[i] = (byte)('a' + (bytes[i] % 26));
         }
 
-        "{\"x\":\""u8.CopyTo(bytes);
-        "\"}"u8.CopyTo(bytes.AsSpan(size - 2));
+        head.CopyTo(bytes);
+        tail.CopyTo(bytes.AsSpan(size - tail.Length));
         return bytes;
     }
 

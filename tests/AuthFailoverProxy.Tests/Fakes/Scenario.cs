@@ -44,6 +44,10 @@ internal sealed class Scenario : IAsyncDisposable
             Encoding.UTF8,
             "application/json");
 
+    /// <summary>A body for <c>/v1/messages/count_tokens</c>, which takes no <c>max_tokens</c> or <c>stream</c>.</summary>
+    public static StringContent CountTokensBody(string model = "claude-sonnet-4-5")
+        => new($$"""{"model":"{{model}}","messages":[{"role":"user","content":"Hello"}]}""", Encoding.UTF8, "application/json");
+
     public Task<HttpResponseMessage> PostMessageAsync(HttpClient? client = null)
         => (client ?? Proxy.Agent).PostAsync("/v1/messages", MessageBody(), TestContext.Current.CancellationToken);
 

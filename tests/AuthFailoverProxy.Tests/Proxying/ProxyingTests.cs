@@ -117,7 +117,7 @@ public sealed class ProxyingTests
         var chat = new StringContent("""{"model":"gpt-4o","messages":[]}""", Encoding.UTF8, "application/json");
 
         using var viaPrefix = await proxy.Agent.PostAsync("/anthropic/v1/messages", Scenario.MessageBody(), Ct);
-        using var viaRoot = await proxy.Agent.PostAsync("/v1/messages/count_tokens", Scenario.MessageBody(), Ct);
+        using var viaRoot = await proxy.Agent.PostAsync("/v1/messages/count_tokens", Scenario.CountTokensBody(), Ct);
         using var viaOpenAI = await proxy.Agent.PostAsync("/openai/v1/chat/completions", chat, Ct);
         using var embeddings = await proxy.Agent.PostAsync("/openai/v1/embeddings", new StringContent("""{"model":"e","input":"x"}""", Encoding.UTF8, "application/json"), Ct);
 

@@ -42,7 +42,7 @@ public sealed class UpstreamTargetTests
         await Failover.FailoverTests.WaitUntilAsync(() => gateway.RequestCount == 1);
 
         using var viaRoot = await proxy.Agent.PostAsync("/v1/messages?beta=true", Scenario.MessageBody(), Ct);
-        using var viaPrefix = await proxy.Agent.PostAsync("/anthropic/v1/messages/count_tokens", Scenario.MessageBody(), Ct);
+        using var viaPrefix = await proxy.Agent.PostAsync("/anthropic/v1/messages/count_tokens", Scenario.CountTokensBody(), Ct);
 
         Assert.Equal(HttpStatusCode.OK, viaRoot.StatusCode);
         Assert.Equal(HttpStatusCode.OK, viaPrefix.StatusCode);

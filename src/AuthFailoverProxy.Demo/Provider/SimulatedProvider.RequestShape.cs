@@ -1,0 +1,74 @@
+using System.Collections.Frozen;
+using System.Text.Json;
+
+namespace AuthFailoverProxy.Demo.Provider;
+
+internal sealed partial class SimulatedProvider
+{
+    /// <summary>
+    /// What the fake needs from a request body: whether it is a JSON object, its top-level field names (the provider
+    /// refuses fields it does not know, echoing their names), <c>stream</c>, <c>model</c>, <c>encoding_format</c> and its size.
+    /// </summary>
+    private readonly record struct RequestShape(bool IsValidJson, bool Stream, string? Model, int Length, string[] Fields, string? EncodingFormat = null)
+    {
+        public int InputTokens => Math.Max(1, Length / 4);
+
+        public static RequestShape Parse(ReadOnlySpan<byte> body)
+        {
+            var stream = false;
+            string? model = null;
+            string? encodingFormat = null;
+            var fields = new List<string>(12);
+            try
+            {
+                var reader = new Utf8JsonReader(body);
+                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                {
+                    return new RequestShape(false, false, null, body.Length, []);
+                }
+
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var name = reader.GetString()!;
+                    fields.Add(name);
+                    reader.Read();
+                    switch (name)
+                    {
+                        case "stream":
+                            stream = reader.TokenType == JsonTokenType.True;
+                            break;
+                        case "model" when reader.TokenType == JsonTokenType.String:
+                            model = reader.GetString();
+                            break;
+                        case "encoding_format" when reader.TokenType == JsonTokenType.String:
+                            encodingFormat = reader.GetString();
+                            break;
+                    }
+
+                    reader.Skip();
+                }
+
+                // Reading past the object makes the reader reject trailing garbage.
+                while (reader.Read())
+                {
+                }
+
+                return new RequestShape(true, stream, model, body.Length, [.. fields], encodingFormat);
+            }
+            catch (JsonException)
+            {
+                return new RequestShape(false, false, null, body.Length, []);
+            }
+        }
+
+        /// <summary>Returns the first field not in <paramref name="known"/>, as the provider names the first it refuses.</summary>
+        public string? FirstUnknown(FrozenSet<string> known) => Array.Find(Fields, f => !known.Contains(f));
+
+        /// <summary>Returns the first of <paramref name="required"/> the body lacks.</summary>
+        public string? FirstMissing(params string[] required)
+        {
+            var fields = Fields;
+            return Array.Find(required, r => Array.IndexOf(fields, r) < 0);
+        }
+    }
+}
