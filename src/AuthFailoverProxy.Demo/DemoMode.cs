@@ -238,7 +238,8 @@ internal static class DemoMode
             upstream.SetKeyFault(BackupSecret, KeyFault.Revoked);
             var last = await SendAsync(countFailure: false);
             await ReportAsync(last);
-            await SayAsync("   The agent gets the provider's own error format, with a message a person can act on:");
+            await SayAsync($"   The agent gets the provider's own error format, with a message a person can act on, and x-should-retry: {last.ShouldRetry ?? "-"}");
+            await SayAsync("   (so its SDK shows it at once instead of retrying for minutes):");
             await SayAsync(Wrap(ErrorMessage(last.Body) ?? last.Body, "     "));
 
             await SayAsync($"""
@@ -248,7 +249,7 @@ internal static class DemoMode
                 """);
             await ShowTimelineAsync();
 
-            var held = _failedBeforeRevocation == 0 && last.Status == 503;
+            var held = _failedBeforeRevocation == 0 && last.Status == 503 && last.ShouldRetry == "false";
             var checks = upstream.Requests.Count(r => r.Method == "GET" && r.PathAndQuery == "/v1/models");
             await SayAsync($"""
 
@@ -274,12 +275,15 @@ internal static class DemoMode
             AuthFailoverProxy demo: a key dies mid-session and the agent does not notice.
             Everything runs on this machine: a simulated Anthropic API, the real proxy in front of it, fake keys.
 
-               simulated provider   {upstream.BaseAddress}
-               proxy, for agents    {agent}   (clients send the token '{ClientToken}', never a provider key)
+               simulated provider   {upstream.BaseAddress}   (HTTPS under its own name, as the real one; a throwaway
+                                    CA trusted by this pool only)
+               proxy, for agents    {agent}   (clients send the token '{ClientToken}', never a provider key;
+                                    the name they use for the proxy never goes upstream)
                proxy, management    {management}
-               pool 'anthropic', keys in priority order:
-                 primary  {KeyFormats.Fingerprint(PrimarySecret)}  an OAuth access token, the kind refused in the outage
-                 backup   {KeyFormats.Fingerprint(BackupSecret)}  a standard API key
+               pool 'anthropic', keys in priority order, each sent in its own scheme:
+                 primary  {KeyFormats.Fingerprint(PrimarySecret)}  an OAuth access token (Authorization: Bearer + the OAuth beta),
+                                              the kind refused in the outage
+                 backup   {KeyFormats.Fingerprint(BackupSecret)}  a standard API key (x-api-key)
 
             """);
 
@@ -292,7 +296,8 @@ internal static class DemoMode
                 response.ReasonPhrase,
                 Header(response, "x-afp-key"),
                 Header(response, "x-afp-attempts"),
-                await response.Content.ReadAsStringAsync());
+                await response.Content.ReadAsStringAsync(),
+                Header(response, "x-should-retry"));
             Count(reply.Status == 200, countFailure);
             return reply;
         }
@@ -461,6 +466,6 @@ internal static class DemoMode
             return result.Append(line).ToString();
         }
 
-        private sealed record Reply(int Status, string? Reason, string? Key, string? Attempts, string Body);
+        private sealed record Reply(int Status, string? Reason, string? Key, string? Attempts, string Body, string? ShouldRetry);
     }
 }

@@ -58,6 +58,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Where the pods mount things. */}}
 {{- define "afp.configDir" -}}/etc/auth-failover-proxy{{- end -}}
 {{- define "afp.keysDir" -}}/var/run/secrets/auth-failover-proxy/keys{{- end -}}
+{{- define "afp.clientCertsDir" -}}/var/run/secrets/auth-failover-proxy/client-certificates{{- end -}}
 
 {{/*
 appsettings.json: only settings that are safe to read. Key secrets arrive as files (KeysDirectory), client and admin
@@ -71,6 +72,7 @@ from the Secret; the names here line up with them by index or by name.
 {{- range $pool.keys -}}
 {{- $key := dict "Name" .name -}}
 {{- if hasKey . "priority" }}{{- $_ := set $key "Priority" .priority -}}{{- end -}}
+{{- if .scheme }}{{- $_ := set $key "Scheme" .scheme -}}{{- end -}}
 {{- $keys = append $keys $key -}}
 {{- end -}}
 {{- $p := dict "Kind" $pool.kind "Keys" $keys "KeysDirectory" (printf "%s/%s" (include "afp.keysDir" $) $poolName) -}}
@@ -80,6 +82,18 @@ from the Secret; the names here line up with them by index or by name.
 {{- if $pool.selection }}{{- $_ := set $p "Selection" $pool.selection -}}{{- end -}}
 {{- if $pool.fallback }}{{- $_ := set $p "Fallback" $pool.fallback -}}{{- end -}}
 {{- if $pool.fallbackModel }}{{- $_ := set $p "FallbackModel" $pool.fallbackModel -}}{{- end -}}
+{{- if $pool.scheme }}{{- $_ := set $p "Scheme" $pool.scheme -}}{{- end -}}
+{{- with $pool.transport -}}
+{{- $t := dict -}}
+{{- if .caBundle }}{{- $_ := set $t "CaBundle" (printf "%s/ca.%s.pem" (include "afp.configDir" $) $poolName) -}}{{- end -}}
+{{- if .clientCertificateSecret -}}
+{{- $_ := set $t "ClientCertificate" (printf "%s/%s/tls.crt" (include "afp.clientCertsDir" $) $poolName) -}}
+{{- $_ := set $t "ClientCertificateKey" (printf "%s/%s/tls.key" (include "afp.clientCertsDir" $) $poolName) -}}
+{{- end -}}
+{{- if .httpVersion }}{{- $_ := set $t "HttpVersion" (toString .httpVersion) -}}{{- end -}}
+{{- if .connectTo }}{{- $_ := set $t "ConnectTo" .connectTo -}}{{- end -}}
+{{- $_ := set $p "Transport" $t -}}
+{{- end -}}
 {{- $_ := set $pools $poolName $p -}}
 {{- end -}}
 {{- $clients := list -}}

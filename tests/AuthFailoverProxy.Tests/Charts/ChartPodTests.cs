@@ -24,6 +24,9 @@ public sealed class ChartPodTests(PublishedApp app)
         const string AdminToken = "ci-admin-token-0123456789abcdef0123456789";
         var manifests = await Chart.ManifestsAsync("default-values.yaml",
             "--set", $"pools.anthropic.upstream={upstream.BaseAddress.ToString().TrimEnd('/')}",
+            // The simulated provider is reached as a private gateway would be: its CA from the values, its address given.
+            "--set-file", $"pools.anthropic.transport.caBundle={upstream.CaBundlePath}",
+            "--set", $"pools.anthropic.transport.connectTo={upstream.Endpoint}",
             "--set", $"service.agentPort={agentPort}", "--set", $"service.managementPort={managementPort}",
             "--set", "admin.tokens={ops}", "--set", $"secrets.adminTokens.ops={AdminToken}");
         var typed = Chart.LoadStrict(manifests);
@@ -45,7 +48,10 @@ public sealed class ChartPodTests(PublishedApp app)
             }
 
             var configMap = typed.OfType<V1ConfigMap>().Single(c => c.Metadata.Name == Chart.FullName);
-            await File.WriteAllTextAsync(Path.Combine(mounts["config"], "appsettings.json"), InPod(configMap.Data["appsettings.json"]), ct);
+            foreach (var (file, content) in configMap.Data)
+            {
+                await File.WriteAllTextAsync(Path.Combine(mounts["config"], file), file == "appsettings.json" ? InPod(content) : content, ct);
+            }
             foreach (var item in pod.Volumes.Single(v => v.Name == "keys").Secret.Items)
             {
                 var file = Path.Combine(mounts["keys"], item.Path);
@@ -73,8 +79,6 @@ public sealed class ChartPodTests(PublishedApp app)
                     environment.Add(new(env.Name, InPod(env.Value)));
                 }
             }
-
-            environment.AddRange(Fakes.ProxyConfig.ProviderTransport("anthropic", upstream).Select(s => new KeyValuePair<string, string>(s.Setting.Replace(":", "__", StringComparison.Ordinal), s.Value)));
 
             // The chart sets no command: the image's ENTRYPOINT runs, with the image's ENV under the pod's.
             Assert.Null(container.Command);

@@ -100,6 +100,56 @@ public sealed class ChartTemplateTests
     }
 
     [Fact]
+    public async Task PoolTransportAndSchemes_ReachTheApp_CaInTheConfigMap_ClientCertificateMounted()
+    {
+        var ca = Path.Combine(Path.GetTempPath(), $"afp-chart-ca-{Guid.NewGuid():N}.pem");
+        await File.WriteAllTextAsync(ca, "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n", TestContext.Current.CancellationToken);
+        try
+        {
+            var manifests = await Chart.ManifestsAsync("default-values.yaml",
+                "--set", "pools.anthropic.keys[0].name=primary", "--set", "pools.anthropic.keys[0].scheme=oauth", "--set", "pools.anthropic.scheme=x-api-key",
+                "--set-file", $"pools.anthropic.transport.caBundle={ca}",
+                "--set", "pools.anthropic.transport.clientCertificateSecret=llm-gateway-client",
+                "--set", "pools.anthropic.transport.httpVersion=1.1",
+                "--set", "pools.anthropic.transport.connectTo=10.0.0.5:443");
+
+            var pool = Chart.AppSettings(manifests).GetProperty("Pools").GetProperty("anthropic");
+            Assert.Equal("oauth", pool.GetProperty("Keys")[0].GetProperty("Scheme").GetString());
+            Assert.Equal("x-api-key", pool.GetProperty("Scheme").GetString());
+            var transport = pool.GetProperty("Transport");
+            Assert.Equal("/etc/auth-failover-proxy/ca.anthropic.pem", transport.GetProperty("CaBundle").GetString());
+            Assert.Equal("1.1", transport.GetProperty("HttpVersion").GetString());
+            Assert.Equal("10.0.0.5:443", transport.GetProperty("ConnectTo").GetString());
+            var configMap = Chart.Typed<V1ConfigMap>(manifests).Single(c => c.Data.ContainsKey("appsettings.json"));
+            Assert.StartsWith("-----BEGIN CERTIFICATE-----", configMap.Data["ca.anthropic.pem"], StringComparison.Ordinal);
+
+            var pod = Chart.Typed<V1Deployment>(manifests).Single().Spec.Template.Spec;
+            var volume = pod.Volumes.Single(v => v.Secret?.SecretName == "llm-gateway-client");
+            Assert.Equal(["tls.crt", "tls.key"], volume.Secret.Items.Select(i => i.Path));
+            var mount = pod.Containers.Single().VolumeMounts.Single(m => m.Name == volume.Name);
+            Assert.Equal(Path.GetDirectoryName(transport.GetProperty("ClientCertificate").GetString()), mount.MountPath);
+            Assert.True(mount.ReadOnlyProperty);
+        }
+        finally
+        {
+            File.Delete(ca);
+        }
+    }
+
+    [Theory]
+    [InlineData("pools.anthropic.scheme=basic", "scheme")]
+    [InlineData("pools.anthropic.keys[0].name=primary,pools.anthropic.keys[0].scheme=password", "scheme")]
+    [InlineData("pools.anthropic.transport.connectTo=no-port", "connectTo")]
+    [InlineData("pools.anthropic.transport.httpVersion=3", "httpVersion")]
+    public async Task PoolTransportAndSchemeMistakes_AreRejectedBySchema(string value, string named)
+    {
+        var result = await Chart.RunHelmAsync("template", Chart.Release, Chart.Directory, "-f", Path.Combine(Chart.Directory, "ci", "default-values.yaml"), "--set", value);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(named, result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Notes_TellAgentsWhereToPoint()
     {
         // helm renders NOTES.txt only on install, which needs a cluster: a copy of the chart renders it into a manifest.
