@@ -10,6 +10,7 @@
 #   bench/run.sh --no-build use the Release builds already on disk instead of building first
 #   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
 #   BENCH_DEBUG=1 bench/run.sh   also log the CPU tick accounting behind the "other load" column
+#   BENCH_BASELINE=<git rev> bench/run.sh   also measure AuthFailoverProxy as built at that commit, in the same run
 #
 # Every server binds 127.0.0.1 on a free port; every load run stops by itself; every process started here is
 # stopped on exit. See bench/README.md for what the numbers mean.
@@ -126,6 +127,8 @@ cleanup() {
     cp "$TMP"/nginx/error.log "$RAW/nginx-error.log" 2>/dev/null || true
     rm -rf "$TMP"
   fi
+  # A baseline worktree left behind by an interrupted run.
+  [[ -z ${BENCH_BASELINE:-} ]] || git -C "$REPO" worktree prune 2>/dev/null || true
   ((rc == 0)) || log "failed (exit $rc); raw output and logs are in $RAW"
   exit "$rc"
 }
@@ -217,6 +220,18 @@ fi
 cp -a "$AFP_SRC_OUT" "$TMP/afp"
 cp -a "$BARE_SRC_OUT" "$TMP/bare"
 AFP_DLL_SHA=$(sha256sum "$TMP/afp/AuthFailoverProxy.dll" | cut -c1-12)
+
+# A baseline: the same service as built at an earlier commit (BENCH_BASELINE), measured in the same run, so a change's
+# cost on the hot path is read side by side instead of across runs on a machine whose speed drifts.
+BASELINE=${BENCH_BASELINE:-}
+if [[ -n $BASELINE ]]; then
+  BASELINE_REV=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "BENCH_BASELINE=$BASELINE is not a commit"
+  log "building AuthFailoverProxy at $BASELINE_REV (Release) in a temporary worktree"
+  git -C "$REPO" worktree add --detach "$TMP/baseline-src" "$BASELINE_REV" >"$RAW/baseline-worktree.log" 2>&1 || die "cannot check out $BASELINE_REV; see $RAW/baseline-worktree.log"
+  build "$TMP/baseline-src/src/AuthFailoverProxy" baseline
+  cp -a "$TMP/baseline-src/src/AuthFailoverProxy/bin/Release/net10.0" "$TMP/afpbase"
+  git -C "$REPO" worktree remove --force "$TMP/baseline-src" >/dev/null 2>&1 || true
+fi
 AFP_DLL_TIME=$(date -u -r "$AFP_SRC_OUT/AuthFailoverProxy.dll" '+%Y-%m-%d %H:%M:%S UTC')
 
 # --- upstream: nginx -------------------------------------------------------------------------------------------------
@@ -307,7 +322,7 @@ start_afp() {
     AFP_KEYS="primary=$PRIMARY_SECRET,backup=$BACKUP_SECRET" \
     AFP_CLIENT_TOKENS="$CLIENT_TOKEN" \
     "$@" \
-    dotnet "$TMP/afp/AuthFailoverProxy.dll" >"$RAW/afp-$name.log" 2>&1 &
+    dotnet "${AFP_BUILD:-$TMP/afp}/AuthFailoverProxy.dll" >"$RAW/afp-$name.log" 2>&1 &
   pid=$!
   STARTED_PIDS+=("$pid")
   printf -v "${prefix}_PID" '%s' "$pid"
@@ -358,6 +373,7 @@ target_url() {
     nginxproxy) echo "http://127.0.0.1:$NGINXP_PORT" ;;
     afp) echo "http://127.0.0.1:$AFP_PORT" ;;
     afpredis) echo "http://127.0.0.1:$AFPR_PORT" ;;
+    afpbase) echo "http://127.0.0.1:$AFPB_PORT" ;;
   esac
 }
 target_key() { [[ $1 == direct ]] && echo "$PRIMARY_SECRET" || echo "$CLIENT_TOKEN"; }
@@ -369,6 +385,7 @@ target_pid() {
     nginxproxy) echo "$NGINXP_WORKER" ;;
     afp) echo "$AFP_PID" ;;
     afpredis) echo "$AFPR_PID" ;;
+    afpbase) echo "$AFPB_PID" ;;
   esac
 }
 target_label() {
@@ -378,6 +395,7 @@ target_label() {
     nginxproxy) echo "nginx (reference proxy)" ;;
     afp) echo "AuthFailoverProxy" ;;
     afpredis) echo "AuthFailoverProxy (Redis store)" ;;
+    afpbase) echo "AuthFailoverProxy at $BASELINE_REV (baseline)" ;;
   esac
 }
 
@@ -460,6 +478,10 @@ wait_for_quiet() {
 }
 
 TARGETS=(direct bare nginxproxy afp afpredis)
+if [[ -n $BASELINE ]]; then
+  AFP_BUILD="$TMP/afpbase" start_afp baseline AFPB
+  TARGETS+=(afpbase)
+fi
 log "warm-up: ${WARMUP} s per target"
 for target in "${TARGETS[@]}"; do
   wrk_run "$RAW/wrk-$target-warmup.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
@@ -608,6 +630,10 @@ THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[bare]}")
 CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[bare]}")
 REDIS_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afpredis]} / ${RPS[afp]}")
 REDIS_CPU_RATIO=$(calc %.3f "${CPU[afpredis]} / ${CPU[afp]}")
+if [[ -n $BASELINE ]]; then
+  BASELINE_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[afpbase]}")
+  BASELINE_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[afpbase]}")
+fi
 REDIS_CPU_DURING=$(median "$RUNS" 13 afpredis)
 REDIS_CPU_MAX=$(awk -F'\t' '$13 > m { m = $13 } END { print m + 0 }' "$RUNS")
 PROP_COMPLETE=$(( PROP[disable_n] == PROP_N && PROP[enable_n] == PROP_N && PROP_RC == 0 ))
@@ -669,6 +695,9 @@ REPORT="$TMP/report.md"
   echo "| Primary revoked during load: client-visible errors | $FO2_ERR | 0 | $(pass "$FO2_ERR == 0") |"
   echo "| Throughput, Redis store / in-memory store | $REDIS_THROUGHPUT_RATIO (${RPS[afpredis]%.*} / ${RPS[afp]%.*} req/s) | equal within noise (0.9–1.1) | $(pass "$REDIS_THROUGHPUT_RATIO >= 0.9 && $REDIS_THROUGHPUT_RATIO <= 1.1") |"
   echo "| CPU per request, Redis store / in-memory store | $REDIS_CPU_RATIO (${CPU[afpredis]} / ${CPU[afp]} µs) | equal within noise (0.9–1.1) | $(pass "$REDIS_CPU_RATIO >= 0.9 && $REDIS_CPU_RATIO <= 1.1") |"
+  if [[ -n $BASELINE ]]; then
+    echo "| This build / the baseline at $BASELINE_REV, throughput and CPU per request | $BASELINE_THROUGHPUT_RATIO and $BASELINE_CPU_RATIO (${CPU[afp]} / ${CPU[afpbase]} µs) | none (read: what the change costs) | — |"
+  fi
   echo "| For reference: AuthFailoverProxy / nginx as a proxy, throughput and CPU per request | $NGINXP_THROUGHPUT_RATIO and $NGINXP_CPU_RATIO (${CPU[afp]} / ${CPU[nginxproxy]} µs) | none (nginx is C and does no failover) | — |"
   echo "| Propagation between replicas (p99) | disable ${PROP[disable_p99]} ms, enable ${PROP[enable_p99]} ms ($((PROP[disable_n])) + $((PROP[enable_n])) of $PROP_N + $PROP_N samples) | ≤ 100 ms | $PROP_RESULT |"
   echo

@@ -66,7 +66,7 @@ internal sealed partial class FailoverForwarder
         if (_authenticator.Authenticate(context.Request) is null)
         {
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.ClientUnauthorized,
-                "missing or invalid client token. Send the token this proxy issued you as x-api-key or as Authorization: Bearer.");
+                "missing or invalid client token. Send the token this proxy issued you as x-api-key, as Authorization: Bearer, or (Azure OpenAI SDKs) as api-key.");
             _telemetry.RequestRefused(context, pool);
             return;
         }

@@ -5,7 +5,7 @@ namespace AuthFailoverProxy.Proxying;
 
 /// <summary>
 /// Recognises agents by the token they send as <c>x-api-key</c> or <c>Authorization: Bearer</c>, the two places the
-/// stock SDKs and Claude Code put a key. Tokens are compared as SHA-256 digests in constant time, and every configured
+/// stock SDKs and Claude Code put a key, or as <c>api-key</c>, where the Azure OpenAI SDKs put it. Tokens are compared as SHA-256 digests in constant time, and every configured
 /// token is compared, so neither the token's length nor which one matched shows in the timing.
 /// </summary>
 internal sealed partial class ClientAuthenticator
@@ -46,6 +46,15 @@ internal sealed partial class ClientAuthenticator
         {
             presented = true;
             if (_tokens.Match(bearer) is { } name)
+            {
+                return name;
+            }
+        }
+
+        if (headers.TryGetValue("api-key", out var azureKey) && azureKey.Count == 1)
+        {
+            presented = true;
+            if (_tokens.Match(azureKey[0]) is { } name)
             {
                 return name;
             }

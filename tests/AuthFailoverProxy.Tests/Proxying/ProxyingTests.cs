@@ -59,6 +59,22 @@ public sealed class ProxyingTests
         Assert.DoesNotContain(received.Headers.Values, v => v.Contains(s.Proxy.ClientToken, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task AzureStyleClientToken_InApiKey_IsAccepted_AndNeverReachesTheUpstream()
+    {
+        // The Azure OpenAI SDKs put the key in api-key; the pool's key goes in the pool's own scheme.
+        await using var s = await Scenario.StartAsync(kind: "openai", keyNames: ["main"], configure: c => c.Set("Pools:openai:Scheme", "api-key"));
+        using var client = s.Proxy.CreateAgentClient(token: null);
+        client.DefaultRequestHeaders.Add("api-key", s.Proxy.ClientToken);
+
+        using var response = await client.GetAsync("/openai/v1/models", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = s.Upstream.Requests.Single();
+        Assert.Equal(s.Secret("main"), received.Headers["api-key"]);
+        Assert.DoesNotContain(received.Headers.Values, v => v.Contains(s.Proxy.ClientToken, StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("wrong-token")]
