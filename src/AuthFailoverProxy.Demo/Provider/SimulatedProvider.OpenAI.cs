@@ -164,34 +164,7 @@ internal sealed partial class SimulatedProvider
     }
 
     private static void WriteResponse(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
-    {
-        json.WriteString("id"u8, NewId("resp_", 32));
-        json.WriteString("object"u8, "response"u8);
-        json.WriteNumber("created_at"u8, upstream._time.GetUtcNow().ToUnixTimeSeconds());
-        json.WriteString("status"u8, "completed"u8);
-        json.WriteString("model"u8, shape.Model ?? DefaultOpenAIModel);
-        json.WriteStartArray("output"u8);
-        json.WriteStartObject();
-        json.WriteString("type"u8, "message"u8);
-        json.WriteString("id"u8, NewId("msg_", 32));
-        json.WriteString("status"u8, "completed"u8);
-        json.WriteString("role"u8, "assistant"u8);
-        json.WriteStartArray("content"u8);
-        json.WriteStartObject();
-        json.WriteString("type"u8, "output_text"u8);
-        json.WriteString("text"u8, ReplyText);
-        json.WriteStartArray("annotations"u8);
-        json.WriteEndArray();
-        json.WriteEndObject();
-        json.WriteEndArray();
-        json.WriteEndObject();
-        json.WriteEndArray();
-        json.WriteStartObject("usage"u8);
-        json.WriteNumber("input_tokens"u8, shape.InputTokens);
-        json.WriteNumber("output_tokens"u8, OutputTokens);
-        json.WriteNumber("total_tokens"u8, shape.InputTokens + OutputTokens);
-        json.WriteEndObject();
-    }
+        => WriteResponseFields(json, NewId("resp_", 32), upstream._time.GetUtcNow().ToUnixTimeSeconds(), shape, completed: true, ReplyText);
 
     private static void WriteOpenAIUsage(Utf8JsonWriter json, RequestShape shape)
     {
@@ -332,6 +305,13 @@ internal sealed partial class SimulatedProvider
     private static void WriteMessageItem(Utf8JsonWriter json, string itemId, string text, bool completed)
     {
         json.WriteStartObject("item"u8);
+        WriteMessageFields(json, itemId, text, completed);
+        json.WriteEndObject();
+    }
+
+    /// <summary>A message output item: its text part once it is complete.</summary>
+    private static void WriteMessageFields(Utf8JsonWriter json, string itemId, string text, bool completed)
+    {
         json.WriteString("type"u8, "message"u8);
         json.WriteString("id"u8, itemId);
         json.WriteString("status"u8, completed ? "completed"u8 : "in_progress"u8);
@@ -348,12 +328,18 @@ internal sealed partial class SimulatedProvider
         }
 
         json.WriteEndArray();
-        json.WriteEndObject();
     }
 
     private static void WriteResponseObject(Utf8JsonWriter json, string id, long created, RequestShape shape, bool completed, string text)
     {
         json.WriteStartObject("response"u8);
+        WriteResponseFields(json, id, created, shape, completed, text);
+        json.WriteEndObject();
+    }
+
+    /// <summary>A Responses API response: the whole answer when not streamed, and inside the stream's events.</summary>
+    private static void WriteResponseFields(Utf8JsonWriter json, string id, long created, RequestShape shape, bool completed, string text)
+    {
         json.WriteString("id"u8, id);
         json.WriteString("object"u8, "response"u8);
         json.WriteNumber("created_at"u8, created);
@@ -363,18 +349,7 @@ internal sealed partial class SimulatedProvider
         if (completed)
         {
             json.WriteStartObject();
-            json.WriteString("type"u8, "message"u8);
-            json.WriteString("id"u8, "msg_" + id[5..]);
-            json.WriteString("status"u8, "completed"u8);
-            json.WriteString("role"u8, "assistant"u8);
-            json.WriteStartArray("content"u8);
-            json.WriteStartObject();
-            json.WriteString("type"u8, "output_text"u8);
-            json.WriteString("text"u8, text);
-            json.WriteStartArray("annotations"u8);
-            json.WriteEndArray();
-            json.WriteEndObject();
-            json.WriteEndArray();
+            WriteMessageFields(json, "msg_" + id[5..], text, completed: true);
             json.WriteEndObject();
         }
 
@@ -391,7 +366,5 @@ internal sealed partial class SimulatedProvider
         {
             json.WriteNull("usage"u8);
         }
-
-        json.WriteEndObject();
     }
 }
