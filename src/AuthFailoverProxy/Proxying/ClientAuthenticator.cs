@@ -5,8 +5,9 @@ namespace AuthFailoverProxy.Proxying;
 
 /// <summary>
 /// Recognises agents by the token they send as <c>x-api-key</c> or <c>Authorization: Bearer</c>, the two places the
-/// stock SDKs and Claude Code put a key, or as <c>api-key</c>, where the Azure OpenAI SDKs put it. Tokens are compared as SHA-256 digests in constant time, and every configured
-/// token is compared, so neither the token's length nor which one matched shows in the timing.
+/// stock SDKs and Claude Code put a key, or as <c>api-key</c>, where the Azure OpenAI SDKs put it. Tokens are compared
+/// as SHA-256 digests in constant time, and every configured token is compared, so neither the token's length nor which
+/// one matched shows in the timing.
 /// </summary>
 internal sealed partial class ClientAuthenticator
 {
