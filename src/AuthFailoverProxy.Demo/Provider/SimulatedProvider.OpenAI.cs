@@ -24,7 +24,7 @@ internal sealed partial class SimulatedProvider
             return Task.CompletedTask;
         }
 
-        if (RefuseModel(context, Dialect.OpenAI, shape.Model) is { } refused)
+        if (RefuseChatCompletion(context, shape) is { } refused)
         {
             WriteError(context, Dialect.OpenAI, refused);
             return Task.CompletedTask;

@@ -29,6 +29,13 @@ internal sealed partial class SimulatedProvider
         "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management", "output_config",
         "output_format");
 
+    /// <summary>The top-level fields chat completions take; any other is refused with "Unrecognized request argument supplied: …".</summary>
+    private static readonly FrozenSet<string> ChatCompletionFields = FrozenSet.Create(StringComparer.Ordinal,
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+        "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+        "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options");
+
     /// <summary>The top-level fields <c>count_tokens</c> takes.</summary>
     private static readonly FrozenSet<string> CountTokensFields = FrozenSet.Create(StringComparer.Ordinal,
         "model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "context_management", "output_config", "output_format");
@@ -88,7 +95,54 @@ internal sealed partial class SimulatedProvider
             return new ErrorReply(400, "invalid_request_error", $"{extra}: Extra inputs are not permitted", null);
         }
 
-        return RefuseModel(context, Dialect.Anthropic, shape.Model);
+        if (RefuseModel(context, Dialect.Anthropic, shape.Model) is { } model)
+        {
+            return model;
+        }
+
+        if (shape.HasBadImage)
+        {
+            return new ErrorReply(400, "invalid_request_error", "messages.0.content.0.image.source.base64.data: The image was specified using the image/png media type, but does not appear to be a valid png image", null);
+        }
+
+        if (!countTokens && shape.InputTokens > _options.InputTokensPerMinute)
+        {
+            // The request alone is over the limit: the budget is untouched, and no retry can help.
+            var headers = context.Response.Headers;
+            var limit = _options.InputTokensPerMinute.ToString(CultureInfo.InvariantCulture);
+            headers["anthropic-ratelimit-input-tokens-limit"] = limit;
+            headers["anthropic-ratelimit-input-tokens-remaining"] = limit;
+            headers["anthropic-ratelimit-input-tokens-reset"] = (_time.GetUtcNow() + TimeSpan.FromMinutes(1)).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            headers["anthropic-ratelimit-requests-limit"] = "50";
+            headers["anthropic-ratelimit-requests-remaining"] = "49";
+            headers.RetryAfter = "60";
+            return new ErrorReply(429, "rate_limit_error",
+                $"This request would exceed the rate limit for your organization ({OrganizationId}) of {_options.InputTokensPerMinute:N0} input tokens per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later.", null);
+        }
+
+        return null;
+    }
+
+    /// <summary>What the OpenAI API answers a chat completion that names a field it does not take, or a model it does not have.</summary>
+    private ErrorReply? RefuseChatCompletion(HttpContext context, RequestShape shape)
+    {
+        if (shape.FirstUnknown(ChatCompletionFields) is { } extra)
+        {
+            return new ErrorReply(400, "invalid_request_error", $"Unrecognized request argument supplied: {extra}", null);
+        }
+
+        return RefuseModel(context, Dialect.OpenAI, shape.Model);
+    }
+
+    /// <summary>The page a front's firewall answers with: HTML, not the provider's error JSON.</summary>
+    private static void WriteFirewallPage(HttpContext context, int status)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = "text/html; charset=utf-8";
+        _ = response.WriteAsync(status == StatusCodes.Status401Unauthorized
+            ? "<html><head><title>401 Authorization Required</title></head><body><center><h1>401 Authorization Required</h1></center></body></html>\n"
+            : "<html><head><title>403 Forbidden</title></head><body><h1>Request blocked</h1><p>The request was blocked by the security policy.</p></body></html>\n");
     }
 
     /// <summary>What the API answers for a model it does not have, or one the organization may not use or has exhausted.</summary>
@@ -97,6 +151,11 @@ internal sealed partial class SimulatedProvider
         if (dialect == Dialect.Anthropic && (model is null || Array.FindIndex(AnthropicModels, m => m.Id == model) < 0))
         {
             return new ErrorReply(404, "not_found_error", $"model: {model}", null);
+        }
+
+        if (dialect == Dialect.OpenAI && model is not null && Array.IndexOf(OpenAIModels, model) < 0)
+        {
+            return new ErrorReply(404, "invalid_request_error", $"The model `{model}` does not exist or you do not have access to it.", "model_not_found");
         }
 
         if (model is null || !_modelFaults.TryGetValue(model, out var fault))

@@ -11,6 +11,12 @@ internal sealed partial class SimulatedProvider
     /// </summary>
     private readonly record struct RequestShape(bool IsValidJson, bool Stream, string? Model, int Length, string[] Fields, string? EncodingFormat = null)
     {
+        /// <summary>Gets a value indicating whether the body holds what the front's firewall blocks (a script tag).</summary>
+        public bool TripsTheFirewall { get; init; }
+
+        /// <summary>Gets a value indicating whether the body holds an image block whose data is not the image it claims.</summary>
+        public bool HasBadImage { get; init; }
+
         public int InputTokens => Math.Max(1, Length / 4);
 
         public static RequestShape Parse(ReadOnlySpan<byte> body)
@@ -53,7 +59,12 @@ internal sealed partial class SimulatedProvider
                 {
                 }
 
-                return new RequestShape(true, stream, model, body.Length, [.. fields], encodingFormat);
+                return new RequestShape(true, stream, model, body.Length, [.. fields], encodingFormat)
+                {
+                    TripsTheFirewall = body.IndexOf("<script"u8) >= 0,
+                    // A PNG in base64 starts "iVBORw0KGgo"; anything else labelled image/png is not one.
+                    HasBadImage = body.IndexOf("\"media_type\":\"image/png\""u8) >= 0 && body.IndexOf("\"data\":\"iVBORw0KGgo"u8) < 0,
+                };
             }
             catch (JsonException)
             {

@@ -43,6 +43,13 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
+        if (shape.TripsTheFirewall || path.StartsWith("/v1/organizations", StringComparison.Ordinal))
+        {
+            // The front's firewall answers, not the provider: an HTML page, whatever the key.
+            WriteFirewallPage(context, shape.TripsTheFirewall ? StatusCodes.Status403Forbidden : StatusCodes.Status401Unauthorized);
+            return;
+        }
+
         if (TakeUpstreamFault() is { } upstreamFault)
         {
             await FailUpstreamAsync(context, dialect, upstreamFault, shape.Stream);

@@ -21,6 +21,13 @@ internal sealed class SimulatedProviderOptions
     /// </summary>
     public string BasePath { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Gets or sets the organization's input-token limit per minute: a Messages request whose input alone is larger
+    /// (about 4 bytes a token) gets the 429 that is the request's own fault, with the input-token budget still above 0.
+    /// <value>The default value is 1,000,000 (bodies up to about 4 MB pass).</value>
+    /// </summary>
+    public int InputTokensPerMinute { get; set; } = 1_000_000;
+
     /// <summary>Gets or sets a value indicating whether it speaks HTTPS. <value>The default value is <see langword="true"/>.</value></summary>
     public bool Https { get; set; } = true;
 

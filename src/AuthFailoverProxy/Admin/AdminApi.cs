@@ -16,7 +16,7 @@ namespace AuthFailoverProxy.Admin;
 /// is recorded with who, what and when.
 /// <list type="bullet">
 /// <item><c>GET /admin/keys</c>: every key by name, fingerprint, state, last error, since and source.</item>
-/// <item><c>POST /admin/pools/{pool}/keys</c> with <c>{"name", "secret", "priority"?, "scheme"?}</c>: adds a key. It starts
+/// <item><c>POST /admin/pools/{pool}/keys</c> with <c>{"name", "secret", "priority"?, "scheme"?, "openAIOrganization"?, "openAIProject"?}</c>: adds a key. It starts
 /// <em>pending</em>: it is checked at once and the result shown, but it carries no traffic until an operator confirms
 /// it with <c>POST …/keys/{key}/confirm</c>. Nothing enables itself because credentials merely exist.</item>
 /// <item><c>POST …/keys/{key}/disable</c>, <c>…/enable</c>, and <c>DELETE …/keys/{key}</c> (keys added at runtime).</item>
@@ -104,7 +104,10 @@ internal sealed partial class AdminApi(
         var now = time.GetUtcNow();
         var priority = request.Priority ?? (pool.Keys.Count == 0 ? 0 : pool.Keys.Max(k => k.Priority) + 1);
         var scheme = CredentialSchemes.Resolve(pool.Name, pool.Kind, request.Secret!, request.Scheme, "scheme", null, []);
-        var key = new PoolKey(pool.Name, request.Name!, request.Secret!, priority, $"admin API ({who})", scheme, now, addedAtRuntime: true);
+        var key = new PoolKey(pool.Name, request.Name!, request.Secret!, priority, $"admin API ({who})", scheme, now, addedAtRuntime: true)
+        {
+            Account = KeyAccount.From(request.OpenAIOrganization, request.OpenAIProject, "openAI", []),
+        };
         // In the pool first (pending: no traffic), so this replica's own notice from the store finds it there.
         catalog.Add(pool, key, who);
         try
@@ -156,6 +159,12 @@ internal sealed partial class AdminApi(
         if (schemeErrors.Count > 0)
         {
             return (StatusCodes.Status400BadRequest, schemeErrors[0] + " Leave it out to use what the key's format calls for.");
+        }
+
+        KeyAccount.From(request.OpenAIOrganization, request.OpenAIProject, "openAI", schemeErrors);
+        if (schemeErrors.Count > 0)
+        {
+            return (StatusCodes.Status400BadRequest, schemeErrors[0]);
         }
 
         if (pool.FindKey(request.Name) is { } existing)
@@ -392,7 +401,7 @@ internal sealed record AdminChange(string Pool, string Key, string State, bool C
 /// <summary>What checking a key against its upstream found: <c>passed</c>, <c>rejected</c> or <c>unknown</c>, and the detail.</summary>
 internal sealed record AdminCheck(string Outcome, string Detail);
 
-internal sealed record AddKeyRequest(string? Name, string? Secret, int? Priority, string? Scheme = null);
+internal sealed record AddKeyRequest(string? Name, string? Secret, int? Priority, string? Scheme = null, string? OpenAIOrganization = null, string? OpenAIProject = null);
 
 internal sealed record AdminAdded(string Pool, KeyStatus Key, AdminCheck Check, IReadOnlyList<string> Warnings, string Stored, string By, DateTimeOffset At, string Message);
 

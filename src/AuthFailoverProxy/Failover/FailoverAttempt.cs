@@ -17,6 +17,9 @@ internal enum AttemptVerdict
     /// <summary>The key is rate limited: rest it and replay on the next key.</summary>
     KeyCooling,
 
+    /// <summary>The key may not serve this request (a model its organization lacks, a kind of client it is not for): replay on the next key, record nothing.</summary>
+    KeyRefused,
+
     /// <summary>The upstream is unwell and another try on the same key is allowed.</summary>
     RetryUpstream,
 
@@ -47,6 +50,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
     private Uri? _uri;
     private Pool? _uriPool;
+    private KeyFailure? _firstRefusal;
 
     /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
     public Pool Pool { get; private set; } = pool;
@@ -93,6 +97,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
     /// <summary>Gets the provider's request id of the last upstream answer this request did not deliver, to pass back on the proxy's own answer.</summary>
     public string? UpstreamRequestId { get; private set; }
+
+    /// <summary>Gets a value indicating whether two keys refused this request alike: the request is at fault, not the keys.</summary>
+    public bool RequestAtFault { get; private set; }
 
     /// <summary>Gets how long the open circuit asks clients to wait.</summary>
     public TimeSpan? CircuitRetryAfter { get; private set; }
@@ -235,6 +242,22 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
         var (prefix, rest) = await UpstreamErrorJudge.ReadErrorBodyAsync(proxyResponse.Content, cancellationToken);
         var judgement = UpstreamErrorJudge.Judge(Pool.Kind, Key, proxyResponse, prefix.Span, time.GetUtcNow(), options);
+        if (judgement.Class is FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient && RefusalEndsTheWalk(judgement))
+        {
+            // The request's own fault, or no key left to ask: the agent gets the provider's answer, and no key is blamed.
+            proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
+            return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+        }
+
+        if (judgement.Class is FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient)
+        {
+            rest?.Dispose();
+            Failure = judgement.Failure;
+            UpstreamRequestId = judgement.Failure?.RequestId ?? UpstreamRequestId;
+            Verdict = AttemptVerdict.KeyRefused;
+            return false;
+        }
+
         if (judgement.Class is FailureClass.KeyDead or FailureClass.KeyCooling)
         {
             rest?.Dispose();
@@ -248,6 +271,30 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         // The client's own error: hand it over exactly as the upstream sent it.
         proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
         return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+    }
+
+    /// <summary>
+    /// Decides whether a key's refusal of this request goes back to the agent rather than on to the next key: when a
+    /// second key refuses the request with the very same words (the request is at fault, not the keys: a bad request costs
+    /// at most two upstream calls, whatever the pool's size), or when no other key is left to ask. A refusal that is
+    /// about the credential (a subscription token refused for this kind of client) never counts as the request's fault:
+    /// the walk goes on to the keys that can serve it.
+    /// </summary>
+    private bool RefusalEndsTheWalk(UpstreamJudgement judgement)
+    {
+        GiveUpOn(Key);
+        if (judgement.Class == FailureClass.KeyRefusesRequest)
+        {
+            if (judgement.Failure!.IsSameAnswer(_firstRefusal))
+            {
+                RequestAtFault = true;
+                return true;
+            }
+
+            _firstRefusal ??= judgement.Failure;
+        }
+
+        return Pool.SelectKey(Tried, time) is null;
     }
 
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)

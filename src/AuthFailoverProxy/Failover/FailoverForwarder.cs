@@ -138,6 +138,10 @@ internal sealed partial class FailoverForwarder
                             attempt.GiveUpOn(key);
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
+                        case AttemptVerdict.KeyRefused:
+                            // Already given up on for this request; nothing is recorded against the key.
+                            LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                            break;
                         case AttemptVerdict.CircuitOpen:
                             if (await TryEnterSafeModeAsync(context, attempt))
                             {

@@ -9,13 +9,17 @@ namespace AuthFailoverProxy.Failover;
 /// </summary>
 internal readonly record struct ProviderError(string? Type, string? Code, string? Message, string? RequestId)
 {
-    /// <summary>Gets a value indicating whether the body was a recognisable provider error.</summary>
-    public bool IsRecognised => Type is not null || Code is not null || Message is not null;
+    /// <summary>
+    /// Gets a value indicating whether the body is a provider's own error: an <c>error</c> object with a type, a code or a
+    /// message. An HTML page, plain text or <c>{"error":"…"}</c> from a proxy or firewall on the way is not.
+    /// </summary>
+    public bool IsProviderError { get; init; }
 
     /// <summary>Reads an error body; anything that is not a provider error yields an empty result, never an exception.</summary>
     public static ProviderError Parse(ReadOnlySpan<byte> json)
     {
         string? type = null, code = null, message = null, requestId = null;
+        var isProviderError = false;
         var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, MaxDepth = 16 });
         try
         {
@@ -32,6 +36,7 @@ internal readonly record struct ProviderError(string? Type, string? Code, string
                     if (reader.TokenType == JsonTokenType.StartObject)
                     {
                         ReadErrorObject(ref reader, ref type, ref code, ref message);
+                        isProviderError = type is not null || code is not null || message is not null;
                     }
                     else
                     {
@@ -56,7 +61,7 @@ internal readonly record struct ProviderError(string? Type, string? Code, string
             // A truncated or malformed body: keep whatever was read before the damage.
         }
 
-        return new ProviderError(type, code, message, requestId);
+        return new ProviderError(type, code, message, requestId) { IsProviderError = isProviderError };
     }
 
     private static void ReadErrorObject(ref Utf8JsonReader reader, ref string? type, ref string? code, ref string? message)

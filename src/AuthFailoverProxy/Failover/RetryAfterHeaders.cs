@@ -6,18 +6,46 @@ namespace AuthFailoverProxy.Failover;
 /// <summary>
 /// Reads when the upstream says a key may be used again: <c>retry-after</c> (seconds or an HTTP date),
 /// <c>retry-after-ms</c>, Anthropic's <c>anthropic-ratelimit-*-reset</c> (RFC 3339) and OpenAI's
-/// <c>x-ratelimit-reset-*</c> (durations such as <c>6m0s</c>). Of the per-limit resets only the exhausted limits
-/// count (remaining 0, or not stated): a limit with budget left does not keep a key out.
+/// <c>x-ratelimit-reset-*</c> (durations such as <c>6m0s</c>). <c>retry-after</c> is the provider's answer to "when may I
+/// retry"; a <c>…-reset</c> says when a bucket is full again, later than needed, so it counts only without one, and only
+/// for the limits actually exhausted (remaining 0, or not stated).
 /// </summary>
 internal static class RetryAfterHeaders
 {
     private static readonly string[] AnthropicLimits = ["requests", "tokens", "input-tokens", "output-tokens"];
     private static readonly string[] OpenAILimits = ["requests", "tokens"];
 
-    /// <summary>Returns the latest instant any header names, or <see langword="null"/> when none does.</summary>
-    public static DateTimeOffset? LatestReset(HttpResponseHeaders headers, DateTimeOffset now)
+    /// <summary>Returns when a rate-limited key may serve again: <c>retry-after</c>, else the reset of the exhausted limit; null when no header says.</summary>
+    public static DateTimeOffset? CoolUntil(HttpResponseHeaders headers, DateTimeOffset now)
+        => RetryAfter(headers, now) ?? LatestExhaustedReset(headers, now);
+
+    /// <summary>
+    /// Returns whether a 429 was caused by the request itself: the provider states the limits it counts, and none of
+    /// them is exhausted (the input tokens it has left are above 0), so the request's own input is over the per-minute
+    /// limit. Retrying it, on this key or another of the organization, cannot help.
+    /// </summary>
+    public static bool RequestExceedsLimit(HttpResponseHeaders headers)
     {
-        DateTimeOffset? latest = RetryAfter(headers, now);
+        if (!TryGet(headers, "anthropic-ratelimit-input-tokens-remaining", out var input) || !long.TryParse(input, NumberStyles.None, CultureInfo.InvariantCulture, out var left) || left <= 0)
+        {
+            return false;
+        }
+
+        foreach (var limit in AnthropicLimits)
+        {
+            if (TryGet(headers, $"anthropic-ratelimit-{limit}-remaining", out var remaining) && remaining.Trim() == "0")
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Returns the latest reset of an exhausted limit, or <see langword="null"/> when no header names one.</summary>
+    public static DateTimeOffset? LatestExhaustedReset(HttpResponseHeaders headers, DateTimeOffset now)
+    {
+        DateTimeOffset? latest = null;
 
         foreach (var limit in AnthropicLimits)
         {

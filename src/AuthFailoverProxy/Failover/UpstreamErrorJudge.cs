@@ -7,7 +7,7 @@ namespace AuthFailoverProxy.Failover;
 
 /// <summary>What an upstream error answer means for the key that got it, with the facts to record.</summary>
 /// <param name="Class">The failure class.</param>
-/// <param name="Failure">For a dead or cooling key: what the upstream said, secrets masked.</param>
+/// <param name="Failure">For an answer that moves the request past the key: what the upstream said, secrets masked.</param>
 /// <param name="CoolUntil">For a cooling key: when it may serve again (latest reset any header names, bounded).</param>
 internal readonly record struct UpstreamJudgement(FailureClass Class, KeyFailure? Failure, DateTimeOffset CoolUntil);
 
@@ -23,8 +23,8 @@ internal static class UpstreamErrorJudge
     {
         var status = (int)response.StatusCode;
         var error = ProviderError.Parse(Decode(body, response.Content.Headers.ContentEncoding));
-        var failureClass = FailureClassifier.Classify(kind, status, error);
-        if (failureClass is not (FailureClass.KeyDead or FailureClass.KeyCooling))
+        var failureClass = FailureClassifier.Classify(kind, status, error, status == 429 && RetryAfterHeaders.RequestExceedsLimit(response.Headers));
+        if (failureClass is not (FailureClass.KeyDead or FailureClass.KeyCooling or FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient))
         {
             return new UpstreamJudgement(failureClass, null, default);
         }
@@ -33,7 +33,7 @@ internal static class UpstreamErrorJudge
         var coolUntil = default(DateTimeOffset);
         if (failureClass == FailureClass.KeyCooling)
         {
-            var until = RetryAfterHeaders.LatestReset(response.Headers, now) ?? now + options.DefaultCooldown;
+            var until = RetryAfterHeaders.CoolUntil(response.Headers, now) ?? now + options.DefaultCooldown;
             coolUntil = until > now + options.MaxCooldown ? now + options.MaxCooldown : until;
         }
 

@@ -85,4 +85,14 @@ public sealed class KeyOptions
     /// keys of an Anthropic pool, <c>bearer</c> in an OpenAI pool).</value>
     /// </summary>
     public string? Scheme { get; set; }
+
+    /// <summary>
+    /// Gets or sets the OpenAI organization this key spends, sent as <c>OpenAI-Organization</c> with every request it
+    /// carries. An agent's own <c>OpenAI-Organization</c> never goes upstream. <value>The default value is <see langword="null"/>:
+    /// the key's default organization.</value>
+    /// </summary>
+    public string? OpenAIOrganization { get; set; }
+
+    /// <summary>Gets or sets the OpenAI project this key spends, sent as <c>OpenAI-Project</c>. <value>The default value is <see langword="null"/>.</value></summary>
+    public string? OpenAIProject { get; set; }
 }

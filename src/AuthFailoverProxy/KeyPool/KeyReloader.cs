@@ -279,12 +279,12 @@ internal sealed partial class KeyReloader(IServiceProvider services, TimeProvide
             }
 
             // The same arguments PoolRegistry uses at start.
-            var key = new PoolKey(pool.Name, definition.Name, definition.Secret, definition.Priority, definition.Source, definition.Scheme, now);
+            var key = new PoolKey(pool.Name, definition.Name, definition.Secret, definition.Priority, definition.Source, definition.Scheme, now) { Account = definition.Account };
             if (!configured.Remove(definition.Name, out var current))
             {
                 plan.Fresh.Add(new FreshKey(pool, key, Replaces: null));
             }
-            else if (key.Identity != current.Identity || key.Scheme != current.Scheme)
+            else if (key.Identity != current.Identity || key.Scheme != current.Scheme || key.Account != current.Account)
             {
                 // A new secret, or the same one sent another way: checked afresh, since what the provider said about the
                 // old form says nothing about the new one.

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Configuration.Json;
 namespace AuthFailoverProxy.KeyPool;
 
 /// <summary>A key as configured, before it is put in service.</summary>
-internal sealed record KeyDefinition(string Name, string Secret, int Priority, string Source, CredentialScheme Scheme);
+internal sealed record KeyDefinition(string Name, string Secret, int Priority, string Source, CredentialScheme Scheme, KeyAccount? Account = null);
 
 /// <summary>
 /// Gathers a pool's keys from configuration (appsettings, environment, command line) and from its
@@ -71,7 +71,8 @@ internal static class KeySource
             }
 
             var scheme = CredentialSchemes.Resolve(pool, options.Kind, secret, key.Scheme, $"{path}:Scheme", options.Scheme, errors);
-            keys.Add(new KeyDefinition(key.Name, secret, key.Priority ?? i, source, scheme));
+            var account = KeyAccount.From(key.OpenAIOrganization, key.OpenAIProject, $"{path}:OpenAI", errors);
+            keys.Add(new KeyDefinition(key.Name, secret, key.Priority ?? i, source, scheme, account));
         }
 
         // Files not named in configuration follow the configured keys, in name order.

@@ -110,6 +110,11 @@ internal sealed class Pool
         headers.Remove("x-api-key");
         headers.Remove("Authorization");
         headers.TryAddWithoutValidation(key.HeaderName, key.HeaderValue);
+        if (key.Account is { } account)
+        {
+            account.AddTo(headers);
+        }
+
         if (key.Scheme == CredentialScheme.AnthropicOAuth)
         {
             AddBeta(headers, CredentialSchemes.OAuthBeta);

@@ -53,6 +53,9 @@ internal sealed class PoolKey
     /// <summary>Gets how the key goes on the wire.</summary>
     public CredentialScheme Scheme { get; }
 
+    /// <summary>Gets the account the key is pinned to (OpenAI organization and project), if any; sent with every request it carries.</summary>
+    public KeyAccount? Account { get; init; }
+
     /// <summary>Gets the header the key goes in: <c>x-api-key</c>, <c>Authorization</c> or <c>api-key</c>.</summary>
     internal string HeaderName { get; }
 

@@ -20,7 +20,7 @@ internal sealed class PoolRegistry : IDisposable
         {
             var errors = new List<string>();
             var keys = KeySource.Load(name, options, configuration, errors)
-                .Select(k => new PoolKey(name, k.Name, k.Secret, k.Priority, k.Source, k.Scheme, now))
+                .Select(k => new PoolKey(name, k.Name, k.Secret, k.Priority, k.Source, k.Scheme, now) { Account = k.Account })
                 .ToList();
             // The validator ran first, at start; errors here mean the configuration changed underneath.
             Debug.Assert(errors.Count == 0, string.Join("; ", errors));

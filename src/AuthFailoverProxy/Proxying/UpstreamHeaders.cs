@@ -15,7 +15,10 @@ namespace AuthFailoverProxy.Proxying;
 /// <item>trace context (<c>traceparent</c>, <c>tracestate</c>, <c>baggage</c>, the legacy <c>Request-Id</c> and
 /// <c>Correlation-Context</c>): only the proxy's own attempt span goes, and only while it traces.</item>
 /// <item>credentials other than the pool key's (<c>api-key</c>; <c>x-api-key</c> and <c>Authorization</c> are replaced
-/// by <see cref="KeyPool.Pool.Authorize"/>).</item>
+/// by <see cref="KeyPool.Pool.Authorize"/>), and the headers that pick the account a key spends
+/// (<c>OpenAI-Organization</c>, <c>OpenAI-Project</c>): they belong to the key and are pinned per key when set
+/// (<see cref="KeyPool.KeyOptions.OpenAIOrganization"/>), so an agent configured for another organization cannot turn
+/// every key's answer into a 401.</item>
 /// </list>
 /// </summary>
 internal static class UpstreamHeaders
@@ -39,6 +42,9 @@ internal static class UpstreamHeaders
         "Request-Id",
         "Correlation-Context",
         "api-key",
+        // They choose the account a key spends (OpenAI SDKs send them when configured): the key's, never the agent's.
+        "OpenAI-Organization",
+        "OpenAI-Project",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>

@@ -37,6 +37,10 @@ internal sealed record KeyFailure(int Status, string? ErrorType, string? ErrorCo
             return ErrorCode is null || ErrorCode == ErrorType ? label : $"{label} ({ErrorCode})";
         }
     }
+
+    /// <summary>Returns whether <paramref name="other"/> is the same answer: status, type, code and message alike, whenever and wherever it came.</summary>
+    public bool IsSameAnswer(KeyFailure? other)
+        => other is not null && Status == other.Status && ErrorType == other.ErrorType && ErrorCode == other.ErrorCode && Message == other.Message;
 }
 
 /// <summary>An immutable snapshot of a key's health; replaced whole, so readers never see half a transition.</summary>

@@ -74,6 +74,8 @@ internal sealed partial class RedisKeyStateStore
             new("prio", key.Priority),
             new("src", key.Source),
             new("sch", CredentialSchemes.Name(key.Scheme)),
+            new("org", key.Account?.Organization ?? string.Empty),
+            new("proj", key.Account?.Project ?? string.Empty),
         ]);
         _ = transaction.SetAddAsync(RuntimeIndex, [IndexSentinel, Member(key.Pool, key.Name)]);
         _ = transaction.PublishAsync(KeySetChanges, $"+\t{key.Pool}\t{key.Name}");
@@ -192,7 +194,10 @@ internal sealed partial class RedisKeyStateStore
             var priority = int.TryParse(fields.GetValueOrDefault("prio"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             // Records written before keys had a scheme have none: the key's format decides, as it did then.
             var scheme = CredentialSchemes.TryParse(fields.GetValueOrDefault("sch"), out var saved) ? saved : CredentialSchemes.Default(pool.Kind, KeyFormats.Detect(secret));
-            var key = new PoolKey(pool.Name, name, secret, priority, fields.GetValueOrDefault("src") ?? "admin API", scheme, time.GetUtcNow(), addedAtRuntime: true);
+            var key = new PoolKey(pool.Name, name, secret, priority, fields.GetValueOrDefault("src") ?? "admin API", scheme, time.GetUtcNow(), addedAtRuntime: true)
+            {
+                Account = KeyAccount.From(fields.GetValueOrDefault("org"), fields.GetValueOrDefault("proj"), "org", []),
+            };
             if (RedisKeyHealthCodec.Decode(await db.HashGetAllAsync(HashKey(key)), out var healthIdentity) is { } shared && RedisKeyHealthCodec.IsAbout(healthIdentity, key))
             {
                 _board!.Adopt(key, shared);

@@ -46,6 +46,9 @@ internal static class FailoverReasons
     /// <summary>The key is rate limited.</summary>
     public const string Cooling = "cooling";
 
+    /// <summary>The key may not serve this request (a model its organization lacks, a client it is not for); it stays in service.</summary>
+    public const string Refused = "refused";
+
     /// <summary>The pool's circuit is open: the request went to the fallback pool (safe mode).</summary>
     public const string CircuitOpen = "circuit_open";
 }

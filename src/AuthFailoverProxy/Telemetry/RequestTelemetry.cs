@@ -108,7 +108,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     /// <summary>Records a request the walk answered, and writes its summary line when Debug is on for it.</summary>
     public void RequestEnded(HttpContext context, FailoverAttempt attempt)
     {
-        if (attempt.Verdict is AttemptVerdict.KeyDead or AttemptVerdict.KeyCooling)
+        if (attempt.Verdict is AttemptVerdict.KeyDead or AttemptVerdict.KeyCooling or AttemptVerdict.KeyRefused)
         {
             // The request gave up on its last key and found no next one.
             metrics.FailedOver(attempt.Key.Pool, attempt.Key.Name, ProxyTelemetry.NoKey, FailoverReason(attempt.Verdict)!);
@@ -143,6 +143,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     {
         AttemptVerdict.KeyDead => FailoverReasons.Dead,
         AttemptVerdict.KeyCooling => FailoverReasons.Cooling,
+        AttemptVerdict.KeyRefused => FailoverReasons.Refused,
         AttemptVerdict.CircuitOpen => FailoverReasons.CircuitOpen,
         _ => null,
     };
@@ -152,6 +153,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         AttemptVerdict.Delivered => "delivered",
         AttemptVerdict.KeyDead => "key_dead",
         AttemptVerdict.KeyCooling => "key_cooling",
+        AttemptVerdict.KeyRefused => "key_refused",
         AttemptVerdict.RetryUpstream => "retry_upstream",
         AttemptVerdict.UpstreamFailed => "upstream_failed",
         AttemptVerdict.ClientGone => "client_gone",

@@ -10,10 +10,17 @@ public sealed class FailureClassifierTests
     // Anthropic (FACTS.md table)
     [InlineData("anthropic", 200, "", nameof(FailureClass.None))]
     [InlineData("anthropic", 401, """{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}""", nameof(FailureClass.KeyDead))]
+    [InlineData("anthropic", 401, """{"type":"error","error":{"type":"authentication_error","message":"OAuth token has expired. Please obtain a new token or refresh your existing token."}}""", nameof(FailureClass.KeyDead))]
     [InlineData("anthropic", 402, """{"type":"error","error":{"type":"billing_error","message":"billing"}}""", nameof(FailureClass.KeyDead))]
     [InlineData("anthropic", 403, """{"type":"error","error":{"type":"permission_error","message":"OAuth authentication is currently not allowed for this organization."}}""", nameof(FailureClass.KeyDead))]
-    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}""", nameof(FailureClass.KeyDead))]
-    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"You have reached your specified API usage limits."}}""", nameof(FailureClass.KeyDead))]
+    [InlineData("anthropic", 403, """{"type":"error","error":{"type":"permission_error","message":"Your organization does not have access to the model `claude-opus-4-1`."}}""", nameof(FailureClass.KeyRefusesRequest))]
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}""", nameof(FailureClass.KeyDead))]
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"This credential is only authorized for use with Claude Code and cannot be used for other API requests."}}""", nameof(FailureClass.KeyRefusesClient))]
+    // Echoes of the client's own words prove nothing about the key.
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"credit_note: Extra inputs are not permitted"}}""", nameof(FailureClass.ClientError))]
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"Unexpected value(s) `billing-2026-01-01` for the `anthropic-beta` header. Please consult our documentation at docs.claude.com or try again without the header."}}""", nameof(FailureClass.ClientError))]
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.: Extra inputs are not permitted"}}""", nameof(FailureClass.ClientError))]
+    [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"You have reached your specified API usage limits."}}""", nameof(FailureClass.ClientError))]
     [InlineData("anthropic", 400, """{"type":"error","error":{"type":"invalid_request_error","message":"messages: field required"}}""", nameof(FailureClass.ClientError))]
     [InlineData("anthropic", 404, """{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}""", nameof(FailureClass.ClientError))]
     [InlineData("anthropic", 409, """{"type":"error","error":{"type":"conflict_error","message":"x"}}""", nameof(FailureClass.ClientError))]
@@ -24,12 +31,15 @@ public sealed class FailureClassifierTests
     [InlineData("anthropic", 504, "", nameof(FailureClass.UpstreamUnwell))]
     [InlineData("anthropic", 529, """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}""", nameof(FailureClass.UpstreamUnwell))]
     [InlineData("anthropic", 502, "<html>bad gateway</html>", nameof(FailureClass.UpstreamUnwell))]
-    // A 403 page from a firewall is not the provider speaking about the key.
+    // A page from a firewall or proxy on the way is not the provider speaking about the key.
     [InlineData("anthropic", 403, "<html>Access denied</html>", nameof(FailureClass.ClientError))]
+    [InlineData("anthropic", 401, "<html><body>401 Authorization Required</body></html>", nameof(FailureClass.ClientError))]
+    [InlineData("anthropic", 401, """{"error":"Unauthorized"}""", nameof(FailureClass.ClientError))]
     // OpenAI-compatible
     [InlineData("openai", 401, """{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}""", nameof(FailureClass.KeyDead))]
     [InlineData("openai", 429, """{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}""", nameof(FailureClass.KeyDead))]
     [InlineData("openai", 429, """{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}""", nameof(FailureClass.KeyCooling))]
+    [InlineData("openai", 400, """{"error":{"message":"Unrecognized request argument supplied: billing_hard_limit","type":"invalid_request_error","param":null,"code":null}}""", nameof(FailureClass.ClientError))]
     [InlineData("openai", 400, """{"error":{"message":"Invalid 'messages'","type":"invalid_request_error","param":"messages","code":null}}""", nameof(FailureClass.ClientError))]
     [InlineData("openai", 503, "", nameof(FailureClass.UpstreamUnwell))]
     [InlineData("openai", 422, """{"error":{"message":"x","type":"invalid_request_error"}}""", nameof(FailureClass.ClientError))]
@@ -42,13 +52,22 @@ public sealed class FailureClassifierTests
     }
 
     [Fact]
+    public void RequestTooLargeForTheLimit_Is429_ButTheRequestsFault()
+    {
+        var error = ProviderError.Parse("""{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization of 30,000 input tokens per minute."}}"""u8);
+
+        Assert.Equal(FailureClass.ClientError, FailureClassifier.Classify(ProviderKind.Anthropic, 429, error, requestCausedRateLimit: true));
+        Assert.Equal(FailureClass.KeyCooling, FailureClassifier.Classify(ProviderKind.Anthropic, 429, error, requestCausedRateLimit: false));
+    }
+
+    [Fact]
     public void ProviderError_ReadsBothDialects()
     {
         var anthropic = ProviderError.Parse("""{"type":"error","error":{"type":"rate_limit_error","message":"m","details":{"error_code":"enforced_spend_limit_reached"}},"request_id":"req_1"}"""u8);
         var openai = ProviderError.Parse("""{"error":{"message":"m2","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"""u8);
 
-        Assert.Equal(new ProviderError("rate_limit_error", "enforced_spend_limit_reached", "m", "req_1"), anthropic);
-        Assert.Equal(new ProviderError("insufficient_quota", "insufficient_quota", "m2", null), openai);
+        Assert.Equal(new ProviderError("rate_limit_error", "enforced_spend_limit_reached", "m", "req_1") { IsProviderError = true }, anthropic);
+        Assert.Equal(new ProviderError("insufficient_quota", "insufficient_quota", "m2", null) { IsProviderError = true }, openai);
     }
 
     [Theory]

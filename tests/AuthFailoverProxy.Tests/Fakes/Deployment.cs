@@ -30,10 +30,10 @@ internal sealed class Deployment : IAsyncDisposable
 
     public string Backup { get; } = Secrets.AnthropicApiKey();
 
-    public static async Task<Deployment> StartAsync(TimeProvider? time = null, Action<ProxyConfig>? configure = null)
+    public static async Task<Deployment> StartAsync(TimeProvider? time = null, Action<ProxyConfig>? configure = null, SimulatedProviderOptions? provider = null)
     {
         var redis = await RedisServer.StartAsync();
-        var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(time, options: provider, cancellationToken: TestContext.Current.CancellationToken);
         return new Deployment(redis, upstream, time, configure);
     }
 

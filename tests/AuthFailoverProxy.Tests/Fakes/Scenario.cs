@@ -26,9 +26,10 @@ internal sealed class Scenario : IAsyncDisposable
         string[]? keyNames = null,
         Action<ProxyConfig>? configure = null,
         TimeProvider? time = null,
-        Func<string, string>? secretFor = null)
+        Func<string, string>? secretFor = null,
+        SimulatedProviderOptions? provider = null)
     {
-        var upstream = await SimulatedProvider.StartAsync(time, cancellationToken: TestContext.Current.CancellationToken);
+        var upstream = await SimulatedProvider.StartAsync(time, options: provider, cancellationToken: TestContext.Current.CancellationToken);
         var secrets = (keyNames ?? ["primary", "backup"]).ToDictionary(
             n => n,
             n => secretFor?.Invoke(n) ?? (kind == "openai" ? Secrets.OpenAIKey() : Secrets.AnthropicApiKey()));

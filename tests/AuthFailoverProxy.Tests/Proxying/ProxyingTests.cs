@@ -135,7 +135,7 @@ public sealed class ProxyingTests
         using var viaPrefix = await proxy.Agent.PostAsync("/anthropic/v1/messages", Scenario.MessageBody(), Ct);
         using var viaRoot = await proxy.Agent.PostAsync("/v1/messages/count_tokens", Scenario.CountTokensBody(), Ct);
         using var viaOpenAI = await proxy.Agent.PostAsync("/openai/v1/chat/completions", chat, Ct);
-        using var embeddings = await proxy.Agent.PostAsync("/openai/v1/embeddings", new StringContent("""{"model":"e","input":"x"}""", Encoding.UTF8, "application/json"), Ct);
+        using var embeddings = await proxy.Agent.PostAsync("/openai/v1/embeddings", new StringContent("""{"model":"text-embedding-3-small","input":"x"}""", Encoding.UTF8, "application/json"), Ct);
 
         Assert.Equal(HttpStatusCode.OK, viaPrefix.StatusCode);
         Assert.Equal(HttpStatusCode.OK, viaRoot.StatusCode);
