@@ -62,7 +62,7 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
-        if (_keyFaults.TryGetValue(key!, out var keyFault) && !(keyFault.Fault == KeyFault.ClaudeCodeOnly && HasBeta(request.Headers, "claude-code-20250219")))
+        if (TryTakeKeyFault(key!, out var keyFault) && !(keyFault.Fault == KeyFault.ClaudeCodeOnly && HasBeta(request.Headers, "claude-code-20250219")))
         {
             FailKey(context, dialect, key!, keyFault.Fault, keyFault.RetryAfter);
             return;

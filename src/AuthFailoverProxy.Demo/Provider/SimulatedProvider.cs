@@ -29,7 +29,7 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
     private readonly SimulatedProviderOptions _options;
     private readonly ProviderFront? _front;
     private readonly List<RecordedRequest> _misdirected = [];
-    private readonly ConcurrentDictionary<string, (KeyFault Fault, TimeSpan RetryAfter)> _keyFaults = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, KeyFaultEntry> _keyFaults = new(StringComparer.Ordinal);
     private readonly Queue<FaultBatch> _upstreamFaults = new();
     private readonly List<RecordedRequest> _requests = [];
     private readonly TaskCompletionSource _firstAbort = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -168,11 +168,11 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
     }
 
     /// <summary>
-    /// Makes every request with <paramref name="secret"/> fail with <paramref name="fault"/> from now on;
-    /// <see cref="KeyFault.None"/> restores the key. <paramref name="retryAfter"/> is the wait a rate-limited key announces
-    /// (default 30 seconds).
+    /// Makes every request with <paramref name="secret"/> fail with <paramref name="fault"/> from now on, or only the next
+    /// <paramref name="times"/> ones (a blip: the provider says it once, then is fine again); <see cref="KeyFault.None"/>
+    /// restores the key. <paramref name="retryAfter"/> is the wait a rate-limited key announces (default 30 seconds).
     /// </summary>
-    public void SetKeyFault(string secret, KeyFault fault, TimeSpan? retryAfter = null)
+    public void SetKeyFault(string secret, KeyFault fault, TimeSpan? retryAfter = null, int? times = null)
     {
         ArgumentNullException.ThrowIfNull(secret);
         if (fault == KeyFault.None)
@@ -181,8 +181,40 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
         }
         else
         {
-            _keyFaults[secret] = (fault, retryAfter ?? DefaultRetryAfter);
+            _keyFaults[secret] = new KeyFaultEntry(fault, retryAfter ?? DefaultRetryAfter, times ?? -1);
         }
+    }
+
+    /// <summary>Returns the fault a request with <paramref name="secret"/> meets now, using up one of a counted fault.</summary>
+    private bool TryTakeKeyFault(string secret, out KeyFaultEntry fault)
+    {
+        if (!_keyFaults.TryGetValue(secret, out fault!))
+        {
+            return false;
+        }
+
+        if (fault.Remaining < 0)
+        {
+            return true;
+        }
+
+        var left = Interlocked.Decrement(ref fault.Remaining);
+        if (left <= 0)
+        {
+            _keyFaults.TryRemove(new KeyValuePair<string, KeyFaultEntry>(secret, fault));
+        }
+
+        return left >= 0;
+    }
+
+    /// <summary>A key's fault, and how many more requests it takes (-1: every one).</summary>
+    private sealed class KeyFaultEntry(KeyFault fault, TimeSpan retryAfter, int remaining)
+    {
+        public int Remaining = remaining;
+
+        public KeyFault Fault => fault;
+
+        public TimeSpan RetryAfter => retryAfter;
     }
 
     /// <summary>Makes the next <paramref name="count"/> requests, whatever their key, fail with <paramref name="fault"/>. Calls queue up in order.</summary>

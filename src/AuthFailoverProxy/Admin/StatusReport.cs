@@ -68,7 +68,8 @@ internal sealed record KeyStatus(
     DateTimeOffset Since,
     DateTimeOffset? Until,
     int Failures,
-    KeyErrorStatus? LastError)
+    KeyErrorStatus? LastError,
+    KeySuspicionStatus? Suspicion = null)
 {
     public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
     {
@@ -85,9 +86,18 @@ internal sealed record KeyStatus(
             health.Since,
             state == KeyState.Cooling ? health.Until : null,
             health.Failures,
-            health.LastFailure is { } f ? new KeyErrorStatus(f.Status, f.ErrorType, f.ErrorCode, f.Message, f.RequestId, f.At) : null);
+            health.LastFailure is { } f ? new KeyErrorStatus(f.Status, f.ErrorType, f.ErrorCode, f.Message, f.RequestId, f.At) : null,
+            state == KeyState.Usable && key.Suspicion is { Failure: var s } suspicion
+                ? new KeySuspicionStatus(suspicion.Since, new KeyErrorStatus(s.Status, s.ErrorType, s.ErrorCode, s.Message, s.RequestId, s.At), !suspicion.Check.IsCompleted, suspicion.Unjudged)
+                : null);
     }
 }
+
+/// <summary>
+/// A key a request found failing, not yet blamed: what the request got, whether the check that confirms or clears it is
+/// under way, and whether no check can tell (the key is then tried last until a check or a request says otherwise).
+/// </summary>
+internal sealed record KeySuspicionStatus(DateTimeOffset Since, KeyErrorStatus Failure, bool Checking, bool Unjudged);
 
 /// <summary>A pool's safe mode: whether its fallback is serving for it right now, and since when.</summary>
 internal sealed record SafeModeStatus(bool Active, string Fallback, string? FallbackModel, DateTimeOffset? Since);

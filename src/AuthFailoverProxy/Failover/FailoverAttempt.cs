@@ -300,6 +300,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
     {
         Verdict = AttemptVerdict.Delivered;
+        if (UpstreamStatus < 400 && Key.Suspicion is not null)
+        {
+            // A real request served: the best evidence that the key is fine.
+            Key.ClearSuspicion();
+        }
+
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
         var headers = httpContext.Response.Headers;
         headers[KeyHeader] = Key.Name;

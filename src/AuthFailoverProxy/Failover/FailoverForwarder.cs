@@ -31,6 +31,8 @@ internal sealed partial class FailoverForwarder
     private readonly ILogger _logger;
     private readonly RequestTelemetry _telemetry;
     private readonly ResiliencePipeline<AttemptVerdict> _upstreamRetry;
+    private readonly Health.KeySuspicions _suspicions;
+    private readonly TimeSpan _checkBound;
 
     public FailoverForwarder(
         IHttpForwarder forwarder,
@@ -43,8 +45,12 @@ internal sealed partial class FailoverForwarder
         IOptions<RequestBodyOptions> bodyOptions,
         TimeProvider time,
         ILogger<FailoverForwarder> logger,
-        RequestTelemetry telemetry)
+        RequestTelemetry telemetry,
+        Health.KeySuspicions suspicions,
+        IOptions<Health.ProbeOptions> probes)
     {
+        _suspicions = suspicions;
+        _checkBound = probes.Value.Timeout;
         _forwarder = forwarder;
         _board = board;
         _authenticator = authenticator;
@@ -114,6 +120,10 @@ internal sealed partial class FailoverForwarder
 
                     if (key is null || deadlinePassed)
                     {
+                        // Before giving up, let the checks of keys this request just found suspect finish (within the
+                        // deadline): the answer then says what is known, not what is being checked.
+                        var left = attempt.Deadline - _time.GetUtcNow();
+                        await _suspicions.WhenCheckedAsync(attempt.SafeModeFrom ?? pool, left < _checkBound ? left : _checkBound);
                         await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
                         return;
                     }
@@ -129,7 +139,8 @@ internal sealed partial class FailoverForwarder
                     switch (verdict)
                     {
                         case AttemptVerdict.KeyDead:
-                            _board.ReportDead(key, attempt.Failure!);
+                            // Skipped for this request at once; blamed only once a check that no request shaped confirms it.
+                            _suspicions.Suspect(pool, key, attempt.Failure!);
                             attempt.GiveUpOn(key);
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;

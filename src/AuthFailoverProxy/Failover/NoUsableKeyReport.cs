@@ -22,6 +22,7 @@ internal static class NoUsableKeyReport
 
         text.Append('.');
         DateTimeOffset? soonest = null;
+        var checking = false;
         var remedies = new List<string>();
         foreach (var key in pool.Keys)
         {
@@ -55,6 +56,19 @@ internal static class NoUsableKeyReport
                 case KeyState.Pending:
                     text.Append("is waiting for an operator to confirm it.");
                     break;
+                case KeyState.Usable when key.Suspicion is { } suspicion:
+                    text.Append(CultureInfo.InvariantCulture, $"was refused on this request: {suspicion.Failure.Label}");
+                    if (!string.IsNullOrEmpty(suspicion.Failure.Message))
+                    {
+                        text.Append(CultureInfo.InvariantCulture, $" \"{suspicion.Failure.Message.TrimEnd('.')}\"");
+                    }
+
+                    var underWay = !suspicion.Check.IsCompleted;
+                    checking |= underWay;
+                    text.Append(underWay
+                        ? "; a check of the key is under way."
+                        : "; no check can tell whether the key is at fault, so it stays in service, tried last.");
+                    break;
                 default:
                     text.Append(deadlineExceeded ? "was not tried before the deadline." : "failed on this request.");
                     break;
@@ -86,6 +100,12 @@ internal static class NoUsableKeyReport
 
         text.Append(" Details: GET /status on the management port.");
         var retryAfter = soonest is { } at && at > now ? at - now : (TimeSpan?)null;
+        if (checking && (retryAfter is null || retryAfter > Health.KeySuspicions.RetryAfterWhileChecking))
+        {
+            // Until the check says, a retry soon may well be served: never tell the agent not to retry.
+            retryAfter = Health.KeySuspicions.RetryAfterWhileChecking;
+        }
+
         return (text.ToString(), retryAfter);
     }
 }

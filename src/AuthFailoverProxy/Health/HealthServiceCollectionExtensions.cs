@@ -10,6 +10,7 @@ internal static class HealthServiceCollectionExtensions
         services.AddOptions<ProbeOptions>().BindConfiguration("Probes").ValidateOnStart();
         services.AddSingleton<IValidateOptions<ProbeOptions>, ProbeOptionsValidator>();
         services.AddSingleton<KeyProber>();
+        services.AddSingleton<KeySuspicions>();
         // The healer subscribes before the startup check reports, so no key found dead at start goes unwatched.
         services.AddSingleton<KeyHealer>();
         services.AddHostedService(sp => sp.GetRequiredService<KeyHealer>());

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 using Microsoft.Extensions.Options;
@@ -107,7 +106,8 @@ internal sealed partial class KeyHealer(
         // The key was just found dead: the pipeline is entered as if its first check had failed, so the first real
         // check waits HealDelay, and each later one longer.
         var firstReplayed = false;
-        var recheck = CheckCannotProveRecovery(key.Health.LastFailure) ? _slowRecheck! : _recheck!;
+        var death = key.Health.LastFailure;
+        var recheck = death is not null && !KeyProber.CanJudge(pool, death) ? _slowRecheck! : _recheck!;
         await recheck.ExecuteAsync(
             async ct =>
             {
@@ -129,7 +129,8 @@ internal sealed partial class KeyHealer(
                     return false;
                 }
 
-                var result = await _prober!.ProbeAsync(pool, key, ct);
+                // A key that died of credit is checked with the call that answers about credit, where there is one.
+                var result = await _prober!.ProbeAsync(pool, key, ct, about: death);
                 switch (result)
                 {
                     case { Outcome: ProbeOutcome.Usable }:
@@ -163,14 +164,10 @@ internal sealed partial class KeyHealer(
         }
     }
 
-    /// <summary>
-    /// A passing check (<c>GET /v1/models</c>) proves a key authenticates, not that its account has credit. Keys that
-    /// died of credit, billing or spend limits are therefore re-checked only at the slow end of the backoff: a fast
-    /// cycle would put them back, lose the next request's first try to the same 400, and log the death again each time.
-    /// </summary>
-    private static bool CheckCannotProveRecovery(KeyFailure? failure)
-        => failure is { Status: 400 or 402 } || FailureClassifier.IsQuotaCode(failure?.ErrorCode);
-
+    // A passing GET /v1/models proves a key authenticates, not that its account has credit. A key that died of credit is
+    // checked with count_tokens where the pool has it (KeyProber.CanJudge); where it has not (an OpenAI quota), only at
+    // the slow end of the backoff: a fast cycle would put it back, lose the next request's first try to the same
+    // answer, and log the death again each time.
     private static ResiliencePipeline<bool> BuildRecheck(DelayBackoffType backoff, TimeSpan delay, TimeSpan maxDelay, TimeProvider time) =>
         new ResiliencePipelineBuilder<bool> { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions<bool>

@@ -31,16 +31,36 @@ internal sealed record ProbeResult(ProbeOutcome Outcome, KeyFailure? Failure = n
 /// </summary>
 internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<FailoverOptions> failover, TimeProvider time)
 {
-    public async Task<ProbeResult> ProbeAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
+    /// <summary>The <c>User-Agent</c> of the proxy's own checks, so a provider's logs (and a gateway's) tell them from agents' calls.</summary>
+    public const string UserAgent = "AuthFailoverProxy (key check)";
+
+    /// <summary>
+    /// Returns whether a check can tell anything about <paramref name="failure"/>: authentication is always checked, but
+    /// only an Anthropic pool has a free call that answers about credit (<c>count_tokens</c>).
+    /// </summary>
+    public static bool CanJudge(Pool pool, KeyFailure failure) => !IsAboutCredit(failure) || pool.Kind == ProviderKind.Anthropic;
+
+    /// <summary>Returns whether a failure is about the account's credit, billing or spend, which a passing authentication check does not disprove.</summary>
+    public static bool IsAboutCredit(KeyFailure? failure) => failure is { Status: 400 or 402 } || FailureClassifier.IsQuotaCode(failure?.ErrorCode);
+
+    /// <summary>Checks <paramref name="key"/>; <paramref name="about"/>, when given, is the failure to confirm, which decides what is checked.</summary>
+    public async Task<ProbeResult> ProbeAsync(Pool pool, PoolKey key, CancellationToken cancellationToken, KeyFailure? about = null)
     {
         var probe = options.Value;
-        using var request = new HttpRequestMessage(HttpMethod.Get, pool.DestinationPrefix + probe.Path)
+        var credit = pool.Kind == ProviderKind.Anthropic && IsAboutCredit(about);
+        using var request = new HttpRequestMessage(credit ? HttpMethod.Post : HttpMethod.Get, pool.DestinationPrefix + (credit ? "/v1/messages/count_tokens" : probe.Path))
         {
             // The same HTTP version as the pool's forwarded requests, so a check sees the upstream as they do.
             Version = pool.RequestConfig.Version ?? HttpVersion.Version20,
             VersionPolicy = pool.RequestConfig.VersionPolicy ?? HttpVersionPolicy.RequestVersionOrLower,
         };
         pool.Authorize(request.Headers, key);
+        request.Headers.TryAddWithoutValidation("User-Agent", UserAgent);
+        if (credit)
+        {
+            // Free, and answered with the credit-balance 400 when the account has no credit.
+            request.Content = new StringContent($$"""{"model":"{{probe.CreditCheckModel}}","messages":[{"role":"user","content":"."}]}""", System.Text.Encoding.UTF8, "application/json");
+        }
 
         using var timeout = new CancellationTokenSource(probe.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);

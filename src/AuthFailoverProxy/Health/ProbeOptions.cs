@@ -12,6 +12,13 @@ public sealed class ProbeOptions
     /// <summary>Gets or sets the path of the cheapest authenticated call. <value>The default value is <c>/v1/models</c>.</value></summary>
     public string Path { get; set; } = "/v1/models";
 
+    /// <summary>
+    /// Gets or sets the model named in the check of an Anthropic key whose credit is in question: a free
+    /// <c>POST /v1/messages/count_tokens</c>, which answers the credit-balance 400 when the account has none.
+    /// <value>The default value is <c>claude-haiku-4-5</c>.</value>
+    /// </summary>
+    public string CreditCheckModel { get; set; } = "claude-haiku-4-5";
+
     /// <summary>Gets or sets the wait before a dead key's first re-check; later waits double, with jitter. <value>The default value is 30 seconds.</value></summary>
     public TimeSpan HealDelay { get; set; } = TimeSpan.FromSeconds(30);
 

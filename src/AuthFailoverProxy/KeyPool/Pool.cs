@@ -149,10 +149,13 @@ internal sealed class Pool
 
     /// <summary>
     /// Picks the best key that can serve now and is not in <paramref name="tried"/>: lowest priority first, rotating within a
-    /// priority group when <see cref="KeySelection.RoundRobin"/>. Lock-free and allocation-free; the clock is read only
-    /// when a cooling key is met.
+    /// priority group when <see cref="KeySelection.RoundRobin"/>. A suspect key (<see cref="PoolKey.Suspicion"/>) is tried
+    /// last, never excluded. Lock-free and allocation-free; the clock is read only when a cooling key is met.
     /// </summary>
     public PoolKey? SelectKey(List<PoolKey>? tried, TimeProvider time)
+        => Select(tried, time, suspects: false) ?? Select(tried, time, suspects: true);
+
+    private PoolKey? Select(List<PoolKey>? tried, TimeProvider time, bool suspects)
     {
         var ring = _ring;
         var keys = ring.Keys;
@@ -169,7 +172,7 @@ internal sealed class Pool
             for (var i = 0; i < count; i++)
             {
                 var key = keys[start + ((offset + i) % count)];
-                if (tried is not null && tried.Contains(key))
+                if ((tried is not null && tried.Contains(key)) || (key.Suspicion is null) == suspects)
                 {
                     continue;
                 }

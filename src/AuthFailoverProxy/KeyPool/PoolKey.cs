@@ -8,6 +8,7 @@ namespace AuthFailoverProxy.KeyPool;
 internal sealed class PoolKey
 {
     private KeyHealth _health;
+    private KeySuspicion? _suspicion;
     private volatile bool _retired;
 
     public PoolKey(string pool, string name, string secret, int priority, string source, CredentialScheme scheme, DateTimeOffset now, bool addedAtRuntime = false)
@@ -75,6 +76,19 @@ internal sealed class PoolKey
     public bool Retired => _retired;
 
     public KeyHealth Health => Volatile.Read(ref _health);
+
+    /// <summary>
+    /// Gets what a request saw that may mean this key is dead, while a check in the key's own scheme confirms or clears
+    /// it; null when there is nothing to confirm. A suspect key is tried last, never excluded. This replica's own: only
+    /// a confirmed verdict is shared.
+    /// </summary>
+    public KeySuspicion? Suspicion => Volatile.Read(ref _suspicion);
+
+    /// <summary>Makes the key a suspect unless it already is one. Returns whether this call did.</summary>
+    internal bool TrySuspect(KeySuspicion suspicion) => Interlocked.CompareExchange(ref _suspicion, suspicion, null) is null;
+
+    /// <summary>Drops the suspicion: a check cleared it, a request succeeded on the key, or its recorded state moved on.</summary>
+    internal void ClearSuspicion() => Volatile.Write(ref _suspicion, null);
 
     internal void Retire() => _retired = true;
 

@@ -130,6 +130,8 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
 
             if (key.TryTransition(current, shared))
             {
+                // What the deployment recorded supersedes this replica's unconfirmed suspicion.
+                key.ClearSuspicion();
                 if (current.State != shared.State)
                 {
                     if (logger.IsEnabled(LogLevel.Information))
@@ -163,6 +165,8 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
             next = next with { Version = current.Version };
             if (key.TryTransition(current, next))
             {
+                // A recorded change (dead, cooling, healed, disabled…) supersedes an unconfirmed suspicion.
+                key.ClearSuspicion();
                 var change = new KeyHealthChange(key, current, next);
                 Changed?.Invoke(change);
                 store.Record(key, intent);

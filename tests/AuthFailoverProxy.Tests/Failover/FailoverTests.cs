@@ -58,7 +58,7 @@ public sealed class FailoverTests
         // After the first failure a dead key costs nothing: 1 call to primary, 6 to backup.
         Assert.Equal(1, s.UpstreamCallsWith("primary"));
         Assert.Equal(6, s.UpstreamCallsWith("backup"));
-        Assert.Equal("dead", await s.KeyStateAsync("primary"));
+        await s.WaitForKeyStateAsync("primary", "dead");
 
         var status_ = await s.StatusAsync();
         var primary = status_.GetProperty("pools")[0].GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("name").GetString() == "primary");
@@ -78,8 +78,8 @@ public sealed class FailoverTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("backup", Header(response, "x-afp-key"));
-        Assert.Equal("dead", await s.KeyStateAsync("primary"));
-        var last = s.Upstream.Requests[^1];
+        await s.WaitForKeyStateAsync("primary", "dead");
+        var last = s.AgentRequests[^1];
         Assert.Equal("/v1/chat/completions", last.PathAndQuery);
         Assert.Equal($"Bearer {s.Secret("backup")}", last.Headers["authorization"]);
         Assert.False(last.Headers.ContainsKey("x-api-key"));
@@ -330,7 +330,7 @@ public sealed class FailoverTests
         await revoked.Task;
 
         Assert.All(results, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-        Assert.Equal("dead", await s.KeyStateAsync("primary"));
+        await s.WaitForKeyStateAsync("primary", "dead");
         Assert.Equal("usable", await s.KeyStateAsync("backup"));
         Assert.Equal(0, s.UpstreamCallsWith("third"));
         // One transition, logged once, however many requests were in flight when the key died.

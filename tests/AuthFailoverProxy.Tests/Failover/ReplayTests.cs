@@ -29,7 +29,7 @@ public sealed class ReplayTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("backup", FailoverTests.Header(response, "x-afp-key"));
-        var received = s.Upstream.Requests;
+        var received = s.AgentRequests;
         Assert.Equal(2, received.Count);
         Assert.All(received, r => Assert.Equal(SHA256.HashData(body), SHA256.HashData(r.Body)));
         // The spill file is gone as soon as the request is done.

@@ -73,7 +73,30 @@ internal sealed class Scenario : IAsyncDisposable
         throw new InvalidOperationException($"no key {name} in /status");
     }
 
-    public int UpstreamCallsWith(string keyName) => Upstream.Requests.Count(r => r.Key == Secret(keyName));
+    /// <summary>Counts the agents' requests the upstream got with a key (the proxy's own key checks excluded).</summary>
+    /// <summary>
+    /// Waits until /status reports <paramref name="state"/> for a key: a key a request found failing is blamed once a
+    /// check confirms it, a moment after the request.
+    /// </summary>
+    public async Task WaitForKeyStateAsync(string name, string state)
+    {
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        bound.CancelAfter(TimeSpan.FromSeconds(20));
+        while (await KeyStateAsync(name) != state)
+        {
+            await Task.Delay(10, bound.Token);
+        }
+    }
+
+    public int UpstreamCallsWith(string keyName) => Upstream.Requests.Count(r => r.Key == Secret(keyName) && !IsKeyCheck(r));
+
+    /// <summary>Counts the proxy's own checks of a key (startup, confirmation, healing).</summary>
+    public int KeyChecksOf(string keyName) => Upstream.Requests.Count(r => r.Key == Secret(keyName) && IsKeyCheck(r));
+
+    /// <summary>Gets the agents' requests the upstream got, the proxy's own key checks left out.</summary>
+    public IReadOnlyList<RecordedRequest> AgentRequests => [.. Upstream.Requests.Where(r => !IsKeyCheck(r))];
+
+    public static bool IsKeyCheck(RecordedRequest request) => request.Headers.TryGetValue("user-agent", out var agent) && agent == AuthFailoverProxy.Health.KeyProber.UserAgent;
 
     public async ValueTask DisposeAsync()
     {

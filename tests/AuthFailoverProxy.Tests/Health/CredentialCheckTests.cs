@@ -100,15 +100,40 @@ public sealed class CredentialCheckTests
     }
 
     [Fact]
-    public async Task KeyOutOfCredit_IsRecheckedOnlyAtTheSlowEnd_BecauseACheckCannotProveCredit()
+    public async Task AnthropicKeyOutOfCredit_IsCheckedWithCountTokens_AndReturnsOnceCreditIsBack()
     {
         var time = new FakeTimeProvider(Midnight);
-        await using var s = await Scenario.StartAsync(time: time, configure: c => c.Set("Probes:MaxHealDelay", "00:30:00"));
+        await using var s = await Scenario.StartAsync(time: time);
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.NoCredit);
         using (await s.PostMessageAsync())
         {
         }
 
+        // Confirmed by the free count_tokens, which answers the credit-balance 400 (GET /v1/models would have passed).
+        await s.WaitForKeyStateAsync("primary", "dead");
+        Assert.Equal(1, CreditChecksOf(s, "primary"));
+        await AdvanceUntilAsync(time, () => CreditChecksOf(s, "primary") >= 2, TimeSpan.FromSeconds(5));
+        Assert.Equal("dead", await s.KeyStateAsync("primary"));
+
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.None);
+        await AdvanceUntilAsync(time, () => Registry(s.Proxy).Pools[0].FindKey("primary")!.Health.IsUsable, TimeSpan.FromSeconds(10));
+        Assert.Equal(0, ProbesOf(s, "primary"));
+    }
+
+    [Fact]
+    public async Task OpenAIKeyOutOfQuota_IsRecheckedOnlyAtTheSlowEnd_BecauseNoCheckCanProveCredit()
+    {
+        var time = new FakeTimeProvider(Midnight);
+        await using var s = await Scenario.StartAsync(kind: "openai", time: time, configure: c => c.Set("Probes:MaxHealDelay", "00:30:00"));
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.InsufficientQuota);
+        using (await s.Proxy.Agent.PostAsync("/openai/v1/chat/completions",
+            new StringContent("""{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}""", System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken))
+        {
+        }
+
+        // The confirming check authenticates the key; the provider's quota code stands, since no request makes it up.
+        await s.WaitForKeyStateAsync("primary", "dead");
+        var afterConfirmation = ProbesOf(s, "primary");
         for (var i = 0; i < 20; i++)
         {
             time.Advance(TimeSpan.FromMinutes(1));
@@ -116,8 +141,8 @@ public sealed class CredentialCheckTests
         }
 
         // Twenty minutes: a revoked key would have had several checks by now; this one has had none.
-        Assert.Equal(0, ProbesOf(s, "primary"));
-        await AdvanceUntilAsync(time, () => ProbesOf(s, "primary") >= 1, TimeSpan.FromMinutes(1));
+        Assert.Equal(afterConfirmation, ProbesOf(s, "primary"));
+        await AdvanceUntilAsync(time, () => ProbesOf(s, "primary") > afterConfirmation, TimeSpan.FromMinutes(1));
         Assert.True(time.GetUtcNow() >= Midnight.AddMinutes(22), "the first check waits about MaxHealDelay (with jitter)");
     }
 
@@ -172,6 +197,9 @@ public sealed class CredentialCheckTests
 
     private static int ProbesOf(Scenario s, string key)
         => s.Upstream.Requests.Count(r => r.Method == "GET" && r.PathAndQuery == "/v1/models" && r.Key == s.Secret(key));
+
+    private static int CreditChecksOf(Scenario s, string key)
+        => s.Upstream.Requests.Count(r => Scenario.IsKeyCheck(r) && r.PathAndQuery == "/v1/messages/count_tokens" && r.Key == s.Secret(key));
 
     /// <summary>Moves the fake clock in steps, giving background work a moment between steps, until the condition holds.</summary>
     private static async Task AdvanceUntilAsync(FakeTimeProvider time, Func<bool> condition, TimeSpan step)

@@ -37,7 +37,7 @@ public sealed class HotReloadTests
         using var response = await b.PostMessageAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("standby", FailoverTests.Header(response, "x-afp-key"));
-        Assert.Equal(standby, b.Upstream.Requests[^1].Key);
+        Assert.Equal(standby, b.Upstream.Requests.Last(r => !Scenario.IsKeyCheck(r)).Key);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class HotReloadTests
         using var response = await b.PostMessageAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("primary", FailoverTests.Header(response, "x-afp-key"));
-        Assert.Equal(rotated, b.Upstream.Requests[^1].Key);
+        Assert.Equal(rotated, b.Upstream.Requests.Last(r => !Scenario.IsKeyCheck(r)).Key);
         Assert.DoesNotContain(b.Upstream.Requests, r => r.Key == b.Secret("primary"));
         // The unchanged key was left alone.
         Assert.Same(standby, b.Pool.FindKey("standby"));
@@ -124,7 +124,7 @@ public sealed class HotReloadTests
         Assert.Equal("file", b.Pool.FindKey("primary")!.Source);
         using var response = await b.PostMessageAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(rotated, b.Upstream.Requests[^1].Key);
+        Assert.Equal(rotated, b.Upstream.Requests.Last(r => !Scenario.IsKeyCheck(r)).Key);
     }
 
     [Fact]

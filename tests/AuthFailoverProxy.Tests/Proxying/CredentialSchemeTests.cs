@@ -46,11 +46,11 @@ public sealed class CredentialSchemeTests
             Assert.Equal("2", FailoverTests.Header(failedOver, "x-afp-attempts"));
         }
 
-        var apiKey = s.Upstream.Requests[^1].Headers;
+        var apiKey = s.AgentRequests[^1].Headers;
         Assert.Equal(s.Secret("backup"), apiKey["x-api-key"]);
         Assert.False(apiKey.ContainsKey("authorization"));
         Assert.False(apiKey.ContainsKey("anthropic-beta"));
-        Assert.Equal("dead", await s.KeyStateAsync("primary"));
+        await s.WaitForKeyStateAsync("primary", "dead");
     }
 
     [Fact]

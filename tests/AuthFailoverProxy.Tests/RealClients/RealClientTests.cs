@@ -101,8 +101,10 @@ public sealed class RealClientTests
         Assert.StartsWith("AuthFailoverProxy: no key in pool 'anthropic' can serve this request.", failure.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.StartsWith("req_", failure.GetProperty("requestId").GetString(), StringComparison.Ordinal);
         Assert.True(failure.GetProperty("ms").GetInt32() < 5_000, client.Output);
-        // The SDK did not retry: one client request, one call per key.
-        Assert.Equal(2, s.Upstream.RequestCount);
+        // The SDK did not retry: one client request, one call per key, and each key's death confirmed by one check of its own.
+        Assert.Equal(2, s.AgentRequests.Count);
+        Assert.Equal(1, s.KeyChecksOf("primary"));
+        Assert.Equal(1, s.KeyChecksOf("backup"));
     }
 
     [Fact]
@@ -177,7 +179,7 @@ public sealed class RealClientTests
                 Assert.DoesNotContain("OAuth", output, StringComparison.Ordinal);
             }
 
-            Assert.Equal("dead", await s.KeyStateAsync("primary"));
+            await s.WaitForKeyStateAsync("primary", "dead");
             Assert.Equal(s.Secret("backup"), s.Upstream.Requests.Last(r => r.PathAndQuery == "/v1/messages?beta=true").Key);
         }
         finally

@@ -54,7 +54,7 @@ public sealed class TracingTests
 
         // Each upstream call carries the trace on, under its own attempt (directly, or under the HTTP client's span when
         // something listens to System.Net.Http, as another test's tracer provider may).
-        var parents = s.Upstream.Requests.Select(r => r.Headers["traceparent"].Split('-')).ToList();
+        var parents = s.AgentRequests.Select(r => r.Headers["traceparent"].Split('-')).ToList();
         Assert.Equal(2, parents.Count);
         Assert.All(parents, p => Assert.Equal(traceId.ToString(), p[1]));
         Assert.NotEqual(parents[0][2], parents[1][2]);
