@@ -251,7 +251,7 @@ internal sealed partial class SimulatedProvider
         Interlocked.Increment(ref _requestCount);
     }
 
-    private static RecordedRequest Describe(HttpContext context, string? key, byte[] body)
+    private RecordedRequest Describe(HttpContext context, string? key, byte[] body)
     {
         var request = context.Request;
         var headers = new Dictionary<string, string>(request.Headers.Count, StringComparer.OrdinalIgnoreCase);
@@ -268,6 +268,7 @@ internal sealed partial class SimulatedProvider
             Host = request.Host.Value ?? string.Empty,
             ServerName = context.Features.Get<ITlsHandshakeFeature>()?.HostName,
             Protocol = request.Protocol,
+            At = _time.GetUtcNow(),
         };
     }
 }

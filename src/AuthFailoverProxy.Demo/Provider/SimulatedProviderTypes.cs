@@ -102,4 +102,7 @@ internal sealed record RecordedRequest(
 
     /// <summary>Gets the HTTP version it came in, such as <c>HTTP/2</c>.</summary>
     public string Protocol { get; init; } = string.Empty;
+
+    /// <summary>Gets when it arrived, by the provider's clock (a test's fake clock, when it drives one).</summary>
+    public DateTimeOffset At { get; init; }
 }

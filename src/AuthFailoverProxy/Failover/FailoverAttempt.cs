@@ -34,6 +34,9 @@ internal enum AttemptVerdict
 
     /// <summary>The request could not be built for the upstream (the client's fault): nothing was sent, nothing is retried.</summary>
     Unforwardable,
+
+    /// <summary>A stream's response headers did not come in time: the call is hung. The next key is tried; no key is blamed.</summary>
+    Hung,
 }
 
 /// <summary>
@@ -97,6 +100,15 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
     /// <summary>Gets the provider's request id of the last upstream answer this request did not deliver, to pass back on the proxy's own answer.</summary>
     public string? UpstreamRequestId { get; private set; }
+
+    /// <summary>Gets a value indicating whether the request asks for a stream, whose response headers must come at once.</summary>
+    public bool AsksForStream { get; init; }
+
+    /// <summary>Gets or sets the timer that gives up on a stream whose response headers do not come; stopped when they do.</summary>
+    public CancellationTokenSource? HeadersTimer { get; set; }
+
+    /// <summary>Gets a value indicating whether a call of this request hung (no response headers in time).</summary>
+    public bool Hung { get; private set; }
 
     /// <summary>Gets a value indicating whether two keys refused this request alike: the request is at fault, not the keys.</summary>
     public bool RequestAtFault { get; private set; }
@@ -166,6 +178,17 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         return Verdict = AttemptVerdict.CircuitOpen;
     }
 
+    /// <summary>Records that the current try got no response headers in time: hung, not the key's fault; the next key is tried.</summary>
+    public AttemptVerdict HeadersTimedOut()
+    {
+        TransportError = ForwarderError.RequestTimedOut;
+        TransportException = null;
+        LastUnwellStatus = 0;
+        TryWasUnwell = true;
+        Hung = true;
+        return Verdict = AttemptVerdict.Hung;
+    }
+
     /// <summary>Judges a transport failure (refused, reset, timed out) of the current try.</summary>
     public AttemptVerdict TransportFailed(ForwarderError error, Exception? exception)
     {
@@ -219,6 +242,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         var status = (int)proxyResponse.StatusCode;
         UpstreamStatus = status;
         RespondedAt = time.GetTimestamp();
+        // The headers are in: from here the activity timeout governs, however long the stream runs.
+        HeadersTimer?.CancelAfter(Timeout.InfiniteTimeSpan);
         if (!FailureClassifier.NeedsInspection(status))
         {
             return await DeliverAsync(httpContext, proxyResponse, cancellationToken);

@@ -105,7 +105,10 @@ internal sealed partial class FailoverForwarder
 
         await using (body)
         {
-            var attempt = new FailoverAttempt(pool, body, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers));
+            var attempt = new FailoverAttempt(pool, body, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers))
+            {
+                AsksForStream = RequestFacts.AsksForStream(body.InMemory),
+            };
             try
             {
                 while (true)
@@ -113,6 +116,13 @@ internal sealed partial class FailoverForwarder
                     pool = attempt.Pool;
                     var key = pool.SelectKey(attempt.Tried, _time);
                     var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
+                    if (key is null && attempt.Hung)
+                    {
+                        // Every key left was given up on because the upstream did not answer: that is the upstream, not the keys.
+                        await RespondUpstreamFailedAsync(context, attempt);
+                        return;
+                    }
+
                     if (key is null && await TryEnterSafeModeAsync(context, attempt))
                     {
                         continue;
@@ -152,6 +162,11 @@ internal sealed partial class FailoverForwarder
                         case AttemptVerdict.KeyRefused:
                             // Already given up on for this request; nothing is recorded against the key.
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
+                            break;
+                        case AttemptVerdict.Hung:
+                            // No retry on the same key: within the deadline, the next key gets its chance.
+                            attempt.GiveUpOn(key);
+                            LogFailingOver(_logger, pool.Name, key.Name, "no response headers in time");
                             break;
                         case AttemptVerdict.CircuitOpen:
                             if (await TryEnterSafeModeAsync(context, attempt))
@@ -228,6 +243,12 @@ internal sealed partial class FailoverForwarder
                         return AttemptVerdict.RetryUpstream;
                     }
 
+                    if (_time.GetUtcNow() >= attempt.Deadline)
+                    {
+                        // The deadline bounds every new try, on the same key as on the next.
+                        return AttemptVerdict.UpstreamFailed;
+                    }
+
                     _telemetry.Retrying(attempt);
                     return await SendOnceAsync(context, attempt);
                 },
@@ -302,7 +323,12 @@ internal sealed partial class FailoverForwarder
         try
         {
             var pool = attempt.Pool;
-            var error = await _forwarder.SendAsync(context, pool.DestinationPrefix, pool.Client, pool.RequestConfig, attempt, context.RequestAborted);
+            // A stream gets its headers at once: one that does not is hung, and is given up on well within the deadline.
+            using var headersTimer = attempt.AsksForStream ? new CancellationTokenSource(_options.StreamHeadersTimeout, _time) : null;
+            using var linked = headersTimer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, headersTimer.Token);
+            attempt.HeadersTimer = headersTimer;
+            var error = await _forwarder.SendAsync(context, pool.DestinationPrefix, pool.Client, pool.RequestConfig, attempt, linked?.Token ?? context.RequestAborted);
+            attempt.HeadersTimer = null;
             if (error == ForwarderError.None)
             {
                 return attempt.Verdict;
@@ -311,6 +337,12 @@ internal sealed partial class FailoverForwarder
             if (context.RequestAborted.IsCancellationRequested)
             {
                 return attempt.Verdict = AttemptVerdict.ClientGone;
+            }
+
+            if (headersTimer is { IsCancellationRequested: true } && attempt.RespondedAt == 0)
+            {
+                LogStreamHung(_logger, pool.Name, attempt.Key.Name, _options.StreamHeadersTimeout.TotalSeconds);
+                return attempt.HeadersTimedOut();
             }
 
             if (error == ForwarderError.RequestCreation)
@@ -379,6 +411,7 @@ internal sealed partial class FailoverForwarder
         context.Response.Headers[FailoverAttempt.AttemptsHeader] = AttemptCounts.ToHeader(attempt.Attempts);
         var what = attempt.TransportError switch
         {
+            ForwarderError.RequestTimedOut when attempt.Hung => $"sent no response headers within {_options.StreamHeadersTimeout.TotalSeconds:0} s for a stream (Failover:StreamHeadersTimeout) on any key",
             ForwarderError.RequestTimedOut => $"did not answer within {_options.ActivityTimeout.TotalSeconds:0} s (Failover:ActivityTimeout)",
             ForwarderError.None => $"answered {attempt.LastUnwellStatus}",
             _ => $"could not be reached: {TransportFailure.Describe(attempt.TransportException, pool.Name)}",
@@ -433,6 +466,9 @@ internal sealed partial class FailoverForwarder
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': upstream call with key '{KeyName:l}' failed in transport ({Error}): {Reason:l}.")]
     private static partial void LogTransportError(ILogger logger, string pool, string keyName, ForwarderError error, string reason);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': the upstream sent no response headers within {Seconds} s for a stream with key '{KeyName:l}'; the next key is tried.")]
+    private static partial void LogStreamHung(ILogger logger, string pool, string keyName, double seconds);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': the upstream connection broke while the answer from key '{KeyName:l}' was streaming ({Error}); the client saw a cut-off response.")]
     private static partial void LogBrokenMidResponse(ILogger logger, string pool, string keyName, ForwarderError error);

@@ -36,4 +36,12 @@ public sealed class FailoverOptions
     /// <value>The default value is 15 minutes.</value>
     /// </summary>
     public TimeSpan ActivityTimeout { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// Gets or sets how long a request that asks for a stream (<c>"stream": true</c>) may wait for the upstream's response
+    /// headers. A stream's headers come at once, so one that gets none is hung: the call is given up, no key is blamed, and
+    /// the next key is tried within <see cref="Deadline"/>. Once the headers are in, <see cref="ActivityTimeout"/> governs.
+    /// <value>The default value is 20 seconds.</value>
+    /// </summary>
+    public TimeSpan StreamHeadersTimeout { get; set; } = TimeSpan.FromSeconds(20);
 }

@@ -39,6 +39,7 @@ internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOption
         Positive(errors, "Failover:Deadline", options.Deadline);
         Positive(errors, "Failover:ConnectTimeout", options.ConnectTimeout);
         Positive(errors, "Failover:ActivityTimeout", options.ActivityTimeout);
+        Positive(errors, "Failover:StreamHeadersTimeout", options.StreamHeadersTimeout);
         Positive(errors, "Failover:DefaultCooldown", options.DefaultCooldown);
         Positive(errors, "Failover:MaxCooldown", options.MaxCooldown);
         Positive(errors, "Failover:MaxRetryDelay", options.MaxRetryDelay);

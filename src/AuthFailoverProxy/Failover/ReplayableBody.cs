@@ -58,6 +58,9 @@ internal sealed class ReplayableBody : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets the body when it is held in memory; empty for no body or one spilled to a file.</summary>
+    public ReadOnlySpan<byte> InMemory => _file is null && (_memory is not null || _owned is not null) ? Memory.AsSpan(0, _memoryLength) : [];
+
     /// <summary>Gets the body's length in bytes.</summary>
     public long Length => _file?.Length ?? _memoryLength;
 

@@ -49,6 +49,9 @@ internal static class FailoverReasons
     /// <summary>The key may not serve this request (a model its organization lacks, a client it is not for); it stays in service.</summary>
     public const string Refused = "refused";
 
+    /// <summary>The upstream sent a stream's call no response headers in time; the next key was tried, no key blamed.</summary>
+    public const string Hung = "hung";
+
     /// <summary>The pool's circuit is open: the request went to the fallback pool (safe mode).</summary>
     public const string CircuitOpen = "circuit_open";
 }

@@ -108,7 +108,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     /// <summary>Records a request the walk answered, and writes its summary line when Debug is on for it.</summary>
     public void RequestEnded(HttpContext context, FailoverAttempt attempt)
     {
-        if (attempt.Verdict is AttemptVerdict.KeyDead or AttemptVerdict.KeyCooling or AttemptVerdict.KeyRefused)
+        if (attempt.Verdict is AttemptVerdict.KeyDead or AttemptVerdict.KeyCooling or AttemptVerdict.KeyRefused or AttemptVerdict.Hung)
         {
             // The request gave up on its last key and found no next one.
             metrics.FailedOver(attempt.Key.Pool, attempt.Key.Name, ProxyTelemetry.NoKey, FailoverReason(attempt.Verdict)!);
@@ -144,6 +144,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         AttemptVerdict.KeyDead => FailoverReasons.Dead,
         AttemptVerdict.KeyCooling => FailoverReasons.Cooling,
         AttemptVerdict.KeyRefused => FailoverReasons.Refused,
+        AttemptVerdict.Hung => FailoverReasons.Hung,
         AttemptVerdict.CircuitOpen => FailoverReasons.CircuitOpen,
         _ => null,
     };
@@ -154,6 +155,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         AttemptVerdict.KeyDead => "key_dead",
         AttemptVerdict.KeyCooling => "key_cooling",
         AttemptVerdict.KeyRefused => "key_refused",
+        AttemptVerdict.Hung => "hung",
         AttemptVerdict.RetryUpstream => "retry_upstream",
         AttemptVerdict.UpstreamFailed => "upstream_failed",
         AttemptVerdict.ClientGone => "client_gone",
