@@ -325,6 +325,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
     {
         Verdict = AttemptVerdict.Delivered;
+        // No replay can follow: the body goes as soon as the upstream has read it, not when the answer ends, so a long
+        // stream holds neither its request's memory nor its spill file.
+        Body.Release();
         if (UpstreamStatus < 400 && Key.Suspicion is not null)
         {
             // A real request served: the best evidence that the key is fine.

@@ -5,7 +5,9 @@ namespace AuthFailoverProxy.Failover;
 
 /// <summary>
 /// A request body kept so it can be sent again byte for byte: in a pooled array up to
-/// <see cref="RequestBodyOptions.MemoryThresholdBytes"/>, in a temporary file (deleted on dispose) above it.
+/// <see cref="RequestBodyOptions.MemoryThresholdBytes"/>, in a temporary file (deleted on dispose) above it. Once no
+/// replay can happen any more (the answer is going to the agent), <see cref="Release"/> lets it go as soon as the
+/// upstream has read it, so memory and spill files do not grow with the length of the streams being answered.
 /// </summary>
 internal sealed class ReplayableBody : IAsyncDisposable
 {
@@ -16,6 +18,9 @@ internal sealed class ReplayableBody : IAsyncDisposable
     private byte[]? _owned;
     private int _memoryLength;
     private FileStream? _file;
+    private int _reading;
+    private int _releaseRequested;
+    private int _disposed;
 
     private ReplayableBody()
     {
@@ -84,32 +89,72 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// <summary>Returns a fresh stream positioned at the first byte; only one attempt reads at a time.</summary>
     public Stream OpenRead()
     {
+        Interlocked.Exchange(ref _reading, 1);
         if (_file is not null)
         {
             _file.Position = 0;
-            return new NonClosingStream(_file);
         }
 
-        return new MemoryStream(Memory, 0, _memoryLength, writable: false);
+        return new ReplayStream(this);
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>
+    /// Says no attempt will read the body again: it is let go once the current attempt has read it to the end (at once
+    /// when it already has), or at <see cref="DisposeAsync"/> at the latest.
+    /// </summary>
+    public void Release()
     {
-        if (ReferenceEquals(this, None))
+        if (!HasBody || ReferenceEquals(this, None))
         {
             return;
         }
 
-        if (_memory is not null)
+        Interlocked.Exchange(ref _releaseRequested, 1);
+        if (Volatile.Read(ref _reading) == 0)
         {
-            ArrayPool<byte>.Shared.Return(_memory);
-            _memory = null;
+            Free();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (!ReferenceEquals(this, None))
+        {
+            Free();
         }
 
-        if (_file is not null)
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Called by the reading attempt when it reached the end of the body.</summary>
+    private void ReadToTheEnd()
+    {
+        Interlocked.Exchange(ref _reading, 0);
+        if (Volatile.Read(ref _releaseRequested) == 1)
         {
-            await _file.DisposeAsync();
+            Free();
+        }
+    }
+
+    /// <summary>Returns the array to the pool and deletes the spill file, once, from whichever side gets here first.</summary>
+    private void Free()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        if (_memory is { } memory)
+        {
+            _memory = null;
+            ArrayPool<byte>.Shared.Return(memory);
+        }
+
+        if (_file is { } file)
+        {
             _file = null;
+            // DeleteOnClose: closing it removes it from the disk.
+            file.Dispose();
         }
     }
 
@@ -200,24 +245,56 @@ internal sealed class ReplayableBody : IAsyncDisposable
         }
     }
 
-    /// <summary>Hands the spilled file to one attempt without letting it close the file the next attempt needs.</summary>
-    private sealed class NonClosingStream(Stream inner) : Stream
+    /// <summary>
+    /// One attempt's read of the body, from the array or the spilled file, which it never closes (the next attempt may
+    /// need it). Reaching the end tells the body, so a released body is let go the moment the upstream has it all.
+    /// </summary>
+    private sealed class ReplayStream(ReplayableBody body) : Stream
     {
+        private readonly byte[]? _memory = body._file is null ? body.Memory : null;
+        private readonly FileStream? _file = body._file;
+        private int _position;
+        private bool _ended;
+
         public override bool CanRead => true;
 
         public override bool CanSeek => false;
 
         public override bool CanWrite => false;
 
-        public override long Length => inner.Length;
+        public override long Length => body.Length;
 
-        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override long Position { get => _file?.Position ?? _position; set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+        public override int Read(Span<byte> buffer)
+        {
+            if (_ended)
+            {
+                return 0;
+            }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+            int read;
+            if (_memory is not null)
+            {
+                read = Math.Min(buffer.Length, body._memoryLength - _position);
+                _memory.AsSpan(_position, read).CopyTo(buffer);
+                _position += read;
+            }
+            else
+            {
+                read = _file!.Read(buffer);
+            }
+
+            return Ended(read, buffer.Length);
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            => _memory is not null || _ended ? Read(buffer.Span) : Ended(await _file!.ReadAsync(buffer, cancellationToken), buffer.Length);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override void Flush()
         {
@@ -228,5 +305,16 @@ internal sealed class ReplayableBody : IAsyncDisposable
         public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        private int Ended(int read, int asked)
+        {
+            if (read == 0 && asked > 0 && !_ended)
+            {
+                _ended = true;
+                body.ReadToTheEnd();
+            }
+
+            return read;
+        }
     }
 }
