@@ -246,6 +246,11 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         HeadersTimer?.CancelAfter(Timeout.InfiniteTimeSpan);
         if (!FailureClassifier.NeedsInspection(status))
         {
+            if (options.StreamHoldTime > TimeSpan.Zero && StreamHold.Applies(proxyResponse))
+            {
+                return await HoldStreamOpeningAsync(httpContext, proxyResponse, cancellationToken);
+            }
+
             return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
         }
 
@@ -295,6 +300,56 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
         // The client's own error: hand it over exactly as the upstream sent it.
         proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
+        return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+    }
+
+    /// <summary>
+    /// Holds a stream's opening until its first content event (<see cref="StreamHold"/>). An error event before it is
+    /// judged like the same error as a status: an overloaded upstream is retried with backoff, a rate-limited or rejected
+    /// key gives way to the next, and the agent sees a clean stream from the retry. Anything else goes to the agent: the
+    /// held bytes first, then the rest as it comes.
+    /// </summary>
+    private async ValueTask<bool> HoldStreamOpeningAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
+    {
+        var hold = await StreamHold.ReadOpeningAsync(proxyResponse.Content, Pool.Kind, options.StreamHoldTime, time, cancellationToken);
+        if (hold.Opening == StreamOpening.Error)
+        {
+            var (status, error) = hold.ErrorEvent;
+            var judgement = UpstreamErrorJudge.Judge(Pool.Kind, Key, status, error, proxyResponse, time.GetUtcNow(), options);
+            UpstreamStatus = status;
+            switch (judgement.Class)
+            {
+                case FailureClass.UpstreamUnwell when !IsFinalTry:
+                    hold.Dispose();
+                    LastUnwellStatus = status;
+                    TryWasUnwell = true;
+                    UpstreamRequestId = UpstreamErrorJudge.RequestId(proxyResponse) ?? UpstreamRequestId;
+                    Verdict = AttemptVerdict.RetryUpstream;
+                    return false;
+                case FailureClass.KeyDead or FailureClass.KeyCooling or FailureClass.KeyRefusesClient:
+                    hold.Dispose();
+                    Failure = judgement.Failure;
+                    CoolUntil = judgement.CoolUntil;
+                    UpstreamRequestId = judgement.Failure?.RequestId ?? UpstreamRequestId;
+                    Verdict = judgement.Class switch
+                    {
+                        FailureClass.KeyCooling => AttemptVerdict.KeyCooling,
+                        FailureClass.KeyDead => AttemptVerdict.KeyDead,
+                        _ => AttemptVerdict.KeyRefused,
+                    };
+                    if (Verdict == AttemptVerdict.KeyRefused)
+                    {
+                        GiveUpOn(Key);
+                    }
+
+                    return false;
+            }
+
+            // The final try, or the request's own error: the agent gets the stream as the provider sent it.
+            UpstreamStatus = (int)proxyResponse.StatusCode;
+        }
+
+        proxyResponse.Content = hold.ToContent(proxyResponse.Content);
         return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
     }
 

@@ -44,4 +44,13 @@ public sealed class FailoverOptions
     /// <value>The default value is 20 seconds.</value>
     /// </summary>
     public TimeSpan StreamHeadersTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Gets or sets how long the opening of a stream (its status, headers and lifecycle events) is held waiting for its
+    /// first content event. Until content arrives the agent has nothing it acts on, so an error event in that time
+    /// (<c>overloaded_error</c>, a rate limit, a rejected key) is judged like the same error as a status and the request
+    /// replayed. Content passes on the moment it arrives; past this time the stream passes through as it is.
+    /// <c>00:00:00</c> turns the hold off. <value>The default value is 5 seconds.</value>
+    /// </summary>
+    public TimeSpan StreamHoldTime { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -40,6 +40,10 @@ internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOption
         Positive(errors, "Failover:ConnectTimeout", options.ConnectTimeout);
         Positive(errors, "Failover:ActivityTimeout", options.ActivityTimeout);
         Positive(errors, "Failover:StreamHeadersTimeout", options.StreamHeadersTimeout);
+        if (options.StreamHoldTime < TimeSpan.Zero || options.StreamHoldTime > TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"Failover:StreamHoldTime is {options.StreamHoldTime}: use 00:00:00 (off) to 00:01:00; a few seconds is the point.");
+        }
         Positive(errors, "Failover:DefaultCooldown", options.DefaultCooldown);
         Positive(errors, "Failover:MaxCooldown", options.MaxCooldown);
         Positive(errors, "Failover:MaxRetryDelay", options.MaxRetryDelay);

@@ -20,9 +20,11 @@ internal static class UpstreamErrorJudge
     private const int ErrorBodyLimit = 64 * 1024;
 
     public static UpstreamJudgement Judge(ProviderKind kind, PoolKey key, HttpResponseMessage response, ReadOnlySpan<byte> body, DateTimeOffset now, FailoverOptions options)
+        => Judge(kind, key, (int)response.StatusCode, ProviderError.Parse(Decode(body, response.Content.Headers.ContentEncoding)), response, now, options);
+
+    /// <summary>Judges an error the provider sent as <paramref name="status"/> would, or as a stream's error event standing for it.</summary>
+    public static UpstreamJudgement Judge(ProviderKind kind, PoolKey key, int status, ProviderError error, HttpResponseMessage response, DateTimeOffset now, FailoverOptions options)
     {
-        var status = (int)response.StatusCode;
-        var error = ProviderError.Parse(Decode(body, response.Content.Headers.ContentEncoding));
         var failureClass = FailureClassifier.Classify(kind, status, error, status == 429 && RetryAfterHeaders.RequestExceedsLimit(response.Headers));
         if (failureClass is not (FailureClass.KeyDead or FailureClass.KeyCooling or FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient))
         {

@@ -35,9 +35,10 @@ public sealed class RealClientTests
     {
         await using var s = await Scenario.StartAsync();
         var seen = new EventCounter();
-        // The provider sends event i only once the client has shown it received the ones before (the SDK hides 'ping',
-        // event 2): a proxy that held events back would stall the stream here and fail the test.
-        s.Upstream.BeforeStreamEvent = (index, ct) => seen.WaitForAsync(index <= 2 ? index : index - 1, ct);
+        // From the first content event on (event 3: the proxy holds the stream's opening until then), the provider sends
+        // event i only once the client has shown it received the ones before (the SDK hides 'ping', event 2): a proxy that
+        // held content back would stall the stream here and fail the test.
+        s.Upstream.BeforeStreamEvent = (index, ct) => seen.WaitForAsync(index <= 3 ? 0 : index - 1, ct);
         await using var client = RealClient.Node("anthropic-sdk.mjs", "stream", AnthropicEnvironment(s));
 
         var types = new List<string>();
