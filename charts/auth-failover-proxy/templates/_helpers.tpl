@@ -78,6 +78,7 @@ from the Secret; the names here line up with them by index or by name.
 {{- $p := dict "Kind" $pool.kind "Keys" $keys "KeysDirectory" (printf "%s/%s" (include "afp.keysDir" $) $poolName) -}}
 {{- if $pool.upstream }}{{- $_ := set $p "Upstream" $pool.upstream -}}{{- end -}}
 {{- if $pool.pathPrefix }}{{- $_ := set $p "PathPrefix" $pool.pathPrefix -}}{{- end -}}
+{{- if $pool.probePath }}{{- $_ := set $p "ProbePath" $pool.probePath -}}{{- end -}}
 {{- if hasKey $pool "default" }}{{- $_ := set $p "Default" $pool.default -}}{{- end -}}
 {{- if $pool.selection }}{{- $_ := set $p "Selection" $pool.selection -}}{{- end -}}
 {{- if $pool.fallback }}{{- $_ := set $p "Fallback" $pool.fallback -}}{{- end -}}

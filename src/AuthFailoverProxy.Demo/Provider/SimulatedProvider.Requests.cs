@@ -50,6 +50,15 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
+        if (!_options.ServesModels && path.StartsWith("/v1/models", StringComparison.Ordinal))
+        {
+            // A gateway without a model list: its 404 comes before any look at the key.
+            WriteError(context, dialect, dialect == Dialect.Anthropic
+                ? new ErrorReply(404, "not_found_error", "Not Found", null)
+                : new ErrorReply(404, "invalid_request_error", $"Invalid URL ({request.Method} {path})", "unknown_url"));
+            return;
+        }
+
         if (TakeUpstreamFault() is { } upstreamFault)
         {
             await FailUpstreamAsync(context, dialect, upstreamFault, shape.Stream);

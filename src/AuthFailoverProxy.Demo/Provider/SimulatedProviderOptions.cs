@@ -28,6 +28,14 @@ internal sealed class SimulatedProviderOptions
     /// </summary>
     public int InputTokensPerMinute { get; set; } = 1_000_000;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether it serves the model list (<c>GET /v1/models</c>). Some OpenAI-compatible
+    /// servers and gateways do not: they answer 404 before looking at the credential, so a check there cannot tell
+    /// anything about a key. Read on every request, so a test may change it while the provider runs.
+    /// <value>The default value is <see langword="true"/>.</value>
+    /// </summary>
+    public bool ServesModels { get; set; } = true;
+
     /// <summary>Gets or sets a value indicating whether it speaks HTTPS. <value>The default value is <see langword="true"/>.</value></summary>
     public bool Https { get; set; } = true;
 

@@ -69,7 +69,8 @@ internal sealed record KeyStatus(
     DateTimeOffset? Until,
     int Failures,
     KeyErrorStatus? LastError,
-    KeySuspicionStatus? Suspicion = null)
+    KeySuspicionStatus? Suspicion = null,
+    DateTimeOffset? TrialUntil = null)
 {
     public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
     {
@@ -89,7 +90,9 @@ internal sealed record KeyStatus(
             health.LastFailure is { } f ? new KeyErrorStatus(f.Status, f.ErrorType, f.ErrorCode, f.Message, f.RequestId, f.At) : null,
             state == KeyState.Usable && key.Suspicion is { Failure: var s } suspicion
                 ? new KeySuspicionStatus(suspicion.Since, new KeyErrorStatus(s.Status, s.ErrorType, s.ErrorCode, s.Message, s.RequestId, s.At), !suspicion.Check.IsCompleted, suspicion.Unjudged)
-                : null);
+                : null,
+            // A dead key no check can judge: until then, the next request that finds it is given to it, once.
+            state == KeyState.Dead && key.TrialUntil is { } trial && trial > now ? trial : null);
     }
 }
 

@@ -104,6 +104,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets a value indicating whether the request asks for a stream, whose response headers must come at once.</summary>
     public bool AsksForStream { get; init; }
 
+    /// <summary>Gets what to do when a key carrying its trial (see <see cref="PoolKey.TrialTaken"/>) has its answer delivered below 400.</summary>
+    public Action<PoolKey>? TrialPassed { get; init; }
+
     /// <summary>Gets or sets the timer that gives up on a stream whose response headers do not come; stopped when they do.</summary>
     public CancellationTokenSource? HeadersTimer { get; set; }
 
@@ -383,10 +386,19 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         // No replay can follow: the body goes as soon as the upstream has read it, not when the answer ends, so a long
         // stream holds neither its request's memory nor its spill file.
         Body.Release();
-        if (UpstreamStatus < 400 && Key.Suspicion is not null)
+        if (UpstreamStatus < 400)
         {
-            // A real request served: the best evidence that the key is fine.
-            Key.ClearSuspicion();
+            if (Key.TrialTaken)
+            {
+                // Told as the answer is committed, not when a long stream ends.
+                TrialPassed?.Invoke(Key);
+            }
+
+            if (Key.Suspicion is not null)
+            {
+                // A real request served: the best evidence that the key is fine.
+                Key.ClearSuspicion();
+            }
         }
 
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);

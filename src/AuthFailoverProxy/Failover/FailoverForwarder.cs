@@ -33,6 +33,7 @@ internal sealed partial class FailoverForwarder
     private readonly ResiliencePipeline<AttemptVerdict> _upstreamRetry;
     private readonly Health.KeySuspicions _suspicions;
     private readonly TimeSpan _checkBound;
+    private readonly Action<PoolKey> _trialPassed;
 
     public FailoverForwarder(
         IHttpForwarder forwarder,
@@ -64,6 +65,7 @@ internal sealed partial class FailoverForwarder
         _logger = logger;
         _telemetry = telemetry;
         _upstreamRetry = BuildUpstreamRetry(_options, time);
+        _trialPassed = OnTrialPassed;
     }
 
     /// <summary>Forwards the request to <paramref name="pool"/>; <paramref name="target"/> is the path and query to send after the upstream's base path.</summary>
@@ -108,7 +110,9 @@ internal sealed partial class FailoverForwarder
             var attempt = new FailoverAttempt(pool, body, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers))
             {
                 AsksForStream = RequestFacts.AsksForStream(body.InMemory),
+                TrialPassed = _trialPassed,
             };
+            PoolKey? trial = null;
             try
             {
                 while (true)
@@ -140,10 +144,22 @@ internal sealed partial class FailoverForwarder
 
                     _telemetry.KeyChosen(attempt, key);
                     attempt.UseKey(key);
+                    // A dead key is only ever chosen for its trial (see KeyHealer): this request carries it.
+                    trial = key.TrialTaken ? key : null;
                     var verdict = await SendOnceAsync(context, attempt);
                     if (verdict == AttemptVerdict.RetryUpstream)
                     {
                         verdict = await RetryUnwellUpstreamAsync(context, attempt);
+                    }
+
+                    if (trial is not null)
+                    {
+                        trial = null;
+                        if (key.EndTrial())
+                        {
+                            // Still under way: the trial was not passed when the answer was delivered.
+                            EndFailedTrial(key, verdict);
+                        }
                     }
 
                     switch (verdict)
@@ -195,9 +211,49 @@ internal sealed partial class FailoverForwarder
             }
             finally
             {
+                // A trial whose request went away ends without a verdict; the key's next check opens another.
+                trial?.EndTrial();
                 _telemetry.RequestEnded(context, attempt);
             }
         }
+    }
+
+    /// <summary>A trial passed: its request was answered below 400. A dead key returns to service; a suspect is cleared.</summary>
+    private void OnTrialPassed(PoolKey key)
+    {
+        if (!key.EndTrial())
+        {
+            return;
+        }
+
+        if (key.Health.State == KeyState.Dead)
+        {
+            _board.Heal(key, "a real request given to it as a trial succeeded");
+        }
+        else if (key.Suspicion is { } suspicion)
+        {
+            LogTrialCleared(_logger, key.Pool, key.Name, key.Fingerprint, suspicion.Failure.Label);
+        }
+    }
+
+    /// <summary>
+    /// A trial that was not passed: a rate limit still proves the key authenticates (the switch that follows records the
+    /// cooldown on the key once it is back); anything else leaves the key as it was, and its backoff goes on.
+    /// </summary>
+    private void EndFailedTrial(PoolKey key, AttemptVerdict verdict)
+    {
+        if (verdict == AttemptVerdict.KeyCooling)
+        {
+            if (key.Health.State == KeyState.Dead)
+            {
+                _board.Heal(key, "a real request given to it as a trial found it rate limited but valid");
+            }
+
+            key.ClearSuspicion();
+            return;
+        }
+
+        LogTrialFailed(_logger, key.Pool, key.Name, verdict);
     }
 
     /// <summary>
@@ -469,6 +525,12 @@ internal sealed partial class FailoverForwarder
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': the upstream sent no response headers within {Seconds} s for a stream with key '{KeyName:l}'; the next key is tried.")]
     private static partial void LogStreamHung(ILogger logger, string pool, string keyName, double seconds);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Information, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) served the trial request it was given after a request got {Failure:l}: the key is fine and no longer tried last.")]
+    private static partial void LogTrialCleared(ILogger logger, string pool, string keyName, string fingerprint, string failure);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Debug, Message = "Pool '{Pool:l}': the trial request given to dead key '{KeyName:l}' did not succeed ({Verdict}); it stays out of service.")]
+    private static partial void LogTrialFailed(ILogger logger, string pool, string keyName, AttemptVerdict verdict);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': the upstream connection broke while the answer from key '{KeyName:l}' was streaming ({Error}); the client saw a cut-off response.")]
     private static partial void LogBrokenMidResponse(ILogger logger, string pool, string keyName, ForwarderError error);

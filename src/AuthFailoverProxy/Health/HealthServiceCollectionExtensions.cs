@@ -11,6 +11,7 @@ internal static class HealthServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<ProbeOptions>, ProbeOptionsValidator>();
         services.AddSingleton<KeyProber>();
         services.AddSingleton<KeySuspicions>();
+        services.AddSingleton<KeyTrials>();
         // The healer subscribes before the startup check reports, so no key found dead at start goes unwatched.
         services.AddSingleton<KeyHealer>();
         services.AddHostedService(sp => sp.GetRequiredService<KeyHealer>());

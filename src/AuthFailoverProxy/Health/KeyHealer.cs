@@ -28,6 +28,7 @@ internal sealed partial class KeyHealer(
     private IKeyStateStore? _store;
     private ResiliencePipeline<bool>? _recheck;
     private ResiliencePipeline<bool>? _slowRecheck;
+    private KeyTrials? _trials;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -35,6 +36,7 @@ internal sealed partial class KeyHealer(
         _registry = services.GetRequiredService<PoolRegistry>();
         _prober = services.GetRequiredService<KeyProber>();
         _store = services.GetRequiredService<IKeyStateStore>();
+        _trials = services.GetRequiredService<KeyTrials>();
         _recheck = BuildRecheck(DelayBackoffType.Exponential, options.Value.HealDelay, options.Value.MaxHealDelay, time);
         // Constant, not exponential: Polly's exponential jitter is decorrelated and can put a first check far below its base.
         _slowRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.MaxHealDelay, options.Value.MaxHealDelay, time);
@@ -141,6 +143,10 @@ internal sealed partial class KeyHealer(
                         board.Heal(key, "a background check found it rate limited but valid");
                         board.ReportCooling(key, failure, result.CoolUntil);
                         return true;
+                    case { Inconclusive: true }:
+                        // No check can judge this key here: one real request may.
+                        await _trials!.OpenAsync(key, result.Reason!);
+                        return false;
                     default:
                         LogStillDead(logger, key.Pool, key.Name, result.Failure?.Label ?? result.Reason ?? "no answer");
                         return false;

@@ -23,14 +23,21 @@ internal enum ProbeOutcome
 }
 
 /// <summary>The result of one check, with the facts for the log and <c>/status</c>.</summary>
-internal sealed record ProbeResult(ProbeOutcome Outcome, KeyFailure? Failure = null, DateTimeOffset CoolUntil = default, string? Reason = null);
+internal sealed record ProbeResult(ProbeOutcome Outcome, KeyFailure? Failure = null, DateTimeOffset CoolUntil = default, string? Reason = null)
+{
+    /// <summary>Gets a value indicating whether the upstream answered the check, but nothing about the key could be told from it (a 404, a refusal of this kind of client).</summary>
+    public bool Inconclusive { get; init; }
+}
 
 /// <summary>
 /// Checks a key with the cheapest authenticated call (<c>GET /v1/models</c>: no tokens spent) through the pool's own
 /// connection pool, and judges the answer exactly as the request path would (<see cref="UpstreamErrorJudge"/>).
 /// </summary>
-internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<FailoverOptions> failover, TimeProvider time)
+internal sealed partial class KeyProber(IOptions<ProbeOptions> options, IOptions<FailoverOptions> failover, TimeProvider time, ILogger<KeyProber> logger)
 {
+    // The pools whose checks were found unable to judge a key, each said once at Warning.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cannotJudge = new(StringComparer.Ordinal);
+
     /// <summary>The <c>User-Agent</c> of the proxy's own checks, so a provider's logs (and a gateway's) tell them from agents' calls.</summary>
     public const string UserAgent = "AuthFailoverProxy (key check)";
 
@@ -48,7 +55,8 @@ internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<Failove
     {
         var probe = options.Value;
         var credit = pool.Kind == ProviderKind.Anthropic && IsAboutCredit(about);
-        using var request = new HttpRequestMessage(credit ? HttpMethod.Post : HttpMethod.Get, pool.DestinationPrefix + (credit ? "/v1/messages/count_tokens" : probe.Path))
+        var path = pool.ProbePath ?? probe.Path;
+        using var request = new HttpRequestMessage(credit ? HttpMethod.Post : HttpMethod.Get, pool.DestinationPrefix + (credit ? "/v1/messages/count_tokens" : path))
         {
             // The same HTTP version as the pool's forwarded requests, so a check sees the upstream as they do.
             Version = pool.RequestConfig.Version ?? HttpVersion.Version20,
@@ -81,7 +89,7 @@ internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<Failove
                 FailureClass.KeyDead => new ProbeResult(ProbeOutcome.Dead, judgement.Failure),
                 FailureClass.KeyCooling => new ProbeResult(ProbeOutcome.Cooling, judgement.Failure, judgement.CoolUntil),
                 FailureClass.UpstreamUnwell => new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream answered {status}"),
-                _ => new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream answered {status} to GET {probe.Path}"),
+                _ => CannotJudge(pool, $"the upstream answered {status} to {request.Method} {request.RequestUri!.AbsolutePath}"),
             };
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
@@ -93,4 +101,18 @@ internal sealed class KeyProber(IOptions<ProbeOptions> options, IOptions<Failove
             return new ProbeResult(ProbeOutcome.Unknown, Reason: $"the upstream could not be reached ({SecretMasker.Mask(ex.Message, key.Secret)})");
         }
     }
+
+    /// <summary>An answer that says nothing about the key (a 404, a refusal of this kind of client): said once per pool, at Warning.</summary>
+    private ProbeResult CannotJudge(Pool pool, string reason)
+    {
+        if (_cannotJudge.TryAdd(pool.Name, true))
+        {
+            LogCannotJudge(logger, pool.Name, reason);
+        }
+
+        return new ProbeResult(ProbeOutcome.Unknown, Reason: reason) { Inconclusive = true };
+    }
+
+    [LoggerMessage(EventId = 4110, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key checks cannot tell whether a key works here: {Reason:l}. Set Pools:{Pool:l}:ProbePath to an authenticated GET this upstream serves. Until then a key found dead returns to service through a trial: after its backoff, one real request is given to it.")]
+    private static partial void LogCannotJudge(ILogger logger, string pool, string reason);
 }

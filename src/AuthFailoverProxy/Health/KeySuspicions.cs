@@ -14,6 +14,7 @@ namespace AuthFailoverProxy.Health;
 internal sealed partial class KeySuspicions(
     KeyProber prober,
     KeyStateBoard board,
+    KeyTrials trials,
     IOptions<ProbeOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -108,6 +109,11 @@ internal sealed partial class KeySuspicions(
                     suspicion.Unjudged = true;
                     LogUnjudged(logger, key.Pool, key.Name, key.Fingerprint, suspicion.Failure.Label, result.Reason ?? "the check passed, but proves nothing about credit");
                 }
+                else if (result.Inconclusive)
+                {
+                    // After its first backoff, a suspect no check can judge is given one real request ahead of the others.
+                    await trials.OpenAsync(key, result.Reason!);
+                }
 
                 await Task.Delay(delay, time, stopping);
                 delay = delay * 2 > options.Value.MaxHealDelay ? options.Value.MaxHealDelay : delay * 2;
@@ -128,7 +134,7 @@ internal sealed partial class KeySuspicions(
     [LoggerMessage(EventId = 4202, Level = LogLevel.Information, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) passed its check after a request got {Failure:l}: the key is fine and stays in service.")]
     private static partial void LogCleared(ILogger logger, string pool, string keyName, string fingerprint, string failure);
 
-    [LoggerMessage(EventId = 4203, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) answered a request {Failure:l}, and its check cannot tell whether the key is at fault ({Reason:l}). It is tried last until a check or a request it serves says otherwise; set Probes:Path to a path the upstream serves.")]
+    [LoggerMessage(EventId = 4203, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) answered a request {Failure:l}, and its check cannot tell whether the key is at fault ({Reason:l}). It is tried last, and given a trial request after each backoff, until a check or a request it serves says otherwise.")]
     private static partial void LogUnjudged(ILogger logger, string pool, string keyName, string fingerprint, string failure, string reason);
 
     [LoggerMessage(EventId = 4204, Level = LogLevel.Error, Message = "Pool '{Pool:l}': checking suspect key '{KeyName:l}' failed; it stays a suspect, tried last.")]

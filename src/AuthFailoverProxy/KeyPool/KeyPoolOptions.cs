@@ -23,6 +23,12 @@ public sealed class KeyPoolOptions
     /// </summary>
     public string? Upstream { get; set; }
 
+    /// <summary>
+    /// Gets or sets the path of the cheapest authenticated call on this pool's upstream, for its key checks (a gateway
+    /// may serve no <c>/v1/models</c>). <value>The default value is <c>Probes:Path</c> (<c>/v1/models</c>).</value>
+    /// </summary>
+    public string? ProbePath { get; set; }
+
     /// <summary>Gets or sets the path prefix agents use for this pool. <value>The default value is <c>/{pool name}</c>.</value></summary>
     public string? PathPrefix { get; set; }
 

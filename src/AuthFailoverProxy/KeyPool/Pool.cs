@@ -44,6 +44,9 @@ internal sealed class Pool
 
     public PathString PathPrefix { get; }
 
+    /// <summary>Gets the path this pool's key checks call, when the pool names its own (<c>Pools:{name}:ProbePath</c>).</summary>
+    public string? ProbePath { get; init; }
+
     public bool IsDefault { get; }
 
     public KeySelection Selection { get; }
@@ -172,14 +175,31 @@ internal sealed class Pool
             for (var i = 0; i < count; i++)
             {
                 var key = keys[start + ((offset + i) % count)];
-                if ((tried is not null && tried.Contains(key)) || (key.Suspicion is null) == suspects)
+                if (tried is not null && tried.Contains(key))
                 {
+                    continue;
+                }
+
+                if ((key.Suspicion is null) == suspects)
+                {
+                    if (!suspects && key.TryTakeTrial(time))
+                    {
+                        // A suspect no check can judge, given its trial: ahead of the others, once.
+                        return key;
+                    }
+
                     continue;
                 }
 
                 var health = key.Health;
                 if (health.IsUsable)
                 {
+                    return key;
+                }
+
+                if (health.State == State.KeyState.Dead && key.TryTakeTrial(time))
+                {
+                    // A dead key no check can judge gets one real request now and then; the walk goes on if it fails.
                     return key;
                 }
 

@@ -7,8 +7,14 @@ namespace AuthFailoverProxy.KeyPool;
 /// <summary>A credential in a pool at runtime: identity, the secret (kept private to the request path) and its health.</summary>
 internal sealed class PoolKey
 {
+    private const int NoTrial = 0;
+    private const int TrialWaiting = 1;
+    private const int TrialCarried = 2;
+
     private KeyHealth _health;
     private KeySuspicion? _suspicion;
+    private int _trial;
+    private long _trialUntilUnixMs;
     private volatile bool _retired;
 
     public PoolKey(string pool, string name, string secret, int priority, string source, CredentialScheme scheme, DateTimeOffset now, bool addedAtRuntime = false)
@@ -83,6 +89,36 @@ internal sealed class PoolKey
     /// a confirmed verdict is shared.
     /// </summary>
     public KeySuspicion? Suspicion => Volatile.Read(ref _suspicion);
+
+    /// <summary>
+    /// Gets until when a trial is open, if one is: a dead key that no check can judge may carry the next request that
+    /// finds it, once (see <see cref="Health.KeyHealer"/>).
+    /// </summary>
+    public DateTimeOffset? TrialUntil => Volatile.Read(ref _trial) == TrialWaiting
+        ? DateTimeOffset.FromUnixTimeMilliseconds(Volatile.Read(ref _trialUntilUnixMs))
+        : null;
+
+    /// <summary>Gets a value indicating whether a request is carrying this key's trial now.</summary>
+    internal bool TrialTaken => Volatile.Read(ref _trial) == TrialCarried;
+
+    /// <summary>Opens a trial until <paramref name="until"/>: the next request that finds this dead key is sent to it, once.</summary>
+    internal void OpenTrial(DateTimeOffset until)
+    {
+        Volatile.Write(ref _trialUntilUnixMs, until.ToUnixTimeMilliseconds());
+        Interlocked.CompareExchange(ref _trial, TrialWaiting, NoTrial);
+    }
+
+    /// <summary>
+    /// Takes the open trial for the calling request. Returns false when there is none, it has expired, or another
+    /// request took it. The clock is read only when a trial is open.
+    /// </summary>
+    internal bool TryTakeTrial(TimeProvider time) =>
+        Volatile.Read(ref _trial) == TrialWaiting
+        && time.GetUtcNow().ToUnixTimeMilliseconds() < Volatile.Read(ref _trialUntilUnixMs)
+        && Interlocked.CompareExchange(ref _trial, TrialCarried, TrialWaiting) == TrialWaiting;
+
+    /// <summary>Ends the trial a request carried, once it has its answer or is gone; returns whether one was under way.</summary>
+    internal bool EndTrial() => Interlocked.CompareExchange(ref _trial, NoTrial, TrialCarried) == TrialCarried;
 
     /// <summary>Makes the key a suspect unless it already is one. Returns whether this call did.</summary>
     internal bool TrySuspect(KeySuspicion suspicion) => Interlocked.CompareExchange(ref _suspicion, suspicion, null) is null;

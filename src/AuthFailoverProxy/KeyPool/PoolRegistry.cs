@@ -44,7 +44,10 @@ internal sealed class PoolRegistry : IDisposable
                     ActivityTimeout = failover.Value.ActivityTimeout,
                     Version = transport.Version,
                     VersionPolicy = transport.VersionPolicy,
-                }));
+                })
+            {
+                ProbePath = options.ProbePath,
+            });
         }
 
         foreach (var pool in built)

@@ -57,6 +57,11 @@ internal sealed class PoolsOptionsValidator(IConfiguration configuration) : IVal
                 defaults.Add(pool);
             }
 
+            if (poolOptions.ProbePath is { } probePath && (probePath.Length == 0 || probePath[0] != '/'))
+            {
+                errors.Add($"Pools:{pool}:ProbePath '{probePath}' must start with '/', e.g. /v1/models.");
+            }
+
             KeySource.Load(pool, poolOptions, configuration, errors);
         }
 

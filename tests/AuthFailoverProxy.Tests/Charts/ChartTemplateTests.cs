@@ -111,11 +111,13 @@ public sealed class ChartTemplateTests
                 "--set-file", $"pools.anthropic.transport.caBundle={ca}",
                 "--set", "pools.anthropic.transport.clientCertificateSecret=llm-gateway-client",
                 "--set", "pools.anthropic.transport.httpVersion=1.1",
-                "--set", "pools.anthropic.transport.connectTo=10.0.0.5:443");
+                "--set", "pools.anthropic.transport.connectTo=10.0.0.5:443",
+                "--set", "pools.anthropic.probePath=/v1/models/claude-haiku-4-5");
 
             var pool = Chart.AppSettings(manifests).GetProperty("Pools").GetProperty("anthropic");
             Assert.Equal("oauth", pool.GetProperty("Keys")[0].GetProperty("Scheme").GetString());
             Assert.Equal("x-api-key", pool.GetProperty("Scheme").GetString());
+            Assert.Equal("/v1/models/claude-haiku-4-5", pool.GetProperty("ProbePath").GetString());
             var transport = pool.GetProperty("Transport");
             Assert.Equal("/etc/auth-failover-proxy/ca.anthropic.pem", transport.GetProperty("CaBundle").GetString());
             Assert.Equal("1.1", transport.GetProperty("HttpVersion").GetString());
@@ -138,6 +140,7 @@ public sealed class ChartTemplateTests
 
     [Theory]
     [InlineData("pools.anthropic.scheme=basic", "scheme")]
+    [InlineData("pools.anthropic.probePath=v1/models", "probePath")]
     [InlineData("pools.anthropic.keys[0].name=primary,pools.anthropic.keys[0].scheme=password", "scheme")]
     [InlineData("pools.anthropic.transport.connectTo=no-port", "connectTo")]
     [InlineData("pools.anthropic.transport.httpVersion=3", "httpVersion")]

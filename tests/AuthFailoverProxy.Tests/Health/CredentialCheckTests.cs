@@ -100,6 +100,20 @@ public sealed class CredentialCheckTests
     }
 
     [Fact]
+    public async Task APoolsOwnProbePath_IsWhatItsChecksCall()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Pools:anthropic:ProbePath", "/v1/models/claude-haiku-4-5"));
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.Revoked);
+        using (await s.PostMessageAsync())
+        {
+        }
+
+        await s.WaitForKeyStateAsync("primary", "dead");
+        Assert.Contains(s.Upstream.Requests, r => Scenario.IsKeyCheck(r) && r.Key == s.Secret("primary") && r.PathAndQuery == "/v1/models/claude-haiku-4-5");
+        Assert.DoesNotContain(s.Upstream.Requests, r => Scenario.IsKeyCheck(r) && r.PathAndQuery == "/v1/models");
+    }
+
+    [Fact]
     public async Task AnthropicKeyOutOfCredit_IsCheckedWithCountTokens_AndReturnsOnceCreditIsBack()
     {
         var time = new FakeTimeProvider(Midnight);
@@ -202,7 +216,7 @@ public sealed class CredentialCheckTests
         => s.Upstream.Requests.Count(r => Scenario.IsKeyCheck(r) && r.PathAndQuery == "/v1/messages/count_tokens" && r.Key == s.Secret(key));
 
     /// <summary>Moves the fake clock in steps, giving background work a moment between steps, until the condition holds.</summary>
-    private static async Task AdvanceUntilAsync(FakeTimeProvider time, Func<bool> condition, TimeSpan step)
+    internal static async Task AdvanceUntilAsync(FakeTimeProvider time, Func<bool> condition, TimeSpan step)
     {
         for (var i = 0; i < 400 && !condition(); i++)
         {

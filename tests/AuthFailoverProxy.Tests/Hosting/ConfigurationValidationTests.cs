@@ -15,6 +15,7 @@ public sealed class ConfigurationValidationTests
         var config = new ProxyConfig()
             .Pool("anthropic", Upstream, isDefault: true, keys: [("primary", secret), ("backup", "")])
             .Set("Pools:anthropic:Upstream", "not a url")
+            .Set("Pools:anthropic:ProbePath", "v1/models")
             .Set("Failover:UpstreamRetries", 99);
 
         var problems = await StartupProblemsAsync(config);
@@ -22,6 +23,7 @@ public sealed class ConfigurationValidationTests
         Assert.Contains("Pools:anthropic:Keys:1:Secret is empty (key 'backup').", problems);
         Assert.Contains(problems, p => p.StartsWith("Pools:anthropic:Upstream 'not a url'", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("Failover:UpstreamRetries is 99", StringComparison.Ordinal));
+        Assert.Contains("Pools:anthropic:ProbePath 'v1/models' must start with '/', e.g. /v1/models.", problems);
         Assert.DoesNotContain(problems, p => p.Contains(secret, StringComparison.Ordinal));
     }
 
