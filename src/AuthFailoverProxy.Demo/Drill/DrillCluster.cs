@@ -52,6 +52,13 @@ internal sealed class DrillCluster : IAsyncDisposable
     {
         var upstream = await SimulatedProvider.StartAsync(cancellationToken: cancellationToken);
         upstream.RecordBodies = false;
+        // Each key its own organization, as a pool meant to fail over is made: keys of one organization share its rate
+        // limits, so a 429 storm on one would rest them all.
+        foreach (var (name, secret) in Keys)
+        {
+            upstream.SetKeyOrganization(secret, "org-" + name);
+        }
+
         var cluster = new DrillCluster(upstream, alerts, DrillProbe.FreePort());
         try
         {

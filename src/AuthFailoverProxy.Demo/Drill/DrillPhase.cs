@@ -71,4 +71,7 @@ internal sealed class DrillPhase(string name, string fault)
     public bool Contains(TimeSpan at) => at >= Start && at < End;
 
     public bool InNoKeyWindow(TimeSpan at) => NoKeyUsable is { } window && at >= window.From && at < window.Until;
+
+    /// <summary>Returns whether <paramref name="request"/> was sent or answered while no key was usable: one in flight when the last key went can meet that too.</summary>
+    public bool MetNoKey(DrillRequest request) => InNoKeyWindow(request.SentAt) || InNoKeyWindow(request.SentAt + request.Took);
 }

@@ -24,7 +24,7 @@ internal static class DrillReport
         foreach (var phase in phases)
         {
             var sent = requests.Where(r => phase.Contains(r.SentAt)).ToList();
-            var failures = sent.Where(r => r.Failed && !phase.InNoKeyWindow(r.SentAt)).ToList();
+            var failures = sent.Where(r => r.Failed && !phase.MetNoKey(r)).ToList();
             if (failures.Count > 0)
             {
                 phase.Broken.Add($"{failures.Count} client-visible failure(s) while a key was usable, e.g. " +
@@ -77,7 +77,7 @@ internal static class DrillReport
 
             if (phase.NoKeyUsable is not null)
             {
-                var loud = sent.Where(r => phase.InNoKeyWindow(r.SentAt) && r.Status == 503).ToList();
+                var loud = sent.Where(r => phase.MetNoKey(r) && r.Status == 503).ToList();
                 if (loud.Count == 0)
                 {
                     phase.Broken.Add("no 503 while every key was revoked");
@@ -122,8 +122,8 @@ internal static class DrillReport
         foreach (var phase in phases)
         {
             var sent = requests.Where(r => phase.Contains(r.SentAt)).ToList();
-            var failures = sent.Count(r => r.Failed && !phase.InNoKeyWindow(r.SentAt));
-            var expected503 = sent.Count(r => r.Failed && phase.InNoKeyWindow(r.SentAt));
+            var failures = sent.Count(r => r.Failed && !phase.MetNoKey(r));
+            var expected503 = sent.Count(r => r.Failed && phase.MetNoKey(r));
             var received = alerts.Where(a => phase.Contains(a.At)).ToList();
             var alertText = received.Count == 0 ? "—" : string.Join(", ", received.GroupBy(a => a.Describe()).Select(g => g.Count() == 1 ? g.Key : $"{g.Key} ×{g.Count()}"));
             var callsPerRequest = sent.Count == 0 ? "—" : ((double)phase.UpstreamCalls / sent.Count).ToString("0.00", CultureInfo.InvariantCulture);

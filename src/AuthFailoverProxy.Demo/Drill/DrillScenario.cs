@@ -53,8 +53,9 @@ internal sealed class DrillScenario(DrillCluster cluster, DrillLoad load, Stopwa
     private async Task RateLimitStormAsync()
     {
         var phase = Begin("b. 429 storm", "'backup' gets 429 rate_limit_error");
-        phase.Expected.Add(new ExpectedAlert(EventKinds.KeyCooling, "backup"));
-        phase.AlertKind = EventKinds.KeyCooling;
+        // The load names a model: 'backup' rests for that model class only (its organization's limit), told as key.scoped.
+        phase.Expected.Add(new ExpectedAlert(EventKinds.KeyScoped, "backup"));
+        phase.AlertKind = EventKinds.KeyScoped;
         Fault(phase, $"429 storm on 'backup' (retry-after {timings.StormRetryAfter.TotalSeconds:0} s)");
         cluster.Upstream.SetKeyFault(DrillCluster.Secret("backup"), KeyFault.RateLimited, timings.StormRetryAfter);
         await WaitAlertAsync(phase, "backup");
@@ -69,7 +70,7 @@ internal sealed class DrillScenario(DrillCluster cluster, DrillLoad load, Stopwa
     private async Task OverloadBurstsAsync()
     {
         var phase = Begin("c. 529 bursts", "the upstream answers 529 overloaded_error");
-        phase.Forbidden.AddRange([EventKinds.KeyDead, EventKinds.KeyCooling, EventKinds.CircuitOpened]);
+        phase.Forbidden.AddRange([EventKinds.KeyDead, EventKinds.KeyCooling, EventKinds.KeyScoped, EventKinds.CircuitOpened]);
         const int Bursts = 3;
         const int PerBurst = 3;
         phase.FaultAt = clock.Elapsed;

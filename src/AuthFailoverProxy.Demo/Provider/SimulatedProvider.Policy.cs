@@ -53,22 +53,26 @@ internal sealed partial class SimulatedProvider
         "structured-outputs-2025-11-13", "advanced-tool-use-2025-11-20", "extended-cache-ttl-2025-04-11",
         "model-context-window-exceeded-2025-08-26", "message-batches-2024-09-24", "pdfs-2024-09-25", "token-counting-2024-11-01");
 
-    private readonly ConcurrentDictionary<string, (ModelFault Fault, TimeSpan RetryAfter)> _modelFaults = new(StringComparer.Ordinal);
+    /// <summary>The <see cref="HttpContext.Items"/> entry holding the organization of the request's key.</summary>
+    private const string OrganizationItem = "simulated.organization";
+
+    private readonly ConcurrentDictionary<(string? Organization, string Model), (ModelFault Fault, TimeSpan RetryAfter)> _modelFaults = new();
 
     /// <summary>
-    /// Makes every request for <paramref name="model"/>, whatever its key, fail with <paramref name="fault"/> from now on
-    /// (limits and access are the organization's, and per model class); <see cref="ModelFault.None"/> restores it.
+    /// Makes every request for <paramref name="model"/> by a key of <paramref name="organization"/> (by default: of any
+    /// organization) fail with <paramref name="fault"/> from now on: access and limits are the organization's, per model.
+    /// <see cref="ModelFault.None"/> restores it.
     /// </summary>
-    public void SetModelFault(string model, ModelFault fault, TimeSpan? retryAfter = null)
+    public void SetModelFault(string model, ModelFault fault, TimeSpan? retryAfter = null, string? organization = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (fault == ModelFault.None)
         {
-            _modelFaults.TryRemove(model, out _);
+            _modelFaults.TryRemove((organization, model), out _);
         }
         else
         {
-            _modelFaults[model] = (fault, retryAfter ?? DefaultRetryAfter);
+            _modelFaults[(organization, model)] = (fault, retryAfter ?? DefaultRetryAfter);
         }
     }
 
@@ -158,7 +162,8 @@ internal sealed partial class SimulatedProvider
             return new ErrorReply(404, "invalid_request_error", $"The model `{model}` does not exist or you do not have access to it.", "model_not_found");
         }
 
-        if (model is null || !_modelFaults.TryGetValue(model, out var fault))
+        var organization = context.Items[OrganizationItem] as string;
+        if (model is null || !(_modelFaults.TryGetValue((organization, model), out var fault) || _modelFaults.TryGetValue((null, model), out fault)))
         {
             return null;
         }
@@ -184,13 +189,13 @@ internal sealed partial class SimulatedProvider
         }
 
         headers["x-ratelimit-reset-tokens"] = seconds + "s";
-        return new ErrorReply(429, "tokens", $"Rate limit reached for {model} in organization {OpenAIOrganization} on tokens per min (TPM): Limit 30000, Used 30000, Requested 120. Please try again in {seconds}s.", "rate_limit_exceeded");
+        return new ErrorReply(429, "tokens", $"Rate limit reached for {model} in organization {organization ?? OpenAIOrganization} on tokens per min (TPM): Limit 30000, Used 30000, Requested 120. Please try again in {seconds}s.", "rate_limit_exceeded");
     }
 
     /// <summary>What the OpenAI API answers an <c>OpenAI-Organization</c> or <c>OpenAI-Project</c> the key does not belong to.</summary>
-    private static ErrorReply? RefuseOpenAIAccount(IHeaderDictionary headers)
+    private static ErrorReply? RefuseOpenAIAccount(IHeaderDictionary headers, string keyOrganization)
     {
-        if (headers.TryGetValue("openai-organization", out var organization) && organization.ToString() != OpenAIOrganization)
+        if (headers.TryGetValue("openai-organization", out var organization) && organization.ToString() != keyOrganization)
         {
             return new ErrorReply(401, "invalid_request_error", "OpenAI-Organization header should match organization for API key", "mismatched_organization");
         }

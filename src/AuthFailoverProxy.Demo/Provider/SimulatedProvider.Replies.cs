@@ -139,14 +139,16 @@ internal sealed partial class SimulatedProvider
     {
         var requestId = NewId("req_011C", 20);
         var headers = context.Response.Headers;
+        var organization = context.Items[OrganizationItem] as string;
         if (dialect == Dialect.Anthropic)
         {
             headers["request-id"] = requestId;
-            headers["anthropic-organization-id"] = OrganizationId;
+            headers["anthropic-organization-id"] = organization ?? OrganizationId;
         }
         else
         {
             headers["x-request-id"] = requestId;
+            headers["openai-organization"] = organization ?? OpenAIOrganization;
         }
 
         return requestId;

@@ -31,6 +31,7 @@ internal sealed partial class SimulatedProvider
         var credential = Credential.From(request.Headers);
         var dialect = DialectOf(path, request.Headers, credential);
         var key = credential.Key;
+        context.Items[OrganizationItem] = OrganizationOf(key, dialect);
 
         RequestShape shape;
         try
@@ -77,7 +78,7 @@ internal sealed partial class SimulatedProvider
             return;
         }
 
-        var refusal = dialect == Dialect.OpenAI ? RefuseOpenAIAccount(request.Headers) : null;
+        var refusal = dialect == Dialect.OpenAI ? RefuseOpenAIAccount(request.Headers, OrganizationOf(key, dialect)) : null;
         if (refusal is null)
         {
             await RouteAsync(context, dialect, path, shape);

@@ -27,6 +27,7 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly TimeProvider _time;
     private readonly SimulatedProviderOptions _options;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _organizations = new(StringComparer.Ordinal);
     private readonly ProviderFront? _front;
     private readonly List<RecordedRequest> _misdirected = [];
     private readonly ConcurrentDictionary<string, KeyFaultEntry> _keyFaults = new(StringComparer.Ordinal);
@@ -184,6 +185,23 @@ internal sealed partial class SimulatedProvider : IAsyncDisposable
             _keyFaults[secret] = new KeyFaultEntry(fault, retryAfter ?? DefaultRetryAfter, times ?? -1);
         }
     }
+
+    /// <summary>
+    /// Puts the key <paramref name="secret"/> in <paramref name="organization"/>: its answers name that organization
+    /// (<c>anthropic-organization-id</c>, <c>openai-organization</c>), and the organization's model faults apply to it.
+    /// Keys not placed belong to the one default organization of their dialect.
+    /// </summary>
+    public void SetKeyOrganization(string secret, string organization)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        ArgumentNullException.ThrowIfNull(organization);
+        _organizations[secret] = organization;
+    }
+
+    /// <summary>The organization a request's key belongs to.</summary>
+    private string OrganizationOf(string? secret, Dialect dialect)
+        => secret is not null && _organizations.TryGetValue(secret, out var organization) ? organization
+            : dialect == Dialect.Anthropic ? OrganizationId : OpenAIOrganization;
 
     /// <summary>Returns the fault a request with <paramref name="secret"/> meets now, using up one of a counted fault.</summary>
     private bool TryTakeKeyFault(string secret, out KeyFaultEntry fault)

@@ -70,7 +70,9 @@ internal sealed record KeyStatus(
     int Failures,
     KeyErrorStatus? LastError,
     KeySuspicionStatus? Suspicion = null,
-    DateTimeOffset? TrialUntil = null)
+    DateTimeOffset? TrialUntil = null,
+    string? Organization = null,
+    IReadOnlyList<KeyScopeStatus>? Scopes = null)
 {
     public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
     {
@@ -92,7 +94,27 @@ internal sealed record KeyStatus(
                 ? new KeySuspicionStatus(suspicion.Since, new KeyErrorStatus(s.Status, s.ErrorType, s.ErrorCode, s.Message, s.RequestId, s.At), !suspicion.Check.IsCompleted, suspicion.Unjudged)
                 : null,
             // A dead key no check can judge: until then, the next request that finds it is given to it, once.
-            state == KeyState.Dead && key.TrialUntil is { } trial && trial > now ? trial : null);
+            state == KeyState.Dead && key.TrialUntil is { } trial && trial > now ? trial : null,
+            key.Organization,
+            KeyScopeStatus.Capture(key, now));
+    }
+}
+
+/// <summary>What a key is out for while it serves everything else, until when, and what the provider said.</summary>
+internal sealed record KeyScopeStatus(string Scope, DateTimeOffset Until, string? Organization, KeyErrorStatus Failure)
+{
+    /// <summary>The key's scopes still running at <paramref name="now"/>; null when there are none.</summary>
+    public static IReadOnlyList<KeyScopeStatus>? Capture(PoolKey key, DateTimeOffset now)
+    {
+        if (key.Scopes is not { } scopes)
+        {
+            return null;
+        }
+
+        var running = scopes.Where(s => s.Until > now)
+            .Select(s => new KeyScopeStatus(s.Name, s.Until, s.Organization, new KeyErrorStatus(s.Failure.Status, s.Failure.ErrorType, s.Failure.ErrorCode, s.Failure.Message, s.Failure.RequestId, s.Failure.At)))
+            .ToList();
+        return running.Count == 0 ? null : running;
     }
 }
 

@@ -132,7 +132,12 @@ internal sealed partial class AlertDispatcher(IServiceProvider services, ProxyEv
         var workers = Channels.Workers;
         if (e.Incident is not { } incident)
         {
-            Send(new Alert(AlertAction.Notice, e), workers.Where(w => Wants(w, e)));
+            var wanting = workers.Where(w => Wants(w, e)).ToList();
+            if (wanting.Count > 0 && (e.Once is not { } once || await ClaimAsync(once, e.Kind, e)))
+            {
+                Send(new Alert(AlertAction.Notice, e), wanting);
+            }
+
             return;
         }
 

@@ -21,6 +21,7 @@ internal static class EventKinds
 {
     public const string KeyDead = "key.dead";
     public const string KeyCooling = "key.cooling";
+    public const string KeyScoped = "key.scoped";
     public const string KeyFailover = "key.failover";
     public const string KeyRecovered = "key.recovered";
     public const string KeyChecked = "key.checked";
@@ -49,7 +50,7 @@ internal static class EventKinds
     /// <summary>Gets every kind, for validating channel filters.</summary>
     public static IReadOnlyList<string> All { get; } =
     [
-        KeyDead, KeyCooling, KeyFailover, KeyRecovered, KeyChecked, KeyAdded, KeyPending, KeyConfirmed, KeyDisabled, KeyEnabled,
+        KeyDead, KeyCooling, KeyScoped, KeyFailover, KeyRecovered, KeyChecked, KeyAdded, KeyPending, KeyConfirmed, KeyDisabled, KeyEnabled,
         KeyRemoved, PoolDegraded, PoolExhausted, PoolRestored, SafeModeEntered, SafeModeLeft, CircuitOpened, CircuitClosed,
         StoreLost, StoreRestored, StartupSummary, ConfigurationReloaded, AlertFailed, AlertRestored, AlertDelivered, AlertTest,
     ];
@@ -91,6 +92,9 @@ internal sealed record ProxyEvent
 
     public string? ErrorType { get; init; }
 
+    /// <summary>Gets what a key is out for while it serves everything else (<c>model:…</c>, <c>class:opus</c>, <c>client:not-claude-code</c>), for a <c>key.scoped</c> event.</summary>
+    public string? Scope { get; init; }
+
     public string? ErrorCode { get; init; }
 
     /// <summary>Gets the provider's message, with anything that looks like a key masked.</summary>
@@ -107,6 +111,13 @@ internal sealed record ProxyEvent
     /// <c>pool:anthropic</c>): alerts deduplicate, remind and resolve on it.
     /// </summary>
     public string? Incident { get; init; }
+
+    /// <summary>
+    /// Gets a name for a notice (an event that opens no <see cref="Incident"/>) that several replicas may raise for one
+    /// change, each from its own traffic (<c>scope:anthropic:backup:class:opus</c>): it is told once per deployment within
+    /// the alerts' dedup window.
+    /// </summary>
+    public string? Once { get; init; }
 
     /// <summary>Gets a value indicating whether this event ends its <see cref="Incident"/>.</summary>
     public bool Resolves { get; init; }

@@ -29,6 +29,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
     private readonly ConcurrentDictionary<string, PoolLevel> _levels = new(StringComparer.Ordinal);
     private KeyStateBoard? _board;
     private KeyCatalog? _catalog;
+    private KeyScopeBoard? _scopes;
     private PoolRegistry? _registry;
 
     private enum PoolLevel
@@ -49,8 +50,10 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
             _levels[pool.Name] = LevelOf(pool, now);
         }
 
+        _scopes = services.GetRequiredService<KeyScopeBoard>();
         _board.Changed += OnKeyChanged;
         _catalog.Changed += OnKeySetChanged;
+        _scopes.Changed += OnKeyScoped;
         return Task.CompletedTask;
     }
 
@@ -58,6 +61,7 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
     {
         _board!.Changed -= OnKeyChanged;
         _catalog!.Changed -= OnKeySetChanged;
+        _scopes!.Changed -= OnKeyScoped;
         return Task.CompletedTask;
     }
 
@@ -113,6 +117,33 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
         }
 
         UpdatePoolLevel(pool);
+    }
+
+    /// <summary>
+    /// A key newly out for part of what it serves: told once, by the replica that saw it. A rate limit is a Warning, as a
+    /// rested key is, for the key that got it; the keys of its organization rested with it, and a model or kind of client
+    /// a key may not serve, are Info. It opens no incident: the key still serves everything else, and the scope ends by
+    /// itself.
+    /// </summary>
+    private void OnKeyScoped(KeyScopeChange change)
+    {
+        if (change.Adopted || change.Merge != ScopeMerge.Added)
+        {
+            return;
+        }
+
+        var (key, scope) = (change.Key, change.Scope);
+        var why = change.Because is { } because
+            ? $"; its organization ({scope.Organization}) is limited, as '{because.Name}' was told"
+            : scope.Organization is { } org && scope.Kind == KeyScopeKind.ModelClass ? $" (organization {org}: its other keys share the limit)" : string.Empty;
+        events.Publish(KeyEvent(EventKinds.KeyScoped, scope.Kind == KeyScopeKind.ModelClass && change.Because is null ? EventSeverity.Warning : EventSeverity.Info, key, scope.Failure) with
+        {
+            Message = $"Key '{key.Name}' ({key.Fingerprint}) in pool '{key.Pool}' {scope.Describe()} ({scope.Failure.Label}) until {scope.Until:HH:mm:ss} UTC{why}; it serves everything else.",
+            Scope = scope.Name,
+            Incident = null,
+            // Each replica may meet the same limit in its own traffic before it hears of the other's.
+            Once = $"scope:{key.Pool}:{key.Name}:{scope.Name}",
+        });
     }
 
     private void OnKeySetChanged(KeySetChange change)

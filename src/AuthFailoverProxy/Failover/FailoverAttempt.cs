@@ -45,15 +45,17 @@ internal enum AttemptVerdict
 /// is replayed. Nothing of a rejected answer reaches the client: the decision is made before its first byte.
 /// </summary>
 internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string target, DateTimeOffset deadline, FailoverOptions options, TimeProvider time, string[]? notForwarded = null)
-    : HttpTransformer
+    : HttpTransformer, IScopedRequest
 {
     internal const string KeyHeader = "x-afp-key";
     internal const string AttemptsHeader = "x-afp-attempts";
     internal const string SafeModeHeader = "x-afp-safe-mode";
+    private static readonly IHeaderDictionary EmptyHeaders = new HeaderDictionary();
 
     private Uri? _uri;
     private Pool? _uriPool;
     private KeyFailure? _firstRefusal;
+    private RequestScope? _scope;
 
     /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
     public Pool Pool { get; private set; } = pool;
@@ -104,6 +106,18 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets a value indicating whether the request asks for a stream, whose response headers must come at once.</summary>
     public bool AsksForStream { get; init; }
 
+    /// <summary>Gets the agent's request headers, read only when a key has scopes (<see cref="Scope"/>).</summary>
+    public IHeaderDictionary? RequestHeaders { get; init; }
+
+    /// <summary>
+    /// Gets what the request asks for that a key can be out for (its model, the model's class, whether it is Claude
+    /// Code's): read from the body on first use, which only a key with scopes, a rate limit or a refusal causes.
+    /// </summary>
+    public RequestScope Scope => _scope ??= RequestScope.Of(Body.InMemory, RequestHeaders ?? EmptyHeaders);
+
+    /// <summary>Gets the keys that refused this request with a 403 that may be about their organization, not the request; allocated only then.</summary>
+    public List<(PoolKey Key, KeyFailure Failure)>? Refusals { get; private set; }
+
     /// <summary>Gets what to do when a key carrying its trial (see <see cref="PoolKey.TrialTaken"/>) has its answer delivered below 400.</summary>
     public Action<PoolKey>? TrialPassed { get; init; }
 
@@ -150,6 +164,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         Pool = fallback;
         Body = rewritten ?? Body;
         Tried = null;
+        _scope = null;
     }
 
     /// <summary>Starts a try: the body is rewound and the last answer forgotten.</summary>
@@ -245,6 +260,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         var status = (int)proxyResponse.StatusCode;
         UpstreamStatus = status;
         RespondedAt = time.GetTimestamp();
+        if (Key.LearnsOrganization)
+        {
+            // Until known (or given up on): which organization's limits the key shares.
+            Organizations.Learn(Key, proxyResponse);
+        }
+
         // The headers are in: from here the activity timeout governs, however long the stream runs.
         HeadersTimer?.CancelAfter(Timeout.InfiniteTimeSpan);
         if (!FailureClassifier.NeedsInspection(status))
@@ -285,6 +306,14 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         if (judgement.Class is FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient)
         {
             rest?.Dispose();
+            if (judgement.Class == FailureClass.KeyRefusesRequest)
+            {
+                // About the key's organization if another key serves the request; the request's own if none does. The
+                // request's model is read now: its body is let go once an answer is delivered.
+                (Refusals ??= []).Add((Key, judgement.Failure!));
+                _ = Scope;
+            }
+
             Failure = judgement.Failure;
             UpstreamRequestId = judgement.Failure?.RequestId ?? UpstreamRequestId;
             Verdict = AttemptVerdict.KeyRefused;
@@ -377,7 +406,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
             _firstRefusal ??= judgement.Failure;
         }
 
-        return Pool.SelectKey(Tried, time) is null;
+        return Pool.SelectKey(Tried, time, this) is null;
     }
 
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
@@ -411,6 +440,21 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         }
 
         return proceed;
+    }
+}
+
+/// <summary>Which organization a key belongs to, as the provider names it in its answers.</summary>
+internal static class Organizations
+{
+    public static void Learn(PoolKey key, HttpResponseMessage response)
+    {
+        key.LookedForOrganization();
+        var headers = response.Headers.NonValidated;
+        if ((headers.TryGetValues("anthropic-organization-id", out var values) || headers.TryGetValues("openai-organization", out values))
+            && values.ToString() is { Length: > 0 and <= 128 } organization)
+        {
+            key.LearnOrganization(organization);
+        }
     }
 }
 

@@ -34,6 +34,8 @@ internal sealed partial class FailoverForwarder
     private readonly Health.KeySuspicions _suspicions;
     private readonly TimeSpan _checkBound;
     private readonly Action<PoolKey> _trialPassed;
+    private readonly KeyScopeBoard _scopes;
+    private readonly PoolRegistry _registry;
 
     public FailoverForwarder(
         IHttpForwarder forwarder,
@@ -48,8 +50,12 @@ internal sealed partial class FailoverForwarder
         ILogger<FailoverForwarder> logger,
         RequestTelemetry telemetry,
         Health.KeySuspicions suspicions,
-        IOptions<Health.ProbeOptions> probes)
+        IOptions<Health.ProbeOptions> probes,
+        KeyScopeBoard scopes,
+        PoolRegistry registry)
     {
+        _scopes = scopes;
+        _registry = registry;
         _suspicions = suspicions;
         _checkBound = probes.Value.Timeout;
         _forwarder = forwarder;
@@ -111,6 +117,7 @@ internal sealed partial class FailoverForwarder
             {
                 AsksForStream = RequestFacts.AsksForStream(body.InMemory),
                 TrialPassed = _trialPassed,
+                RequestHeaders = context.Request.Headers,
             };
             PoolKey? trial = null;
             try
@@ -118,7 +125,7 @@ internal sealed partial class FailoverForwarder
                 while (true)
                 {
                     pool = attempt.Pool;
-                    var key = pool.SelectKey(attempt.Tried, _time);
+                    var key = pool.SelectKey(attempt.Tried, _time, attempt);
                     var deadlinePassed = key is not null && attempt.Attempts > 0 && _time.GetUtcNow() >= attempt.Deadline;
                     if (key is null && attempt.Hung)
                     {
@@ -171,12 +178,18 @@ internal sealed partial class FailoverForwarder
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
                         case AttemptVerdict.KeyCooling:
-                            _board.ReportCooling(key, attempt.Failure!, attempt.CoolUntil);
+                            Cool(pool, key, attempt);
                             attempt.GiveUpOn(key);
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
                         case AttemptVerdict.KeyRefused:
-                            // Already given up on for this request; nothing is recorded against the key.
+                            // Already given up on for this request. A subscription token refused to this kind of client
+                            // is out for such requests; a 403 is held against no key unless another key serves it.
+                            if (attempt.Failure!.Status == 400 && !attempt.Scope.FromClaudeCode)
+                            {
+                                _scopes.Report(key, new KeyScope(KeyScopeKind.OtherClients, string.Empty, _time.GetUtcNow() + _options.ScopedRefusalTime, attempt.Failure));
+                            }
+
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
                         case AttemptVerdict.Hung:
@@ -201,6 +214,11 @@ internal sealed partial class FailoverForwarder
                                 $"the request could not be sent upstream as it is ({attempt.TransportException?.GetType().Name ?? "invalid request"}): a header or the target is not valid for the upstream. Nothing was sent, and no key is blamed.");
                             return;
                         default:
+                            if (attempt.Refusals is { } refusals && context.Response.StatusCode < 400)
+                            {
+                                ScopeRefusals(attempt, refusals);
+                            }
+
                             return;
                     }
                 }
@@ -215,6 +233,58 @@ internal sealed partial class FailoverForwarder
                 trial?.EndTrial();
                 _telemetry.RequestEnded(context, attempt);
             }
+        }
+    }
+
+    /// <summary>
+    /// Rests a rate-limited key, and every key of its organization with it (they share its limits), for the request's
+    /// model class only when the request names a model (Opus, Sonnet and Haiku are limited apart), whole otherwise. The
+    /// walk then goes on to keys of other organizations.
+    /// </summary>
+    private void Cool(Pool pool, PoolKey key, FailoverAttempt attempt)
+    {
+        var (failure, until) = (attempt.Failure!, attempt.CoolUntil);
+        var organization = key.Organization;
+        var modelClass = attempt.Scope.ModelClass;
+        if (modelClass is not null)
+        {
+            _scopes.ReportForOrganization(SameProvider(pool), key, organization, new KeyScope(KeyScopeKind.ModelClass, modelClass, until, failure) { Organization = organization });
+            return;
+        }
+
+        _board.ReportCooling(key, failure, until);
+        if (organization is null)
+        {
+            return;
+        }
+
+        foreach (var other in SameProvider(pool).SelectMany(p => p.Keys))
+        {
+            if (other != key && string.Equals(other.Organization, organization, StringComparison.Ordinal))
+            {
+                _board.ReportCooling(other, failure, until);
+            }
+        }
+    }
+
+    /// <summary>The pools whose keys may share an organization with <paramref name="pool"/>'s: those of the same provider.</summary>
+    private IEnumerable<Pool> SameProvider(Pool pool) => _registry.Pools.Where(p => p.Kind == pool.Kind);
+
+    /// <summary>
+    /// Another key served a request that keys refused with a 403: the refusals were about those keys' organization (a
+    /// model it lacks), not the request. Each is out for that model id only, for a while, and serves everything else.
+    /// </summary>
+    private void ScopeRefusals(FailoverAttempt attempt, List<(PoolKey Key, KeyFailure Failure)> refusals)
+    {
+        if (attempt.Scope.Model is not { } model)
+        {
+            return;
+        }
+
+        var until = _time.GetUtcNow() + _options.ScopedRefusalTime;
+        foreach (var (key, failure) in refusals)
+        {
+            _scopes.Report(key, new KeyScope(KeyScopeKind.Model, model, until, failure) { Organization = key.Organization });
         }
     }
 
@@ -435,10 +505,10 @@ internal sealed partial class FailoverForwarder
     {
         var pool = attempt.SafeModeFrom ?? attempt.Pool;
         var now = _time.GetUtcNow();
-        var (message, retryAfter) = NoUsableKeyReport.Build(pool, now, deadlinePassed, attempt.Attempts);
+        var (message, retryAfter) = NoUsableKeyReport.Build(pool, now, deadlinePassed, attempt.Attempts, attempt);
         if (attempt.SafeModeFrom is not null)
         {
-            var (fallbackMessage, fallbackRetryAfter) = NoUsableKeyReport.Build(attempt.Pool, now, deadlinePassed, attempt.Attempts);
+            var (fallbackMessage, fallbackRetryAfter) = NoUsableKeyReport.Build(attempt.Pool, now, deadlinePassed, attempt.Attempts, attempt);
             message = $"{message} Safe mode could not help: {fallbackMessage}";
             retryAfter = retryAfter is null || fallbackRetryAfter < retryAfter ? fallbackRetryAfter ?? retryAfter : retryAfter;
         }

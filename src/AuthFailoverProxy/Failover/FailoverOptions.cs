@@ -53,4 +53,12 @@ public sealed class FailoverOptions
     /// <c>00:00:00</c> turns the hold off. <value>The default value is 5 seconds.</value>
     /// </summary>
     public TimeSpan StreamHoldTime { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Gets or sets how long a key stays out for one model after a 403 for it that another key did not give (its
+    /// organization lacks the model), and out for other clients than Claude Code after a subscription token is refused to
+    /// them. The key serves everything else meanwhile; after it, the next such request tries the key again.
+    /// <value>The default value is 15 minutes.</value>
+    /// </summary>
+    public TimeSpan ScopedRefusalTime { get; set; } = TimeSpan.FromMinutes(15);
 }

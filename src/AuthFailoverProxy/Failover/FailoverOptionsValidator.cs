@@ -44,6 +44,8 @@ internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOption
         {
             errors.Add($"Failover:StreamHoldTime is {options.StreamHoldTime}: use 00:00:00 (off) to 00:01:00; a few seconds is the point.");
         }
+
+        Positive(errors, "Failover:ScopedRefusalTime", options.ScopedRefusalTime);
         Positive(errors, "Failover:DefaultCooldown", options.DefaultCooldown);
         Positive(errors, "Failover:MaxCooldown", options.MaxCooldown);
         Positive(errors, "Failover:MaxRetryDelay", options.MaxRetryDelay);

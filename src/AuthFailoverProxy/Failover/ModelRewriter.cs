@@ -12,33 +12,24 @@ internal static class ModelRewriter
 {
     public static byte[]? TryRewrite(ReadOnlySpan<byte> json, string model)
     {
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        var reader = RequestFacts.ReaderFor(json);
+        if (!RequestFacts.TryFindTopLevel(ref reader, "model"u8))
+        {
+            return null;
+        }
+
         try
         {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return null;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var isModel = reader.ValueTextEquals("model"u8);
-                reader.Read();
-                var start = (int)reader.TokenStartIndex;
-                reader.Skip();
-                if (isModel)
-                {
-                    var end = (int)reader.BytesConsumed;
-                    var value = Encoding.UTF8.GetBytes("\"" + JsonEncodedText.Encode(model).Value + "\"");
-                    return [.. json[..start], .. value, .. json[end..]];
-                }
-            }
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            var end = (int)reader.BytesConsumed;
+            var value = Encoding.UTF8.GetBytes("\"" + JsonEncodedText.Encode(model).Value + "\"");
+            return [.. json[..start], .. value, .. json[end..]];
         }
         catch (JsonException)
         {
             // Not JSON after all: send it as it is.
+            return null;
         }
-
-        return null;
     }
 }

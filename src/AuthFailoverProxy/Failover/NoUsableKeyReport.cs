@@ -11,7 +11,7 @@ namespace AuthFailoverProxy.Failover;
 /// </summary>
 internal static class NoUsableKeyReport
 {
-    public static (string Message, TimeSpan? RetryAfter) Build(Pool pool, DateTimeOffset now, bool deadlineExceeded, int attempts)
+    public static (string Message, TimeSpan? RetryAfter) Build(Pool pool, DateTimeOffset now, bool deadlineExceeded, int attempts, IScopedRequest? request = null)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"no key in pool '{pool.Name}' can serve this request");
@@ -24,12 +24,22 @@ internal static class NoUsableKeyReport
         DateTimeOffset? soonest = null;
         var checking = false;
         var remedies = new List<string>();
+        var nowUnixMs = now.ToUnixTimeMilliseconds();
         foreach (var key in pool.Keys)
         {
             var health = key.Health;
             text.Append(' ').Append(key.ToString()).Append(' ');
+            var scope = request is not null && key.Scopes is not null ? key.BlockingScope(request.Scope, nowUnixMs) : null;
             switch (health.EffectiveState(now))
             {
+                case KeyState.Usable when scope is not null:
+                    text.Append(CultureInfo.InvariantCulture, $"{scope.Describe()} ({scope.Failure.Label}) until {scope.Until:HH:mm:ss}Z; it serves other requests.");
+                    if (scope.Kind == KeyScopeKind.ModelClass)
+                    {
+                        soonest = soonest is null || scope.Until < soonest ? scope.Until : soonest;
+                    }
+
+                    break;
                 case KeyState.Dead:
                     var failure = health.LastFailure!;
                     text.Append(CultureInfo.InvariantCulture, $"was rejected at {failure.At:yyyy-MM-dd HH:mm:ss}Z: {failure.Label}");

@@ -75,6 +75,7 @@ internal sealed partial class KeyProber(IOptions<ProbeOptions> options, IOptions
         try
         {
             using var response = await pool.Client.SendAsync(request, linked.Token);
+            Failover.Organizations.Learn(key, response);
             var status = (int)response.StatusCode;
             if (status is >= 200 and < 300)
             {

@@ -153,12 +153,14 @@ internal sealed class Pool
     /// <summary>
     /// Picks the best key that can serve now and is not in <paramref name="tried"/>: lowest priority first, rotating within a
     /// priority group when <see cref="KeySelection.RoundRobin"/>. A suspect key (<see cref="PoolKey.Suspicion"/>) is tried
-    /// last, never excluded. Lock-free and allocation-free; the clock is read only when a cooling key is met.
+    /// last, never excluded. A key out for what <paramref name="request"/> asks (its model, its model class, its kind of
+    /// client: <see cref="PoolKey.Scopes"/>) is passed over. Lock-free and allocation-free; the clock is read only when a
+    /// cooling or scoped key is met, and the request's scope only when a scoped key is.
     /// </summary>
-    public PoolKey? SelectKey(List<PoolKey>? tried, TimeProvider time)
-        => Select(tried, time, suspects: false) ?? Select(tried, time, suspects: true);
+    public PoolKey? SelectKey(List<PoolKey>? tried, TimeProvider time, IScopedRequest? request = null)
+        => Select(tried, time, request, suspects: false) ?? Select(tried, time, request, suspects: true);
 
-    private PoolKey? Select(List<PoolKey>? tried, TimeProvider time, bool suspects)
+    private PoolKey? Select(List<PoolKey>? tried, TimeProvider time, IScopedRequest? request, bool suspects)
     {
         var ring = _ring;
         var keys = ring.Keys;
@@ -189,6 +191,19 @@ internal sealed class Pool
                     }
 
                     continue;
+                }
+
+                if (request is not null && key.Scopes is not null)
+                {
+                    if (nowUnixMs < 0)
+                    {
+                        nowUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+                    }
+
+                    if (key.IsScopedOut(request.Scope, nowUnixMs))
+                    {
+                        continue;
+                    }
                 }
 
                 var health = key.Health;

@@ -12,6 +12,9 @@ internal sealed class PoolKey
     private const int TrialCarried = 2;
 
     private KeyHealth _health;
+    private KeyScope[]? _scopes;
+    private string? _organization;
+    private int _organizationLooks;
     private KeySuspicion? _suspicion;
     private int _trial;
     private long _trialUntilUnixMs;
@@ -119,6 +122,130 @@ internal sealed class PoolKey
 
     /// <summary>Ends the trial a request carried, once it has its answer or is gone; returns whether one was under way.</summary>
     internal bool EndTrial() => Interlocked.CompareExchange(ref _trial, NoTrial, TrialCarried) == TrialCarried;
+
+    /// <summary>The most scopes one key holds: clients choose model names, so the set is capped; past it, the scope that ends first goes.</summary>
+    public const int MaxScopes = 16;
+
+    /// <summary>
+    /// Gets what the key is out for while it serves everything else (a model, a model class, a kind of client); null when
+    /// nothing, as almost always, so the request path pays nothing for scopes it does not have. Expired scopes may linger
+    /// until the next change; readers compare <see cref="KeyScope.Until"/> with the clock.
+    /// </summary>
+    public KeyScope[]? Scopes => Volatile.Read(ref _scopes);
+
+    /// <summary>
+    /// Gets the organization the key belongs to, as the provider names it in its answers (<c>anthropic-organization-id</c>,
+    /// <c>openai-organization</c>) or as configured: keys of one organization share its rate limits.
+    /// </summary>
+    public string? Organization => Volatile.Read(ref _organization) ?? Account?.Organization;
+
+    /// <summary>
+    /// Gets a value indicating whether answers should still be read for the key's organization: not once it is known, and
+    /// only a few times for an upstream that never names one (most OpenAI-compatible servers), so it costs the request
+    /// path nothing for long.
+    /// </summary>
+    internal bool LearnsOrganization => Volatile.Read(ref _organization) is null && Account?.Organization is null && Volatile.Read(ref _organizationLooks) < 8;
+
+    /// <summary>Counts one answer read for the key's organization.</summary>
+    internal void LookedForOrganization() => Interlocked.Increment(ref _organizationLooks);
+
+    /// <summary>Records the organization an answer named for this key.</summary>
+    internal void LearnOrganization(string organization)
+    {
+        if (!string.Equals(Volatile.Read(ref _organization), organization, StringComparison.Ordinal))
+        {
+            Volatile.Write(ref _organization, organization);
+        }
+    }
+
+    /// <summary>Returns whether a scope keeps this key from <paramref name="request"/> at <paramref name="nowUnixMs"/>.</summary>
+    public bool IsScopedOut(in RequestScope request, long nowUnixMs) => BlockingScope(request, nowUnixMs) is not null;
+
+    /// <summary>Returns the scope that keeps this key from <paramref name="request"/> at <paramref name="nowUnixMs"/>, if one does.</summary>
+    public KeyScope? BlockingScope(in RequestScope request, long nowUnixMs)
+    {
+        if (Scopes is not { } scopes)
+        {
+            return null;
+        }
+
+        foreach (var scope in scopes)
+        {
+            if (nowUnixMs < scope.UntilUnixMs && scope.Blocks(request))
+            {
+                return scope;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="scope"/>, or extends the scope of the same name; a later end always wins, so no report can
+    /// shorten another's. Expired scopes are dropped, and past <see cref="MaxScopes"/> the one that ends first. Returns
+    /// what changed.
+    /// </summary>
+    internal ScopeMerge MergeScope(KeyScope scope, DateTimeOffset now)
+    {
+        var nowUnixMs = now.ToUnixTimeMilliseconds();
+        if (scope.UntilUnixMs <= nowUnixMs)
+        {
+            return ScopeMerge.None;
+        }
+
+        while (true)
+        {
+            var current = Volatile.Read(ref _scopes);
+            var next = new List<KeyScope>((current?.Length ?? 0) + 1);
+            var merge = ScopeMerge.Added;
+            foreach (var held in current ?? [])
+            {
+                if (held.Name == scope.Name && held.UntilUnixMs > nowUnixMs)
+                {
+                    if (held.UntilUnixMs >= scope.UntilUnixMs)
+                    {
+                        return ScopeMerge.None;
+                    }
+
+                    merge = ScopeMerge.Extended;
+                }
+                else if (held.UntilUnixMs > nowUnixMs)
+                {
+                    next.Add(held);
+                }
+            }
+
+            next.Add(scope);
+            while (next.Count > MaxScopes)
+            {
+                next.Remove(next.MinBy(s => s.UntilUnixMs)!);
+            }
+
+            if (Interlocked.CompareExchange(ref _scopes, [.. next], current) == current)
+            {
+                return merge;
+            }
+        }
+    }
+
+    /// <summary>Drops the scope named <paramref name="name"/>, if the key holds it (a request of that scope was served).</summary>
+    internal bool ClearScope(string name)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _scopes);
+            if (current is null || Array.FindIndex(current, s => s.Name == name) < 0)
+            {
+                return false;
+            }
+
+            KeyScope[]? next = [.. current.Where(s => s.Name != name)];
+            if (Interlocked.CompareExchange(ref _scopes, next.Length == 0 ? null : next, current) == current)
+            {
+                return true;
+            }
+        }
+    }
 
     /// <summary>Makes the key a suspect unless it already is one. Returns whether this call did.</summary>
     internal bool TrySuspect(KeySuspicion suspicion) => Interlocked.CompareExchange(ref _suspicion, suspicion, null) is null;

@@ -15,6 +15,12 @@ internal interface IKeyStateStore
     void Record(PoolKey key, KeyIntent intent);
 
     /// <summary>
+    /// Records a scope this replica put a key out for (<see cref="KeyScope"/>). Never blocks and never fails, like
+    /// <see cref="Record"/>; a scope that has ended before the store is reachable again is dropped.
+    /// </summary>
+    void RecordScope(PoolKey key, KeyScope scope);
+
+    /// <summary>
     /// Asks for the right to check a dead key in the background for <paramref name="lease"/>, so that N replicas check it
     /// about once per interval in total rather than N times. Granted when the store cannot tell (no sharing, or
     /// unreachable): checking locally is better than never healing.
@@ -63,6 +69,10 @@ internal sealed class InMemoryKeyStateStore : IKeyStateStore
     public KeyStateStoreStatus Status { get; } = new("memory", Connected: true, Since: null, Pending: 0);
 
     public void Record(PoolKey key, KeyIntent intent)
+    {
+    }
+
+    public void RecordScope(PoolKey key, KeyScope scope)
     {
     }
 

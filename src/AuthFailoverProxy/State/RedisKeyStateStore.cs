@@ -78,6 +78,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _registry = services.GetRequiredService<PoolRegistry>();
         _sealer = services.GetRequiredService<SecretSealer>();
         _catalog = services.GetRequiredService<KeyCatalog>();
+        _scopeBoard = services.GetRequiredService<KeyScopeBoard>();
         // Connecting happens in the background: a Redis that is down must not delay the start.
         _worker = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -86,7 +87,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync();
-        await Task.WhenAll(new[] { _worker, _reconciler }.OfType<Task>()).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll(new[] { _worker, _reconciler, _scopeWorker }.OfType<Task>()).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     public async ValueTask DisposeAsync()
@@ -107,6 +108,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         {
             await ConnectAsync();
             _reconciler = Task.Run(() => ReconcileLoopAsync(stopping), CancellationToken.None);
+            _scopeWorker = Task.Run(() => ApplyScopesAsync(stopping), CancellationToken.None);
             await ApplyRecordedAsync(stopping);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -131,6 +133,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         // Subscriptions are restored by the client after a reconnect.
         await _redis.GetSubscriber().SubscribeAsync(Changes, (_, message) => OnMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _redis.GetSubscriber().SubscribeAsync(KeySetChanges, (_, message) => OnKeySetMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _redis.GetSubscriber().SubscribeAsync(ScopeChanges, (_, message) => OnScopeMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         OnConnectionChanged(_redis.IsConnected, endPoint: null);
     }
 
@@ -357,6 +360,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 Record(keys[i], intent);
             }
         }
+
+        await ReconcileScopesAsync(db, keys);
     }
 
     /// <summary>The transition that would recreate a state this replica holds, for a shared record that went missing.</summary>

@@ -60,6 +60,8 @@ internal sealed class ProxyMetrics
 
         Meter.CreateObservableGauge("afp.key.state", ObserveKeyStates, description:
             "1 for the state each key is in (usable, cooling, dead, pending, disabled), 0 for the others, by pool, key and state.");
+        Meter.CreateObservableGauge("afp.key.scoped", ObserveKeyScopes, description:
+            "1 for each part of what a key is out for while it serves everything else (a model, a model class, a kind of client), by pool, key and scope.");
         Meter.CreateObservableGauge("afp.pool.usable_keys", ObserveUsableKeys, "{key}", "Keys of each pool that can carry a request now.");
         Meter.CreateObservableGauge("afp.pool.safe_mode", ObserveSafeMode, description: "1 while a pool's fallback serves its requests (safe mode), by pool.");
         Meter.CreateObservableGauge("afp.circuit.state", ObserveCircuits, description:
@@ -131,6 +133,25 @@ internal sealed class ProxyMetrics
                 for (var i = 0; i < KeyStates.Length; i++)
                 {
                     yield return new Measurement<int>(KeyStates[i] == state ? 1 : 0, new("pool", pool.Name), new("key", key.Name), new("state", KeyStateNames[i]));
+                }
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveKeyScopes()
+    {
+        var nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var pool in Registry.Pools)
+        {
+            foreach (var key in pool.Keys)
+            {
+                foreach (var scope in key.Scopes ?? [])
+                {
+                    // Capped per key (PoolKey.MaxScopes), so the label set stays bounded whatever models clients name.
+                    if (scope.UntilUnixMs > nowUnixMs)
+                    {
+                        yield return new Measurement<int>(1, new("pool", pool.Name), new("key", key.Name), new("scope", scope.Name));
+                    }
                 }
             }
         }

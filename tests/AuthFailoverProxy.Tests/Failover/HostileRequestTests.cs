@@ -119,6 +119,8 @@ public sealed class HostileRequestTests
         var states = status.GetProperty("pools")[0].GetProperty("keys").EnumerateArray().Select(k => k.GetProperty("state").GetString()).ToList();
         Assert.All(states, state => Assert.Equal("usable", state));
         Assert.Equal(keys, states.Count);
+        // Not even in part: no key is out for a model, a model class or a kind of client.
+        Assert.All(Keys(s.Proxy), k => Assert.Null(k.Scopes));
     }
 
     private static async Task<HttpResponseMessage> SendAsync(ProxyHost proxy, Hostile shape)

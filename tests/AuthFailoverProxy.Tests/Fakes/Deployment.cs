@@ -18,6 +18,9 @@ internal sealed class Deployment : IAsyncDisposable
     {
         Redis = redis;
         Upstream = upstream;
+        // Two organizations, as a pool meant to fail over is made: keys of one organization share its rate limits.
+        Upstream.SetKeyOrganization(Primary, "org-primary");
+        Upstream.SetKeyOrganization(Backup, "org-backup");
         _time = time;
         _configure = configure;
     }

@@ -27,12 +27,19 @@ internal sealed class Scenario : IAsyncDisposable
         Action<ProxyConfig>? configure = null,
         TimeProvider? time = null,
         Func<string, string>? secretFor = null,
-        SimulatedProviderOptions? provider = null)
+        SimulatedProviderOptions? provider = null,
+        Func<string, string>? organizationOf = null)
     {
         var upstream = await SimulatedProvider.StartAsync(time, options: provider, cancellationToken: TestContext.Current.CancellationToken);
         var secrets = (keyNames ?? ["primary", "backup"]).ToDictionary(
             n => n,
             n => secretFor?.Invoke(n) ?? (kind == "openai" ? Secrets.OpenAIKey() : Secrets.AnthropicApiKey()));
+        // By default each key its own organization, as a pool meant to fail over is made: keys of one share its rate limits.
+        foreach (var (name, secret) in secrets)
+        {
+            upstream.SetKeyOrganization(secret, organizationOf?.Invoke(name) ?? "org-" + name);
+        }
+
         var config = new ProxyConfig().Pool(kind, upstream, kind, isDefault: true, [.. secrets.Select(s => (s.Key, s.Value))]);
         configure?.Invoke(config);
         var proxy = await ProxyHost.StartAsync(config, time);

@@ -194,7 +194,8 @@ public sealed class CredentialCheckTests
         var time = new FakeTimeProvider(Midnight);
         await using var s = await Scenario.StartAsync(time: time);
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.RateLimited, TimeSpan.FromSeconds(20));
-        using (await s.PostMessageAsync())
+        // A request that names no model: the whole key rests.
+        using (await s.Proxy.Agent.GetAsync("/v1/models", TestContext.Current.CancellationToken))
         {
         }
 
@@ -210,7 +211,7 @@ public sealed class CredentialCheckTests
     private static PoolRegistry Registry(ProxyHost proxy) => proxy.Services.GetRequiredService<PoolRegistry>();
 
     private static int ProbesOf(Scenario s, string key)
-        => s.Upstream.Requests.Count(r => r.Method == "GET" && r.PathAndQuery == "/v1/models" && r.Key == s.Secret(key));
+        => s.Upstream.Requests.Count(r => Scenario.IsKeyCheck(r) && r.Method == "GET" && r.PathAndQuery == "/v1/models" && r.Key == s.Secret(key));
 
     private static int CreditChecksOf(Scenario s, string key)
         => s.Upstream.Requests.Count(r => Scenario.IsKeyCheck(r) && r.PathAndQuery == "/v1/messages/count_tokens" && r.Key == s.Secret(key));
