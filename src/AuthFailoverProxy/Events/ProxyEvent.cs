@@ -31,6 +31,8 @@ internal static class EventKinds
     public const string KeyDisabled = "key.disabled";
     public const string KeyEnabled = "key.enabled";
     public const string KeyRemoved = "key.removed";
+    public const string UpstreamIncident = "upstream.incident";
+    public const string UpstreamRecovered = "upstream.recovered";
     public const string PoolDegraded = "pool.degraded";
     public const string PoolExhausted = "pool.exhausted";
     public const string PoolRestored = "pool.restored";
@@ -51,7 +53,7 @@ internal static class EventKinds
     public static IReadOnlyList<string> All { get; } =
     [
         KeyDead, KeyCooling, KeyScoped, KeyFailover, KeyRecovered, KeyChecked, KeyAdded, KeyPending, KeyConfirmed, KeyDisabled, KeyEnabled,
-        KeyRemoved, PoolDegraded, PoolExhausted, PoolRestored, SafeModeEntered, SafeModeLeft, CircuitOpened, CircuitClosed,
+        KeyRemoved, UpstreamIncident, UpstreamRecovered, PoolDegraded, PoolExhausted, PoolRestored, SafeModeEntered, SafeModeLeft, CircuitOpened, CircuitClosed,
         StoreLost, StoreRestored, StartupSummary, ConfigurationReloaded, AlertFailed, AlertRestored, AlertDelivered, AlertTest,
     ];
 }

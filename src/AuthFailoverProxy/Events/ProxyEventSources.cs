@@ -81,7 +81,16 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
         }
 
         var (previous, current) = (change.Previous.State, change.Current.State);
-        if (current == KeyState.Dead && previous != KeyState.Dead && change.Current.LastFailure is { } failure)
+        if (current == KeyState.Dead && previous != KeyState.Dead && change.Current.LastFailure is { } refused && change.Incident is { } incident)
+        {
+            // Part of an upstream incident, told once as such: each key's part is on record, not an alert of its own.
+            events.Publish(KeyEvent(EventKinds.KeyDead, EventSeverity.Info, key, refused) with
+            {
+                Message = $"Key '{key.Name}' ({key.Fingerprint}) in pool '{pool.Name}' is out of service ({refused.Label}) as part of the upstream incident {incident}, not for a fault of its own; it returns as soon as a check passes.",
+                Incident = null,
+            });
+        }
+        else if (current == KeyState.Dead && previous != KeyState.Dead && change.Current.LastFailure is { } failure)
         {
             var next = pool.SelectKey(null, time);
             events.Publish(KeyEvent(EventKinds.KeyDead, EventSeverity.Error, key, failure) with
@@ -218,11 +227,22 @@ internal sealed class ProxyEventSources(IServiceProvider services, ProxyEvents e
     private void UpdatePoolLevel(Pool pool)
     {
         var now = time.GetUtcNow();
-        var level = LevelOf(pool, now);
-        var previous = _levels.GetValueOrDefault(pool.Name, PoolLevel.Healthy);
-        if (level == previous || !_levels.TryUpdate(pool.Name, level, previous))
+        PoolLevel level;
+        while (true)
         {
-            return;
+            // Keys change on several threads at once (an incident takes them together): whoever loses the race looks
+            // again, so the last level reached is always told.
+            level = LevelOf(pool, now);
+            var previous = _levels.GetValueOrDefault(pool.Name, PoolLevel.Healthy);
+            if (level == previous)
+            {
+                return;
+            }
+
+            if (_levels.TryUpdate(pool.Name, level, previous))
+            {
+                break;
+            }
         }
 
         var usable = pool.CountUsable(now);

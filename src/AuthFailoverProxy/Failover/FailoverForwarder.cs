@@ -36,6 +36,8 @@ internal sealed partial class FailoverForwarder
     private readonly Action<PoolKey> _trialPassed;
     private readonly KeyScopeBoard _scopes;
     private readonly PoolRegistry _registry;
+    private readonly Health.UpstreamIncidents _incidents;
+    private readonly TimeSpan _incidentRecheck;
 
     public FailoverForwarder(
         IHttpForwarder forwarder,
@@ -52,8 +54,11 @@ internal sealed partial class FailoverForwarder
         Health.KeySuspicions suspicions,
         IOptions<Health.ProbeOptions> probes,
         KeyScopeBoard scopes,
-        PoolRegistry registry)
+        PoolRegistry registry,
+        Health.UpstreamIncidents incidents)
     {
+        _incidents = incidents;
+        _incidentRecheck = probes.Value.IncidentRecheckDelay;
         _scopes = scopes;
         _registry = registry;
         _suspicions = suspicions;
@@ -120,6 +125,7 @@ internal sealed partial class FailoverForwarder
                 RequestHeaders = context.Request.Headers,
             };
             PoolKey? trial = null;
+            TaskCompletionSource? walked = null;
             try
             {
                 while (true)
@@ -142,7 +148,9 @@ internal sealed partial class FailoverForwarder
                     if (key is null || deadlinePassed)
                     {
                         // Before giving up, let the checks of keys this request just found suspect finish (within the
-                        // deadline): the answer then says what is known, not what is being checked.
+                        // deadline): the answer then says what is known, not what is being checked. The walk is over:
+                        // the checks, which wait for it to see every key it met, may tell.
+                        walked?.TrySetResult();
                         var left = attempt.Deadline - _time.GetUtcNow();
                         await _suspicions.WhenCheckedAsync(attempt.SafeModeFrom ?? pool, left < _checkBound ? left : _checkBound);
                         await RespondNoUsableKeyAsync(context, attempt, deadlinePassed);
@@ -173,7 +181,7 @@ internal sealed partial class FailoverForwarder
                     {
                         case AttemptVerdict.KeyDead:
                             // Skipped for this request at once; blamed only once a check that no request shaped confirms it.
-                            _suspicions.Suspect(pool, key, attempt.Failure!);
+                            _suspicions.Suspect(pool, key, attempt.Failure!, (walked ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task);
                             attempt.GiveUpOn(key);
                             LogFailingOver(_logger, pool.Name, key.Name, attempt.Failure!.Label);
                             break;
@@ -231,6 +239,7 @@ internal sealed partial class FailoverForwarder
             {
                 // A trial whose request went away ends without a verdict; the key's next check opens another.
                 trial?.EndTrial();
+                walked?.TrySetResult();
                 _telemetry.RequestEnded(context, attempt);
             }
         }
@@ -505,10 +514,10 @@ internal sealed partial class FailoverForwarder
     {
         var pool = attempt.SafeModeFrom ?? attempt.Pool;
         var now = _time.GetUtcNow();
-        var (message, retryAfter) = NoUsableKeyReport.Build(pool, now, deadlinePassed, attempt.Attempts, attempt);
+        var (message, retryAfter) = NoUsableKeyReport.Build(pool, now, deadlinePassed, attempt.Attempts, attempt, _incidents.Of(pool), _incidentRecheck);
         if (attempt.SafeModeFrom is not null)
         {
-            var (fallbackMessage, fallbackRetryAfter) = NoUsableKeyReport.Build(attempt.Pool, now, deadlinePassed, attempt.Attempts, attempt);
+            var (fallbackMessage, fallbackRetryAfter) = NoUsableKeyReport.Build(attempt.Pool, now, deadlinePassed, attempt.Attempts, attempt, _incidents.Of(attempt.Pool), _incidentRecheck);
             message = $"{message} Safe mode could not help: {fallbackMessage}";
             retryAfter = retryAfter is null || fallbackRetryAfter < retryAfter ? fallbackRetryAfter ?? retryAfter : retryAfter;
         }

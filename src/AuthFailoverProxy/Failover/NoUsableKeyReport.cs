@@ -11,7 +11,7 @@ namespace AuthFailoverProxy.Failover;
 /// </summary>
 internal static class NoUsableKeyReport
 {
-    public static (string Message, TimeSpan? RetryAfter) Build(Pool pool, DateTimeOffset now, bool deadlineExceeded, int attempts, IScopedRequest? request = null)
+    public static (string Message, TimeSpan? RetryAfter) Build(Pool pool, DateTimeOffset now, bool deadlineExceeded, int attempts, IScopedRequest? request = null, Health.UpstreamIncident? incident = null, TimeSpan incidentRecheck = default)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"no key in pool '{pool.Name}' can serve this request");
@@ -91,7 +91,12 @@ internal static class NoUsableKeyReport
         }
 
         text.Append(" Next step: ");
-        if (remedies.Count > 0)
+        if (incident is not null)
+        {
+            // Not the keys: the provider refuses keys that cannot share a cause alike. They return as soon as it does.
+            text.Append(CultureInfo.InvariantCulture, $"retry shortly. The upstream {incident.Upstream} refuses keys of different organizations or kinds alike since {incident.Since:HH:mm:ss}Z ({incident.Failure.Label}): an incident at the provider, not the keys. They are checked every {incidentRecheck.TotalSeconds:0} s and serve again as soon as a check passes.");
+        }
+        else if (remedies.Count > 0)
         {
             text.AppendJoin(" ", remedies.Select(r => char.ToUpperInvariant(r[0]) + r[1..]));
             if (soonest is not null)
@@ -110,6 +115,11 @@ internal static class NoUsableKeyReport
 
         text.Append(" Details: GET /status on the management port.");
         var retryAfter = soonest is { } at && at > now ? at - now : (TimeSpan?)null;
+        if (incident is not null && (retryAfter is null || retryAfter > incidentRecheck))
+        {
+            retryAfter = incidentRecheck;
+        }
+
         if (checking && (retryAfter is null || retryAfter > Health.KeySuspicions.RetryAfterWhileChecking))
         {
             // Until the check says, a retry soon may well be served: never tell the agent not to retry.

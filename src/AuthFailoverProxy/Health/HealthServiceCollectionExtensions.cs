@@ -12,6 +12,7 @@ internal static class HealthServiceCollectionExtensions
         services.AddSingleton<KeyProber>();
         services.AddSingleton<KeySuspicions>();
         services.AddSingleton<KeyTrials>();
+        services.AddSingleton<UpstreamIncidents>();
         // The healer subscribes before the startup check reports, so no key found dead at start goes unwatched.
         services.AddSingleton<KeyHealer>();
         services.AddHostedService(sp => sp.GetRequiredService<KeyHealer>());
@@ -33,6 +34,11 @@ internal static class HealthServiceCollectionExtensions
             if (options.HealDelay <= TimeSpan.Zero)
             {
                 errors.Add("Probes:HealDelay must be more than zero.");
+            }
+
+            if (options.IncidentWindow <= TimeSpan.Zero || options.IncidentRecheckDelay <= TimeSpan.Zero)
+            {
+                errors.Add("Probes:IncidentWindow and Probes:IncidentRecheckDelay must be more than zero.");
             }
 
             if (options.MaxHealDelay < options.HealDelay)

@@ -28,6 +28,8 @@ internal sealed partial class KeyHealer(
     private IKeyStateStore? _store;
     private ResiliencePipeline<bool>? _recheck;
     private ResiliencePipeline<bool>? _slowRecheck;
+    private ResiliencePipeline<bool>? _incidentRecheck;
+    private UpstreamIncidents? _incidents;
     private KeyTrials? _trials;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
@@ -40,6 +42,10 @@ internal sealed partial class KeyHealer(
         _recheck = BuildRecheck(DelayBackoffType.Exponential, options.Value.HealDelay, options.Value.MaxHealDelay, time);
         // Constant, not exponential: Polly's exponential jitter is decorrelated and can put a first check far below its base.
         _slowRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.MaxHealDelay, options.Value.MaxHealDelay, time);
+        // A key an upstream incident took out is checked often: it returns as soon as the provider does.
+        _incidentRecheck = BuildRecheck(DelayBackoffType.Constant, options.Value.IncidentRecheckDelay, options.Value.IncidentRecheckDelay, time);
+        _incidents = services.GetRequiredService<UpstreamIncidents>();
+        _incidents.Start();
         var catalog = services.GetRequiredService<KeyCatalog>();
         board.Changed += OnChanged;
         catalog.Changed += OnKeySetChanged;
@@ -109,7 +115,9 @@ internal sealed partial class KeyHealer(
         // check waits HealDelay, and each later one longer.
         var firstReplayed = false;
         var death = key.Health.LastFailure;
-        var recheck = death is not null && !KeyProber.CanJudge(pool, death) ? _slowRecheck! : _recheck!;
+        var inIncident = _incidents!.Of(key) is not null;
+        var recheck = inIncident ? _incidentRecheck! : death is not null && !KeyProber.CanJudge(pool, death) ? _slowRecheck! : _recheck!;
+        var lease = inIncident ? options.Value.IncidentRecheckDelay : options.Value.HealDelay;
         await recheck.ExecuteAsync(
             async ct =>
             {
@@ -125,7 +133,7 @@ internal sealed partial class KeyHealer(
                     return true;
                 }
 
-                if (!await _store!.TryLeaseProbeAsync(key, options.Value.HealDelay))
+                if (!await _store!.TryLeaseProbeAsync(key, lease))
                 {
                     // Another replica checks it this round; its result reaches this one through the store.
                     return false;

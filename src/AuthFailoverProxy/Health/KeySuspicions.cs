@@ -15,7 +15,9 @@ internal sealed partial class KeySuspicions(
     KeyProber prober,
     KeyStateBoard board,
     KeyTrials trials,
+    UpstreamIncidents incidents,
     IOptions<ProbeOptions> options,
+    IOptions<Failover.FailoverOptions> failover,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
     ILogger<KeySuspicions> logger)
@@ -24,7 +26,12 @@ internal sealed partial class KeySuspicions(
     public static readonly TimeSpan RetryAfterWhileChecking = TimeSpan.FromSeconds(2);
 
     /// <summary>Makes <paramref name="key"/> a suspect on the strength of <paramref name="failure"/> and checks it, unless it already is one.</summary>
-    public void Suspect(Pool pool, PoolKey key, KeyFailure failure)
+    /// <param name="pool">The key's pool.</param>
+    /// <param name="key">The key.</param>
+    /// <param name="failure">What the request got.</param>
+    /// <param name="walk">The request's walk through the pool, done when it has its answer: a confirmed death waits for it
+    /// (bounded), so that the keys the same request meets next are seen before the death is told (see <see cref="UpstreamIncidents"/>).</param>
+    public void Suspect(Pool pool, PoolKey key, KeyFailure failure, Task? walk = null)
     {
         if (!key.Health.IsUsable)
         {
@@ -32,7 +39,7 @@ internal sealed partial class KeySuspicions(
             return;
         }
 
-        var suspicion = new KeySuspicion(failure, failure.At);
+        var suspicion = new KeySuspicion(failure, failure.At) { Walk = walk };
         if (!key.TrySuspect(suspicion))
         {
             return;
@@ -83,8 +90,10 @@ internal sealed partial class KeySuspicions(
                 {
                     case { Outcome: ProbeOutcome.Dead }:
                         // Confirmed by a check no request could have shaped: now it is the key's recorded state, told as
-                        // agents first met it.
-                        board.ReportDead(key, suspicion.Failure);
+                        // agents first met it, unless keys that cannot share a cause with it got the same answer (an
+                        // upstream incident, told once for all).
+                        await WhenWalkedAsync(suspicion);
+                        board.ReportDead(key, suspicion.Failure, incidents.Observe(pool, key, suspicion.Failure)?.Id);
                         key.ClearSuspicion();
                         return;
                     case { Outcome: ProbeOutcome.Usable } when KeyProber.CanJudge(pool, suspicion.Failure):
@@ -125,6 +134,24 @@ internal sealed partial class KeySuspicions(
         catch (Exception ex)
         {
             LogCheckFailed(logger, key.Pool, key.Name, ex);
+        }
+    }
+
+    /// <summary>Waits (bounded by the failover deadline) for the walk of the request that raised the suspicion, if it may be part of an incident.</summary>
+    private async Task WhenWalkedAsync(KeySuspicion suspicion)
+    {
+        if (suspicion.Walk is not { IsCompleted: false } walk || !UpstreamIncidents.CanBePartOfIncident(suspicion.Failure))
+        {
+            return;
+        }
+
+        try
+        {
+            await walk.WaitAsync(failover.Value.Deadline, time, lifetime.ApplicationStopping);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            // Told as it is known.
         }
     }
 

@@ -24,4 +24,17 @@ public sealed class ProbeOptions
 
     /// <summary>Gets or sets the longest wait between two re-checks of a dead key. <value>The default value is 30 minutes.</value></summary>
     public TimeSpan MaxHealDelay { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// Gets or sets how close together keys of different organizations or credential kinds must fail with the same
+    /// authentication error for the proxy to call it an upstream incident rather than so many dead keys.
+    /// <value>The default value is 60 seconds.</value>
+    /// </summary>
+    public TimeSpan IncidentWindow { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Gets or sets the wait between two re-checks of a key taken out by an upstream incident: it returns as soon as one
+    /// passes. <value>The default value is 5 seconds.</value>
+    /// </summary>
+    public TimeSpan IncidentRecheckDelay { get; set; } = TimeSpan.FromSeconds(5);
 }

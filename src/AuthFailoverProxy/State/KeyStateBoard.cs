@@ -8,6 +8,9 @@ internal sealed record KeyHealthChange(PoolKey Key, KeyHealth Previous, KeyHealt
 {
     /// <summary>Gets a value indicating whether the change was adopted from another replica rather than made here.</summary>
     public bool Adopted { get; init; }
+
+    /// <summary>Gets the upstream incident that took the key out of service, when it was not the key's own fault.</summary>
+    public string? Incident { get; init; }
 }
 
 /// <summary>
@@ -20,12 +23,16 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
     public event Action<KeyHealthChange>? Changed;
 
     /// <summary>Takes <paramref name="key"/> out of service until it is healed. Returns whether this call changed its state.</summary>
-    public bool ReportDead(PoolKey key, KeyFailure failure)
+    public bool ReportDead(PoolKey key, KeyFailure failure, string? incident = null)
     {
-        var change = Apply(key, new KeyIntent(KeyIntentKind.Dead, failure.At, failure));
-        if (change is not null)
+        var change = Apply(key, new KeyIntent(KeyIntentKind.Dead, failure.At, failure), incident);
+        if (change is not null && incident is null)
         {
             LogKeyDead(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, failure.Message ?? "(no message)", Remediation.ForDeadKey(key, failure));
+        }
+        else if (change is not null)
+        {
+            LogKeyDeadInIncident(logger, key.Pool, key.Name, key.Fingerprint, failure.Label, incident!);
         }
 
         return change is not null;
@@ -150,7 +157,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
         return false;
     }
 
-    private KeyHealthChange? Apply(PoolKey key, KeyIntent intent)
+    private KeyHealthChange? Apply(PoolKey key, KeyIntent intent, string? incident = null)
     {
         // A key that has left its pool changes no more: a late answer to a request it served says nothing useful.
         while (!key.Retired)
@@ -167,7 +174,7 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
             {
                 // A recorded change (dead, cooling, healed, disabled…) supersedes an unconfirmed suspicion.
                 key.ClearSuspicion();
-                var change = new KeyHealthChange(key, current, next);
+                var change = new KeyHealthChange(key, current, next) { Incident = incident };
                 Changed?.Invoke(change);
                 store.Record(key, intent);
                 return change;
@@ -184,6 +191,10 @@ internal sealed partial class KeyStateBoard(TimeProvider time, IKeyStateStore st
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is out of service: {Failure:l} \"{ProviderMessage:l}\". Requests go to the next key. To fix: {Remediation:l}")]
     private static partial void LogKeyDead(ILogger logger, string pool, string keyName, string fingerprint, string failure, string providerMessage, string remediation);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning,
+        Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is out of service ({Failure:l}) as part of {Incident:l}, not for a fault of its own; it returns as soon as a check passes.")]
+    private static partial void LogKeyDeadInIncident(ILogger logger, string pool, string keyName, string fingerprint, string failure, string incident);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning,
         Message = "Pool '{Pool:l}': key '{KeyName:l}' ({Fingerprint:l}) is rate limited ({Failure:l}) until {Until:O}. Requests go to the next key meanwhile.")]

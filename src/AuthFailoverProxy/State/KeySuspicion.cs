@@ -11,6 +11,9 @@ internal sealed record KeySuspicion(KeyFailure Failure, DateTimeOffset Since)
     /// <summary>Gets the check under way, while there is one; awaited before the proxy gives up on a request.</summary>
     public Task Check { get; set; } = Task.CompletedTask;
 
+    /// <summary>Gets the walk of the request that raised it, done when that request has its answer.</summary>
+    public Task? Walk { get; init; }
+
     /// <summary>Gets or sets a value indicating whether a check could not judge the key; it then stays a suspect, tried last.</summary>
     public bool Unjudged { get; set; }
 }

@@ -90,7 +90,9 @@ public sealed class RealClientTests
     [Fact]
     public async Task AnthropicSdk_EveryKeyRevoked_ShowsTheProxysMessageAtOnce_NotAfterItsRetries()
     {
-        await using var s = await Scenario.StartAsync();
+        // Keys of one organization: both revoked is two dead keys (keys of different organizations refused alike at once
+        // would be an incident at the provider, and the agent told to retry shortly).
+        await using var s = await Scenario.StartAsync(organizationOf: _ => "org-team");
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.Revoked);
         s.Upstream.SetKeyFault(s.Secret("backup"), KeyFault.Revoked);
         await using var client = RealClient.Node("anthropic-sdk.mjs", "every-key-revoked", AnthropicEnvironment(s));
