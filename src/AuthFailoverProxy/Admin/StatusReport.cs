@@ -72,7 +72,8 @@ internal sealed record KeyStatus(
     KeySuspicionStatus? Suspicion = null,
     DateTimeOffset? TrialUntil = null,
     string? Organization = null,
-    IReadOnlyList<KeyScopeStatus>? Scopes = null)
+    IReadOnlyList<KeyScopeStatus>? Scopes = null,
+    IReadOnlyList<RejectionCount>? Rejections = null)
 {
     public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
     {
@@ -96,7 +97,9 @@ internal sealed record KeyStatus(
             // A dead key no check can judge: until then, the next request that finds it is given to it, once.
             state == KeyState.Dead && key.TrialUntil is { } trial && trial > now ? trial : null,
             key.Organization,
-            KeyScopeStatus.Capture(key, now));
+            KeyScopeStatus.Capture(key, now),
+            // Answers about requests, not the key, of the last RejectionTally.Window: counted, never held against it.
+            key.RejectionCounts(now));
     }
 }
 

@@ -115,6 +115,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// </summary>
     public RequestScope Scope => _scope ??= RequestScope.Of(Body.InMemory, RequestHeaders ?? EmptyHeaders);
 
+    /// <summary>Gets the provider's answer of the current try when it was about the request rather than the key, and why; null otherwise.</summary>
+    public KeyFailure? Rejection { get; private set; }
+
+    /// <summary>Gets why <see cref="Rejection"/> was about the request.</summary>
+    public RejectionReason RejectionReason { get; private set; }
+
     /// <summary>Gets the keys that refused this request with a 403 that may be about their organization, not the request; allocated only then.</summary>
     public List<(PoolKey Key, KeyFailure Failure)>? Refusals { get; private set; }
 
@@ -175,6 +181,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         IsFinalTry = TriesOnKey > options.UpstreamRetries || time.GetUtcNow() >= deadline;
         Verdict = AttemptVerdict.Delivered;
         Failure = null;
+        Rejection = null;
         RetryAfter = null;
         TransportError = ForwarderError.None;
         TransportException = null;
@@ -299,6 +306,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         if (judgement.Class is FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient && RefusalEndsTheWalk(judgement))
         {
             // The request's own fault, or no key left to ask: the agent gets the provider's answer, and no key is blamed.
+            Rejected(judgement.Failure!, RequestAtFault ? RejectionReason.RequestAtFault : RejectionReason.Refused);
             proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
             return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
         }
@@ -311,9 +319,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
                 // About the key's organization if another key serves the request; the request's own if none does. The
                 // request's model is read now: its body is let go once an answer is delivered.
                 (Refusals ??= []).Add((Key, judgement.Failure!));
-                _ = Scope;
             }
 
+            Rejected(judgement.Failure!, RejectionReason.Refused);
             Failure = judgement.Failure;
             UpstreamRequestId = judgement.Failure?.RequestId ?? UpstreamRequestId;
             Verdict = AttemptVerdict.KeyRefused;
@@ -331,8 +339,24 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         }
 
         // The client's own error: hand it over exactly as the upstream sent it.
+        if (judgement.Failure is { } clientError)
+        {
+            Rejected(clientError, RejectionReason.ClientError);
+        }
+
         proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
         return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+    }
+
+    /// <summary>
+    /// Notes that the key's answer was about the request, to be counted (never held against the key). The request's
+    /// model is read now: the body is let go once an answer is delivered.
+    /// </summary>
+    private void Rejected(KeyFailure answer, RejectionReason reason)
+    {
+        Rejection = answer;
+        RejectionReason = reason;
+        _ = Scope;
     }
 
     /// <summary>
@@ -372,6 +396,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
                     if (Verdict == AttemptVerdict.KeyRefused)
                     {
                         GiveUpOn(Key);
+                        Rejected(Failure!, RejectionReason.Refused);
                     }
 
                     return false;

@@ -37,6 +37,7 @@ internal sealed partial class FailoverForwarder
     private readonly KeyScopeBoard _scopes;
     private readonly PoolRegistry _registry;
     private readonly Health.UpstreamIncidents _incidents;
+    private readonly RequestRejections _rejections;
     private readonly TimeSpan _incidentRecheck;
 
     public FailoverForwarder(
@@ -55,8 +56,10 @@ internal sealed partial class FailoverForwarder
         IOptions<Health.ProbeOptions> probes,
         KeyScopeBoard scopes,
         PoolRegistry registry,
-        Health.UpstreamIncidents incidents)
+        Health.UpstreamIncidents incidents,
+        RequestRejections rejections)
     {
+        _rejections = rejections;
         _incidents = incidents;
         _incidentRecheck = probes.Value.IncidentRecheckDelay;
         _scopes = scopes;
@@ -165,6 +168,12 @@ internal sealed partial class FailoverForwarder
                     if (verdict == AttemptVerdict.RetryUpstream)
                     {
                         verdict = await RetryUnwellUpstreamAsync(context, attempt);
+                    }
+
+                    if (attempt.Rejection is { } rejection)
+                    {
+                        // About the request, not the key: counted, never held against it.
+                        _rejections.Count(pool, key, attempt.Scope.Model, rejection, attempt.RejectionReason);
                     }
 
                     if (trial is not null)

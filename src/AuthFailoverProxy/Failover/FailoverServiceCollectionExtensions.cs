@@ -18,6 +18,7 @@ internal static class FailoverServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<RequestBodyOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
         services.AddSingleton<KeyStateBoard>();
         services.AddSingleton<KeyScopeBoard>();
+        services.AddSingleton<RequestRejections>();
         services.AddSingleton<PoolExhaustionLog>();
         services.AddSingleton<SafeMode>();
         services.AddOptions<CircuitBreakerOptions>().BindConfiguration("CircuitBreaker").ValidateOnStart();

@@ -26,8 +26,10 @@ internal static class UpstreamErrorJudge
     public static UpstreamJudgement Judge(ProviderKind kind, PoolKey key, int status, ProviderError error, HttpResponseMessage response, DateTimeOffset now, FailoverOptions options)
     {
         var failureClass = FailureClassifier.Classify(kind, status, error, status == 429 && RetryAfterHeaders.RequestExceedsLimit(response.Headers));
-        if (failureClass is not (FailureClass.KeyDead or FailureClass.KeyCooling or FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient))
+        if (failureClass is not (FailureClass.KeyDead or FailureClass.KeyCooling or FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient)
+            && !(failureClass == FailureClass.ClientError && error.IsProviderError))
         {
+            // A client error without the provider's words (a proxy's page) is counted by its status alone, elsewhere.
             return new UpstreamJudgement(failureClass, null, default);
         }
 

@@ -16,6 +16,7 @@ internal sealed partial class KeySuspicions(
     KeyStateBoard board,
     KeyTrials trials,
     UpstreamIncidents incidents,
+    Failover.RequestRejections rejections,
     IOptions<ProbeOptions> options,
     IOptions<Failover.FailoverOptions> failover,
     TimeProvider time,
@@ -98,6 +99,7 @@ internal sealed partial class KeySuspicions(
                         return;
                     case { Outcome: ProbeOutcome.Usable } when KeyProber.CanJudge(pool, suspicion.Failure):
                         key.ClearSuspicion();
+                        rejections.Count(pool, key, model: null, suspicion.Failure, Failover.RejectionReason.Cleared);
                         LogCleared(logger, key.Pool, key.Name, key.Fingerprint, suspicion.Failure.Label);
                         return;
                     case { Outcome: ProbeOutcome.Usable }:

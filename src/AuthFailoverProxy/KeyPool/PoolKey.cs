@@ -15,6 +15,7 @@ internal sealed class PoolKey
     private KeyScope[]? _scopes;
     private string? _organization;
     private int _organizationLooks;
+    private RejectionTally? _rejections;
     private KeySuspicion? _suspicion;
     private int _trial;
     private long _trialUntilUnixMs;
@@ -122,6 +123,12 @@ internal sealed class PoolKey
 
     /// <summary>Ends the trial a request carried, once it has its answer or is gone; returns whether one was under way.</summary>
     internal bool EndTrial() => Interlocked.CompareExchange(ref _trial, NoTrial, TrialCarried) == TrialCarried;
+
+    /// <summary>Gets the key's request-specific rejections of the last minutes (<see cref="Failover.RequestRejections"/>), made on first use.</summary>
+    internal RejectionTally Rejections => Volatile.Read(ref _rejections) ?? Interlocked.CompareExchange(ref _rejections, new RejectionTally(), null) ?? _rejections!;
+
+    /// <summary>Gets the rejection counts within the window ending at <paramref name="now"/>, for <c>/status</c>; null when there are none.</summary>
+    public IReadOnlyList<RejectionCount>? RejectionCounts(DateTimeOffset now) => Volatile.Read(ref _rejections)?.Counts(now);
 
     /// <summary>The most scopes one key holds: clients choose model names, so the set is capped; past it, the scope that ends first goes.</summary>
     public const int MaxScopes = 16;

@@ -33,6 +33,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _requests;
     private readonly Counter<long> _failovers;
     private readonly Counter<long> _retries;
+    private readonly Counter<long> _rejections;
     private readonly Histogram<double> _upstreamDuration;
     private readonly Histogram<double> _timeToFirstByte;
     private readonly Counter<long> _alerts;
@@ -51,6 +52,8 @@ internal sealed class ProxyMetrics
             "Moves of a request past a key to the next one (to=none: there was no next key), by pool, from, to and reason (dead, cooling, circuit_open).");
         _retries = Meter.CreateCounter<long>("afp.retries", "{retry}",
             "Upstream calls tried again on the same key because the upstream was unwell, by pool, key and reason (status, timeout, connection).");
+        _rejections = Meter.CreateCounter<long>("afp.rejections", "{answer}",
+            "Answers about the request rather than the key (a client error, a refusal two keys gave alike, a refusal of one key, a suspicion a check cleared), by pool, key, status, model family and reason. No key is blamed for them.");
         _upstreamDuration = Meter.CreateHistogram<double>("afp.upstream.duration", "s",
             "Duration of each upstream call, until its answer was delivered or judged, by pool, key and status class.");
         _timeToFirstByte = Meter.CreateHistogram<double>("afp.upstream.time_to_first_byte", "s",
@@ -98,6 +101,15 @@ internal sealed class ProxyMetrics
         {
             var tags = new TagList { { "pool", pool }, { "key", key }, { "reason", reason } };
             _retries.Add(1, in tags);
+        }
+    }
+
+    public void Rejected(string pool, string key, int status, string modelFamily, string reason)
+    {
+        if (_rejections.Enabled)
+        {
+            var tags = new TagList { { "pool", pool }, { "key", key }, { "status", status }, { "model_family", modelFamily }, { "reason", reason } };
+            _rejections.Add(1, in tags);
         }
     }
 

@@ -5,6 +5,7 @@ using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Tests.Fakes;
 using Microsoft.Extensions.DependencyInjection;
+using Serilog.Events;
 
 namespace AuthFailoverProxy.Tests.Failover;
 
@@ -55,6 +56,38 @@ public sealed class HostileRequestTests
     [Theory]
     [MemberData(nameof(ShapeNames))]
     public Task HostileRequest_AgainstFiveKeys_BlamesNoKey_AndCostsAtMostTwoCalls(string shape) => SendRepeatedlyAsync(Shapes[shape], keys: 5);
+
+    [Fact]
+    public async Task RequestSpecificRejections_AreCountedPerKeyModelAndReason_NotRecordedOneByOne()
+    {
+        await using var s = await Scenario.StartAsync(keyNames: ["key-1", "key-2"]);
+        s.Upstream.SetModelFault("claude-opus-4-1", ModelFault.Forbidden);
+        for (var i = 0; i < 3; i++)
+        {
+            using (await SendAsync(s.Proxy, Shapes["echoed field credit_note"]))
+            {
+            }
+
+            using (await SendAsync(s.Proxy, Shapes["a model the organization may not use"]))
+            {
+            }
+        }
+
+        var keys = (await s.StatusAsync()).GetProperty("pools")[0].GetProperty("keys").EnumerateArray().ToDictionary(k => k.GetProperty("name").GetString()!);
+        static (string, string, int, int) Row(System.Text.Json.JsonElement r)
+            => (r.GetProperty("model").GetString()!, r.GetProperty("reason").GetString()!, r.GetProperty("status").GetInt32(), r.GetProperty("count").GetInt32());
+        var first = keys["key-1"].GetProperty("rejections").EnumerateArray().Select(Row).ToList();
+        Assert.Contains(("claude-sonnet-4-5", "client_error", 400, 3), first);
+        Assert.Contains(("claude-opus-4-1", "refused", 403, 3), first);
+        Assert.Equal([("claude-opus-4-1", "request_at_fault", 403, 3)], keys["key-2"].GetProperty("rejections").EnumerateArray().Select(Row));
+        Assert.All(keys.Values, k => Assert.Equal("usable", k.GetProperty("state").GetString()));
+
+        var metrics = Telemetry.PrometheusText.Parse(await s.Proxy.Management.GetStringAsync("/metrics", Ct));
+        Assert.Equal(3, metrics.Value("afp_rejections_total", ("key", "key-1"), ("status", "400"), ("model_family", "sonnet"), ("reason", "client_error")));
+        Assert.Equal(3, metrics.Value("afp_rejections_total", ("key", "key-2"), ("status", "403"), ("model_family", "opus"), ("reason", "request_at_fault")));
+        // Nothing of it is an event: no audit line, no alert per answer.
+        Assert.DoesNotContain(s.Proxy.Logs.Messages(LogEventLevel.Warning), m => m.Contains("key-", StringComparison.Ordinal));
+    }
 
     [Fact]
     public async Task HostileRequests_OnOneReplica_LeaveEveryKeyInServiceOnTheOther()
