@@ -115,8 +115,18 @@ internal sealed class StreamHold : IDisposable
 
     public void Dispose()
     {
-        var buffer = Interlocked.Exchange(ref _buffer, []);
         Upstream.Dispose();
+        ReleaseBuffer();
+    }
+
+    /// <summary>
+    /// Gives the hold's buffer back once its bytes are passed on: a stream open for minutes holds none of it (a thousand
+    /// open streams would otherwise keep a thousand buffers).
+    /// </summary>
+    private void ReleaseBuffer()
+    {
+        _filled = 0;
+        var buffer = Interlocked.Exchange(ref _buffer, []);
         if (buffer.Length > 0 && Pending is not { IsCompleted: false })
         {
             // A read still running may write into the buffer: then it is left to the collector, not the pool.
@@ -337,11 +347,6 @@ internal sealed class StreamHold : IDisposable
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (buffer.IsEmpty)
-            {
-                return 0;
-            }
-
             if (_served == _end && _pending is { } pending)
             {
                 // The read the hold left running writes its bytes after the held ones.
@@ -351,12 +356,26 @@ internal sealed class StreamHold : IDisposable
 
             if (_served < _end)
             {
+                if (buffer.IsEmpty)
+                {
+                    // A zero-byte read asks "is there data?": there is.
+                    return 0;
+                }
+
                 var count = Math.Min(buffer.Length, _end - _served);
                 hold._buffer.AsSpan(_served, count).CopyTo(buffer.Span);
                 _served += count;
+                if (_served == _end && _pending is null)
+                {
+                    // A read the hold left running still writes into the buffer: it goes once that read is passed on.
+                    hold.ReleaseBuffer();
+                }
+
                 return count;
             }
 
+            // Everything held is passed on: reads go to the upstream, zero-byte ones too, so the copier waiting on a quiet
+            // stream holds no buffer of its own meanwhile (YARP's copy returns its buffer while such a read waits).
             return await hold.Upstream.ReadAsync(buffer, cancellationToken);
         }
 

@@ -105,6 +105,38 @@ public sealed class StreamHoldTests
         Assert.Equal("message_stop", Events(text).Last());
     }
 
+    [Fact]
+    public async Task OnceTheHeldBytesArePassedOn_AQuietStreamHoldsNoBuffer_AndAZeroByteReadWaitsForTheUpstream()
+    {
+        var pipe = new System.IO.Pipelines.Pipe();
+        using var original = new StreamContent(pipe.Reader.AsStream());
+        await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes(
+            "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n"), Ct);
+
+        using var hold = await AuthFailoverProxy.Failover.StreamHold.ReadOpeningAsync(original, AuthFailoverProxy.KeyPool.ProviderKind.Anthropic, TimeSpan.FromSeconds(5), TimeProvider.System, Ct);
+        Assert.Equal(AuthFailoverProxy.Failover.StreamOpening.Content, hold.Opening);
+        var heldLength = hold.Held.Length;
+        using var content = hold.ToContent(original);
+        await using var stream = await content.ReadAsStreamAsync(Ct);
+
+        // While held bytes remain, a zero-byte read says at once that there is data.
+        Assert.Equal(0, await stream.ReadAsync(Memory<byte>.Empty, Ct));
+        var passed = new byte[heldLength];
+        await stream.ReadExactlyAsync(passed, Ct);
+        Assert.True(hold.Held.IsEmpty, "the hold's buffer is given back once its bytes are passed on");
+
+        // Then a zero-byte read waits on the upstream, as the copier's does on a quiet stream, holding no buffer meanwhile.
+        var waiting = stream.ReadAsync(Memory<byte>.Empty, Ct).AsTask();
+        await Task.Delay(50, Ct);
+        Assert.False(waiting.IsCompleted);
+        await pipe.Writer.WriteAsync("event: ping\n\n"u8.ToArray(), Ct);
+        Assert.Equal(0, await waiting);
+        var next = new byte[64];
+        Assert.Equal("event: ping\n\n", Encoding.UTF8.GetString(next, 0, await stream.ReadAsync(next, Ct)));
+        await pipe.Writer.CompleteAsync();
+        Assert.Equal(0, await stream.ReadAsync(next, Ct));
+    }
+
     private static List<string> Events(string text)
         => [.. text.Split('\n').Where(l => l.StartsWith("event: ", StringComparison.Ordinal)).Select(l => l[7..])];
 }

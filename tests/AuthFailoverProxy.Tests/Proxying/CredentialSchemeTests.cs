@@ -96,6 +96,7 @@ public sealed class CredentialSchemeTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("backup", FailoverTests.Header(response, "x-afp-key"));
+        await s.WaitForKeyStateAsync("primary", "dead"); // a 401 is confirmed by a check before the key is marked
         var status = await s.StatusAsync();
         var primary = status.GetProperty("pools")[0].GetProperty("keys")[0];
         Assert.Equal("invalid x-api-key", primary.GetProperty("lastError").GetProperty("message").GetString());

@@ -213,9 +213,12 @@ public sealed class RedisKeyStateStoreTests
         {
         }
 
+        // A 401 is confirmed by a check before the key is marked: wait for the mark, then for its write.
+        await FailoverTests.WaitUntilAsync(() => !Key(a, "primary").Health.IsUsable);
         await FailoverTests.WaitUntilAsync(() => Store(a).Status.Pending == 0);
         await using var client = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
         var server = client.GetServer(client.GetEndPoints()[0]);
+        await FailoverTests.WaitUntilAsync(() => server.Keys(pattern: "*").Any());
         var dump = new List<string>();
         await foreach (var key in server.KeysAsync(pattern: "*"))
         {
