@@ -15,6 +15,10 @@ wrk.body = body
 wrk.headers["x-api-key"] = api_key
 wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.headers["content-type"] = "application/json"
+-- BENCH_BETA: an anthropic-beta value to send (the bad-request scenario sends one the upstream refuses and echoes).
+if os.getenv("BENCH_BETA") then
+  wrk.headers["anthropic-beta"] = os.getenv("BENCH_BETA")
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

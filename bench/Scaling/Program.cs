@@ -11,6 +11,18 @@ using Scaling;
 //   3. pools of 2 → 1,000 keys, all usable or all but the last dead: CPU per request (key selection cost).
 // Prints Markdown on stdout. Every run is bounded in count and time; every server binds 127.0.0.1.
 //   dotnet bench/Scaling/bin/Release/net10.0/Scaling.dll --proxy-dll <AuthFailoverProxy.dll> [--quick]
+// With --long-streams it runs instead the long-stream comparison of LongStreams.cs (bench/scaling.sh --long-streams):
+//   … Scaling.dll --long-streams --proxy-dll <dll> --bare-dll <BareYarp.dll> [--nginx <nginx> --nginx-template <file>] [--raw <dir>] [--code <text>] [--targets afp,bare,nginx] [--quick]
+
+// A signal ends the process without running the disposals: the proxies it started go with it (what was running may
+// then fail on a proxy that is gone before the process exits; the stack trace that follows is that, nothing more).
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+if (args.Contains("--long-streams"))
+{
+    return await LongStreams.RunAsync(args);
+}
+
 var quick = args.Contains("--quick");
 var dllIndex = Array.IndexOf(args, "--proxy-dll");
 var dll = dllIndex >= 0 && dllIndex + 1 < args.Length ? args[dllIndex + 1]
@@ -117,6 +129,12 @@ report.AppendLine("- The client (this program), the upstream (in this program) a
 Console.Write(report.ToString());
 Directory.Delete(logDirectory, recursive: true);
 return 0;
+
+static void Stop(PosixSignalContext context)
+{
+    Console.Error.WriteLine($"[scaling] {context.Signal}: stopping the proxies started and ending");
+    ProxyProcess.KillAll();
+}
 
 static string Mib(long bytes) => (bytes / 1024.0 / 1024.0).ToString("0.0", CultureInfo.InvariantCulture);
 

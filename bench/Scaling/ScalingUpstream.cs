@@ -1,7 +1,3 @@
-using System.Net;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Scaling;
 
@@ -14,31 +10,15 @@ namespace Scaling;
 internal sealed class ScalingUpstream : IAsyncDisposable
 {
     private static readonly TimeSpan StreamBound = TimeSpan.FromSeconds(60);
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private ScalingUpstream(WebApplication app)
-    {
-        _app = app;
-        app.Run(HandleAsync);
-    }
 
     public Uri BaseAddress { get; private set; } = null!;
 
     public static async Task<ScalingUpstream> StartAsync()
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
-        {
-            kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = null;
-            kestrel.Limits.MinResponseDataRate = null;
-            kestrel.Listen(IPAddress.Loopback, 0);
-        });
-        var upstream = new ScalingUpstream(builder.Build());
-        await upstream._app.StartAsync();
-        var address = upstream._app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        upstream.BaseAddress = new Uri(address.TrimEnd('/') + "/", UriKind.Absolute);
+        var upstream = new ScalingUpstream();
+        (upstream._app, upstream.BaseAddress) = await LoopbackServer.StartAsync(upstream.HandleAsync);
         return upstream;
     }
 
