@@ -8,5 +8,4 @@ if (ProxyApplication.MovedCommand(args) is { } moved)
     return 2;
 }
 
-var app = ProxyApplication.Build(args);
-return await ProxyApplication.RunAsync(app);
+return await ProxyApplication.RunAsync(args);

@@ -44,6 +44,7 @@ internal static class EventKinds
     public const string StoreRestored = "store.restored";
     public const string StartupSummary = "startup.summary";
     public const string ConfigurationReloaded = "config.reloaded";
+    public const string ConfigurationRejected = "config.rejected";
     public const string AlertFailed = "alert.failed";
     public const string AlertRestored = "alert.restored";
     public const string AlertDelivered = "alert.delivered";
@@ -54,7 +55,7 @@ internal static class EventKinds
     [
         KeyDead, KeyCooling, KeyScoped, KeyFailover, KeyRecovered, KeyChecked, KeyAdded, KeyPending, KeyConfirmed, KeyDisabled, KeyEnabled,
         KeyRemoved, UpstreamIncident, UpstreamRecovered, PoolDegraded, PoolExhausted, PoolRestored, SafeModeEntered, SafeModeLeft, CircuitOpened, CircuitClosed,
-        StoreLost, StoreRestored, StartupSummary, ConfigurationReloaded, AlertFailed, AlertRestored, AlertDelivered, AlertTest,
+        StoreLost, StoreRestored, StartupSummary, ConfigurationReloaded, ConfigurationRejected, AlertFailed, AlertRestored, AlertDelivered, AlertTest,
     ];
 }
 

@@ -20,6 +20,13 @@ internal static class ProxyApplication
         var builder = WebApplication.CreateBuilder(args);
         builder.Configuration.AddQuickStart();
         customize?.Invoke(builder);
+        builder.GuardConfigurationReloads();
+        var problems = ConfigurationShape.Check(builder.Configuration);
+        problems.AddRange(QuickStartConfigurationProvider.ProblemsIn(builder.Configuration));
+        if (problems.Count > 0)
+        {
+            throw new OptionsValidationException("configuration", typeof(ConfigurationShape), problems);
+        }
 
         builder.AddProxyLogging();
         builder.AddProxyListeners();
@@ -55,6 +62,26 @@ internal static class ProxyApplication
         return args is ["drill", ..]
             ? "The chaos drill is not part of the service: run it with 'dotnet run --project src/AuthFailoverProxy.Demo -- drill [--short]'."
             : null;
+    }
+
+    /// <summary>Builds the app from <paramref name="args"/> and runs it until shutdown; see <see cref="RunAsync(WebApplication)"/>.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(args);
+        }
+        catch (Exception ex)
+        {
+            // A configuration file that does not parse, a listener address that is not one: plain words, never a stack trace.
+            return await ReportStartFailureAsync(ex, Console.Error);
+        }
+
+        await using (app)
+        {
+            return await RunAsync(app);
+        }
     }
 
     /// <summary>
@@ -105,6 +132,8 @@ internal static class ProxyApplication
     internal static List<string> ConfigurationProblems(Exception exception) => exception switch
     {
         OptionsValidationException options => [.. options.Failures],
+        // A configuration file that does not parse: the file's path and the parser's place ("LineNumber: 3"), no content.
+        InvalidDataException { InnerException: { } parse } data => [$"{data.Message} {parse.Message} {parse.InnerException?.Message}".TrimEnd()],
         AggregateException aggregate => [.. aggregate.InnerExceptions.SelectMany(ConfigurationProblems)],
         // Binding failures ("Failed to convert configuration value at 'Failover:Deadline'…") and listener mistakes.
         InvalidOperationException { InnerException: null or FormatException or InvalidOperationException } invalid when IsConfigurationMessage(invalid.Message) => [invalid.Message],

@@ -93,13 +93,13 @@ internal sealed class ProxyListeners
             }
             catch (FormatException)
             {
-                throw new InvalidOperationException($"{setting}: '{url}' is not a URL such as http://0.0.0.0:8080.");
+                throw new InvalidOperationException($"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' is not a URL such as http://0.0.0.0:8080.");
             }
 
             if (!string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
             {
                 throw new InvalidOperationException(
-                    $"{setting}: '{url}' uses {address.Scheme}; the proxy listens on plain http and expects TLS to end at the ingress or service mesh.");
+                    $"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' uses {address.Scheme}; the proxy listens on plain http and expects TLS to end at the ingress or service mesh.");
             }
 
             result.Add(address);

@@ -17,8 +17,16 @@ internal sealed class QuickStartConfigurationSource(Func<string, string?> enviro
 /// <summary>Reads the <c>AFP_*</c> variables once, at start.</summary>
 internal sealed class QuickStartConfigurationProvider(Func<string, string?> environment) : ConfigurationProvider
 {
+    /// <summary>Gets what could not be read from the <c>AFP_*</c> variables, each naming the variable (never its value).</summary>
+    public List<string> Problems { get; } = [];
+
+    /// <summary>Returns the problems of every quick-start source in <paramref name="configuration"/>.</summary>
+    public static IEnumerable<string> ProblemsIn(IConfiguration configuration)
+        => configuration is IConfigurationRoot root ? root.Providers.OfType<QuickStartConfigurationProvider>().SelectMany(p => p.Problems) : [];
+
     public override void Load()
     {
+        Problems.Clear();
         var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         var keys = environment("AFP_KEYS");
         if (!string.IsNullOrWhiteSpace(keys))
@@ -33,11 +41,20 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
             }
 
             var index = 0;
-            foreach (var entry in keys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            var entries = keys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            for (var position = 0; position < entries.Length; position++)
             {
-                // "name=secret"; a bare secret is named key-1, key-2… Secrets never contain '=' before their first character.
+                // "name=secret". A bare secret is refused rather than named by its place: a key's name is what its health
+                // is kept under (in Redis too), so "key-1" would carry one key's state to another when the list changes.
+                var entry = entries[position];
                 var separator = entry.IndexOf('=', StringComparison.Ordinal);
-                var (name, secret) = separator > 0 ? (entry[..separator].Trim(), entry[(separator + 1)..].Trim()) : ($"key-{index + 1}", entry);
+                var (name, secret) = separator > 0 ? (entry[..separator].Trim(), entry[(separator + 1)..].Trim()) : (string.Empty, string.Empty);
+                if (name.Length == 0 || secret.Length == 0)
+                {
+                    Problems.Add($"AFP_KEYS entry {position + 1} of {entries.Length} is not name=secret: write each key as a name, '=' and the secret, separated by commas (AFP_KEYS=primary=sk-ant-…,backup=sk-ant-…).");
+                    continue;
+                }
+
                 data[$"Pools:{pool}:Keys:{index}:Name"] = name;
                 data[$"Pools:{pool}:Keys:{index}:Secret"] = secret;
                 index++;

@@ -213,7 +213,12 @@ internal sealed partial class KeyReloader(IServiceProvider services, TimeProvide
                 return 0;
             }
 
-            if (logger.IsEnabled(LogLevel.Error))
+            // Told at Error and as a config.rejected event, which alerts (ConfigurationRejectionReporter).
+            if (services.GetService<Hosting.ConfigurationRejections>() is { } rejections)
+            {
+                rejections.Report("the configuration's pools", problems);
+            }
+            else if (logger.IsEnabled(LogLevel.Error))
             {
                 var list = string.Join(" ", problems.Select(p => "- " + p));
                 LogRejected(logger, problems.Count, list);

@@ -32,7 +32,7 @@ internal sealed class PoolsOptionsValidator(IConfiguration configuration) : IVal
             var upstream = poolOptions.Upstream ?? PoolsOptions.DefaultUpstream(poolOptions.Kind);
             if (!Uri.TryCreate(upstream, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
             {
-                errors.Add($"Pools:{pool}:Upstream '{upstream}' is not an absolute http:// or https:// URL.");
+                errors.Add($"Pools:{pool}:Upstream '{Hosting.ConfigurationShape.WithoutCredentials(upstream)}' is not an absolute http:// or https:// URL.");
                 uri = null;
             }
             else if (!string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment) || !string.IsNullOrEmpty(uri.UserInfo))

@@ -33,6 +33,7 @@ internal static class StateServiceCollectionExtensions
                 try
                 {
                     _ = ConfigurationOptions.Parse(options.Configuration);
+                    errors.AddRange(BadEndpoints(options.Configuration));
                 }
                 catch (ArgumentException ex)
                 {
@@ -52,6 +53,29 @@ internal static class StateServiceCollectionExtensions
             }
 
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
+
+        /// <summary>
+        /// The parser takes <c>127.0.0.1:notaport</c> for a host name and the proxy would start against nothing; an endpoint
+        /// (a part without <c>=</c>) must be a host with an optional port from 1 to 65535. Endpoints are no secret.
+        /// </summary>
+        private static IEnumerable<string> BadEndpoints(string configuration)
+        {
+            foreach (var part in configuration.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (part.Contains('=', StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var colon = part.LastIndexOf(':');
+                var bracketed = part.StartsWith('[') && part.LastIndexOf(']') > colon; // [::1] without a port
+                if (colon > 0 && !bracketed && part.IndexOf(':', StringComparison.Ordinal) == colon
+                    && !(int.TryParse(part.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is > 0 and <= 65535))
+                {
+                    yield return $"Redis:Configuration (AFP_REDIS): '{part}' has no valid port after ':'; write host:port, e.g. 127.0.0.1:6379.";
+                }
+            }
         }
     }
 }

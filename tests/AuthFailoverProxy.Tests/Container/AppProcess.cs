@@ -110,6 +110,15 @@ internal sealed class AppProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for the app to end by itself (a start that fails), 60 s at most, and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await _process.WaitForExitAsync(timeout.Token);
+        return _process.ExitCode;
+    }
+
     /// <summary>Stops the app the way Kubernetes does, with SIGTERM, and waits for it to end.</summary>
     public async Task StopAsync(CancellationToken ct)
     {

@@ -29,13 +29,20 @@ public sealed class QuickStartConfigurationTests
     }
 
     [Fact]
-    public void OpenAIProvider_AndUnnamedKeys()
+    public void OpenAIProvider_AndKeysWithoutNames_AreRefused_WithoutQuotingThem()
     {
-        var configuration = Build(new() { ["AFP_PROVIDER"] = "openai", ["AFP_KEYS"] = "sk-proj-aaa,sk-proj-bbb" });
+        var configuration = Build(new() { ["AFP_PROVIDER"] = "openai", ["AFP_KEYS"] = "main=sk-proj-aaa,sk-proj-bbb,named=" });
 
         Assert.Equal("openai", configuration["Pools:openai:Kind"]);
-        Assert.Equal("key-2", configuration["Pools:openai:Keys:1:Name"]);
-        Assert.Equal("sk-proj-bbb", configuration["Pools:openai:Keys:1:Secret"]);
+        Assert.Equal("main", configuration["Pools:openai:Keys:0:Name"]);
+        Assert.Null(configuration["Pools:openai:Keys:1:Name"]);
+        var problems = QuickStartConfigurationProvider.ProblemsIn(configuration).ToList();
+        Assert.Equal(
+            [
+                "AFP_KEYS entry 2 of 3 is not name=secret: write each key as a name, '=' and the secret, separated by commas (AFP_KEYS=primary=sk-ant-…,backup=sk-ant-…).",
+                "AFP_KEYS entry 3 of 3 is not name=secret: write each key as a name, '=' and the secret, separated by commas (AFP_KEYS=primary=sk-ant-…,backup=sk-ant-…).",
+            ],
+            problems);
     }
 
     [Fact]

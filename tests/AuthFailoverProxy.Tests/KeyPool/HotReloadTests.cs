@@ -177,8 +177,9 @@ public sealed class HotReloadTests
         await File.WriteAllTextAsync(Path.Combine(b.Directory, "third"), string.Empty, Ct);
         await FailoverTests.WaitUntilAsync(() => reloader.Rejected >= 1);
 
+        await FailoverTests.WaitUntilAsync(() => b.Proxy.Logs.At(LogEventLevel.Error).Any());
         var error = Assert.Single(b.Proxy.Logs.At(LogEventLevel.Error)).RenderMessage(CultureInfo.InvariantCulture);
-        Assert.Contains("keeps serving with the keys it has", error, StringComparison.Ordinal);
+        Assert.Contains("keeps serving with the last good configuration", error, StringComparison.Ordinal);
         Assert.Contains("Pools:anthropic:KeysDirectory file 'third' is empty.", error, StringComparison.Ordinal);
         Assert.Equal(keys, b.Pool.Keys);
 
