@@ -115,7 +115,8 @@ public sealed class ConfigurationValidationTests
         }
     }
 
-    private static async Task<List<string>> StartupProblemsAsync(ProxyConfig config)
+    /// <summary>Starts the proxy with <paramref name="config"/>, expects the start to fail, and returns the problems it names.</summary>
+    internal static async Task<List<string>> StartupProblemsAsync(ProxyConfig config)
     {
         var exception = await Assert.ThrowsAnyAsync<Exception>(async () =>
         {

@@ -216,16 +216,7 @@ public sealed class StrictConfigurationTests
         File.Move(temporary, file, overwrite: true);
     }
 
-    private static async Task<List<string>> StartupProblemsAsync(ProxyConfig config)
-    {
-        var exception = await Assert.ThrowsAnyAsync<Exception>(async () =>
-        {
-            await using var proxy = await ProxyHost.StartAsync(config);
-        });
-        var problems = ProxyApplication.ConfigurationProblems(exception);
-        Assert.NotEmpty(problems);
-        return problems;
-    }
+    private static Task<List<string>> StartupProblemsAsync(ProxyConfig config) => ConfigurationValidationTests.StartupProblemsAsync(config);
 
     /// <summary>Runs the built app (next to the tests) with a minimal valid quick start plus <paramref name="overrides"/>, in <paramref name="directory"/>.</summary>
     private static async Task<(int Exit, string Logs)> RunAsync(string directory, params (string Name, string Value)[] overrides)
