@@ -20,6 +20,9 @@ internal sealed partial class FailoverForwarder
 {
     private static readonly ResiliencePropertyKey<FailoverAttempt> AttemptKey = new("afp.attempt");
 
+    /// <summary>How soon an agent refused for a full spill should try again: long enough for a few bodies to go.</summary>
+    private static readonly TimeSpan SpillFullRetryAfter = TimeSpan.FromSeconds(5);
+
     private readonly IHttpForwarder _forwarder;
     private readonly KeyStateBoard _board;
     private readonly ClientAuthenticator _authenticator;
@@ -27,6 +30,7 @@ internal sealed partial class FailoverForwarder
     private readonly SafeMode _safeMode;
     private readonly FailoverOptions _options;
     private readonly RequestBodyOptions _bodyOptions;
+    private readonly BodySpill _bodySpill;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly RequestTelemetry _telemetry;
@@ -48,7 +52,7 @@ internal sealed partial class FailoverForwarder
         SafeMode safeMode,
         UpstreamCircuits circuits,
         IOptions<FailoverOptions> options,
-        IOptions<RequestBodyOptions> bodyOptions,
+        BodySpill bodySpill,
         TimeProvider time,
         ILogger<FailoverForwarder> logger,
         RequestTelemetry telemetry,
@@ -74,7 +78,8 @@ internal sealed partial class FailoverForwarder
         // Built with the forwarder so that every pool has its breaker before the first request (see Pool.Circuit).
         _ = circuits;
         _options = options.Value;
-        _bodyOptions = bodyOptions.Value;
+        _bodySpill = bodySpill;
+        _bodyOptions = bodySpill.Options;
         _time = time;
         _logger = logger;
         _telemetry = telemetry;
@@ -93,10 +98,10 @@ internal sealed partial class FailoverForwarder
             return;
         }
 
-        ReplayableBody? body;
+        BodyRead read;
         try
         {
-            body = await ReplayableBody.ReadAsync(context.Request, _bodyOptions, context.RequestAborted);
+            read = await ReplayableBody.ReadAsync(context.Request, _bodySpill, context.RequestAborted);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException && context.RequestAborted.IsCancellationRequested)
         {
@@ -111,10 +116,14 @@ internal sealed partial class FailoverForwarder
             return;
         }
 
-        if (body is null)
+        if (read.Body is not { } body)
         {
-            await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.RequestTooLarge,
-                $"the request body is larger than the {_bodyOptions.MaxBytes} bytes this proxy accepts (RequestBody:MaxBytes).");
+            await (read.Refusal == BodyRefusal.SpillFull
+                ? ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.Busy,
+                    $"the proxy's room for large request bodies is full ({_bodyOptions.MaxSpillBytes} bytes on disk at once, RequestBody:MaxSpillBytes); nothing was sent upstream. Try again shortly.",
+                    retryAfter: SpillFullRetryAfter)
+                : ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.RequestTooLarge,
+                    $"the request body is larger than the {_bodyOptions.MaxBytes} bytes this proxy accepts (RequestBody:MaxBytes)."));
             _telemetry.RequestRefused(context, pool);
             return;
         }
@@ -357,8 +366,7 @@ internal sealed partial class FailoverForwarder
         }
 
         var rewritten = pool.FallbackModel is { } model && attempt.Body.HasBody
-            && ModelRewriter.TryRewrite(await attempt.Body.ToArrayAsync(context.RequestAborted), model) is { } bytes
-            ? ReplayableBody.FromBytes(bytes)
+            ? await ModelRewriter.TryRewriteAsync(attempt.Body, model, context.RequestAborted)
             : null;
         _safeMode.Enter(pool, fallback);
         attempt.EnterSafeMode(fallback, rewritten);

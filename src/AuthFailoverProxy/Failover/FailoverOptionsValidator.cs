@@ -80,6 +80,11 @@ internal sealed class FailoverOptionsValidator : IValidateOptions<FailoverOption
             errors.Add($"RequestBody:TempDirectory '{options.TempDirectory}' does not exist.");
         }
 
+        if (options.MaxSpillBytes < 0)
+        {
+            errors.Add("RequestBody:MaxSpillBytes must not be negative (0 spills nothing: bodies above RequestBody:MemoryThresholdBytes get 503).");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

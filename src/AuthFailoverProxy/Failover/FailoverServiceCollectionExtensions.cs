@@ -13,6 +13,8 @@ internal static class FailoverServiceCollectionExtensions
         services.AddHttpForwarder();
         services.AddOptions<FailoverOptions>().BindConfiguration("Failover").ValidateOnStart();
         services.AddOptions<RequestBodyOptions>().BindConfiguration("RequestBody").ValidateOnStart();
+        services.AddSingleton<BodySpill>();
+        services.AddHostedService(sp => sp.GetRequiredService<BodySpill>());
         services.AddSingleton<FailoverOptionsValidator>();
         services.AddSingleton<IValidateOptions<FailoverOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());
         services.AddSingleton<IValidateOptions<RequestBodyOptions>>(sp => sp.GetRequiredService<FailoverOptionsValidator>());

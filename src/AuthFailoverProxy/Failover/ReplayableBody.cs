@@ -18,6 +18,11 @@ internal sealed class ReplayableBody : IAsyncDisposable
     private byte[]? _owned;
     private int _memoryLength;
     private FileStream? _file;
+    private BodySpill? _spill;
+    private long _reserved;
+    private ReplayableBody? _inner;
+    private IReadOnlyList<(long Start, long End)>? _cuts;
+    private byte[]? _replacement;
     private int _reading;
     private int _releaseRequested;
     private int _disposed;
@@ -29,32 +34,44 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// <summary>Gets a body for requests that have none; nothing is buffered and nothing is replaced.</summary>
     public static ReplayableBody None { get; } = new();
 
-    public bool HasBody => _memory is not null || _owned is not null || _file is not null;
+    public bool HasBody => _memory is not null || _owned is not null || _file is not null || _inner is not null;
+
+    /// <summary>Gets a value indicating whether the body was spilled to a file (it is larger than the memory threshold).</summary>
+    public bool IsSpilled => _file is not null;
 
     private byte[] Memory => _memory ?? _owned!;
 
     /// <summary>
-    /// Reads the whole body of <paramref name="request"/>. Returns <see langword="null"/> when it is larger than
-    /// <see cref="RequestBodyOptions.MaxBytes"/>; a declared length over the limit is refused before a byte is read.
+    /// Reads the whole body of <paramref name="request"/>, spilling it through <paramref name="spill"/> above the memory
+    /// threshold. A body larger than <see cref="RequestBodyOptions.MaxBytes"/> is refused (a declared length over the
+    /// limit before a byte is read), and so is one the spill has no room for.
     /// </summary>
-    public static async ValueTask<ReplayableBody?> ReadAsync(HttpRequest request, RequestBodyOptions options, CancellationToken cancellationToken)
+    public static async ValueTask<BodyRead> ReadAsync(HttpRequest request, BodySpill spill, CancellationToken cancellationToken)
     {
+        var options = spill.Options;
         var canHaveBody = request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
         var declared = request.ContentLength;
         if (!canHaveBody || declared == 0)
         {
-            return None;
+            return new(None, BodyRefusal.None);
         }
 
         if (declared > options.MaxBytes)
         {
-            return null;
+            return new(null, BodyRefusal.TooLarge);
         }
 
-        var body = new ReplayableBody();
+        var body = new ReplayableBody { _spill = spill };
         try
         {
-            return await body.FillAsync(request.Body, declared, options, cancellationToken) ? body : await DisposeAndRefuseAsync(body);
+            var refusal = await body.FillAsync(request.Body, declared, options, cancellationToken);
+            if (refusal == BodyRefusal.None)
+            {
+                return new(body, refusal);
+            }
+
+            await body.DisposeAsync();
+            return new(null, refusal);
         }
         catch
         {
@@ -67,28 +84,29 @@ internal sealed class ReplayableBody : IAsyncDisposable
     public ReadOnlySpan<byte> InMemory => _file is null && (_memory is not null || _owned is not null) ? Memory.AsSpan(0, _memoryLength) : [];
 
     /// <summary>Gets the body's length in bytes.</summary>
-    public long Length => _file?.Length ?? _memoryLength;
+    public long Length => _inner is { } inner
+        ? inner.Length + _cuts!.Sum(c => _replacement!.Length - (c.End - c.Start))
+        : _file?.Length ?? _memoryLength;
 
     /// <summary>Wraps bytes made by the proxy itself (a safe-mode rewrite); nothing is rented, so nothing is returned.</summary>
     public static ReplayableBody FromBytes(byte[] bytes) => new() { _owned = bytes, _memoryLength = bytes.Length };
 
-    /// <summary>Reads the whole body (safe mode only: the body is rewritten once, off the hot path).</summary>
-    public async ValueTask<byte[]> ToArrayAsync(CancellationToken cancellationToken)
-    {
-        if (_file is null)
-        {
-            return Memory.AsSpan(0, _memoryLength).ToArray();
-        }
-
-        var bytes = new byte[_file.Length];
-        _file.Position = 0;
-        await _file.ReadExactlyAsync(bytes, cancellationToken);
-        return bytes;
-    }
+    /// <summary>
+    /// Returns <paramref name="inner"/> read with each of <paramref name="cuts"/> (byte ranges, in order) replaced by
+    /// <paramref name="replacement"/>: a safe-mode rewrite of a spilled body without a second copy of it. Releasing or
+    /// disposing it does the same to <paramref name="inner"/>.
+    /// </summary>
+    public static ReplayableBody Spliced(ReplayableBody inner, IReadOnlyList<(long Start, long End)> cuts, byte[] replacement)
+        => new() { _inner = inner, _cuts = cuts, _replacement = replacement };
 
     /// <summary>Returns a fresh stream positioned at the first byte; only one attempt reads at a time.</summary>
     public Stream OpenRead()
     {
+        if (_inner is { } inner)
+        {
+            return new SplicedStream(inner.OpenRead(), _cuts!, _replacement!);
+        }
+
         Interlocked.Exchange(ref _reading, 1);
         if (_file is not null)
         {
@@ -104,6 +122,12 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// </summary>
     public void Release()
     {
+        if (_inner is { } inner)
+        {
+            inner.Release();
+            return;
+        }
+
         if (!HasBody || ReferenceEquals(this, None))
         {
             return;
@@ -118,6 +142,11 @@ internal sealed class ReplayableBody : IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
+        if (_inner is { } inner)
+        {
+            return inner.DisposeAsync();
+        }
+
         if (!ReferenceEquals(this, None))
         {
             Free();
@@ -153,18 +182,17 @@ internal sealed class ReplayableBody : IAsyncDisposable
         if (_file is { } file)
         {
             _file = null;
-            // DeleteOnClose: closing it removes it from the disk.
+            // Unlinked when it was made (or DeleteOnClose): closing it gives its space back.
             file.Dispose();
+        }
+
+        if (_reserved > 0)
+        {
+            _spill!.Return(Interlocked.Exchange(ref _reserved, 0));
         }
     }
 
-    private static async ValueTask<ReplayableBody?> DisposeAndRefuseAsync(ReplayableBody body)
-    {
-        await body.DisposeAsync();
-        return null;
-    }
-
-    private async ValueTask<bool> FillAsync(Stream source, long? declared, RequestBodyOptions options, CancellationToken cancellationToken)
+    private async ValueTask<BodyRefusal> FillAsync(Stream source, long? declared, RequestBodyOptions options, CancellationToken cancellationToken)
     {
         var threshold = Math.Max(FirstChunk, options.MemoryThresholdBytes);
         // A declared length that fits in memory is read into one exactly-sized buffer: no growth, no copy.
@@ -176,7 +204,7 @@ internal sealed class ReplayableBody : IAsyncDisposable
             {
                 if (_memoryLength >= threshold)
                 {
-                    return await SpillAndFillAsync(source, options, cancellationToken);
+                    return await SpillAndFillAsync(source, declared, options, cancellationToken);
                 }
 
                 var larger = ArrayPool<byte>.Shared.Rent(Math.Min(threshold, _memory.Length * 2));
@@ -188,30 +216,32 @@ internal sealed class ReplayableBody : IAsyncDisposable
             var read = await source.ReadAsync(_memory.AsMemory(_memoryLength), cancellationToken);
             if (read == 0)
             {
-                return true;
+                return BodyRefusal.None;
             }
 
             _memoryLength += read;
             if (_memoryLength > options.MaxBytes)
             {
-                return false;
+                return BodyRefusal.TooLarge;
             }
 
             if (_memoryLength == declared)
             {
                 // The server enforces Content-Length; asking for more would only grow the buffer to read the end.
-                return true;
+                return BodyRefusal.None;
             }
         }
     }
 
-    private async ValueTask<bool> SpillAndFillAsync(Stream source, RequestBodyOptions options, CancellationToken cancellationToken)
+    private async ValueTask<BodyRefusal> SpillAndFillAsync(Stream source, long? declared, RequestBodyOptions options, CancellationToken cancellationToken)
     {
-        var directory = string.IsNullOrEmpty(options.TempDirectory) ? Path.GetTempPath() : options.TempDirectory;
-        var path = Path.Combine(directory, $"afp-body-{Guid.NewGuid():N}.tmp");
-        _file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0,
-            FileOptions.DeleteOnClose | FileOptions.Asynchronous | FileOptions.SequentialScan);
+        // A declared length is reserved whole, so a body the spill cannot hold is refused before it is read on.
+        if (!Reserve(declared ?? _memoryLength))
+        {
+            return BodyRefusal.SpillFull;
+        }
 
+        _file = _spill!.Create();
         await _file.WriteAsync(_memory.AsMemory(0, _memoryLength), cancellationToken);
         long total = _memoryLength;
         ArrayPool<byte>.Shared.Return(_memory!);
@@ -227,13 +257,18 @@ internal sealed class ReplayableBody : IAsyncDisposable
                 if (read == 0)
                 {
                     await _file.FlushAsync(cancellationToken);
-                    return true;
+                    return BodyRefusal.None;
                 }
 
                 total += read;
                 if (total > options.MaxBytes)
                 {
-                    return false;
+                    return BodyRefusal.TooLarge;
+                }
+
+                if (total > _reserved && !Reserve(total))
+                {
+                    return BodyRefusal.SpillFull;
                 }
 
                 await _file.WriteAsync(chunk.AsMemory(0, read), cancellationToken);
@@ -243,6 +278,26 @@ internal sealed class ReplayableBody : IAsyncDisposable
         {
             ArrayPool<byte>.Shared.Return(chunk);
         }
+    }
+
+    /// <summary>Raises this body's share of the spill capacity to <paramref name="total"/> bytes.</summary>
+    private bool Reserve(long total)
+    {
+        // Ahead in steps of 1 MiB, so a body without a declared length does not reserve per read; near the cap, exactly.
+        var ahead = Math.Max(total, _reserved + (1024 * 1024));
+        if (_spill!.TryReserve(ahead - _reserved))
+        {
+            _reserved = ahead;
+            return true;
+        }
+
+        if (_spill.TryReserve(total - _reserved))
+        {
+            _reserved = total;
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -317,4 +372,98 @@ internal sealed class ReplayableBody : IAsyncDisposable
             return read;
         }
     }
+
+    /// <summary>The inner body's bytes with each cut replaced; the cut bytes (a model name) are read and dropped.</summary>
+    private sealed class SplicedStream(Stream inner, IReadOnlyList<(long Start, long End)> cuts, byte[] replacement) : Stream
+    {
+        private long _position;
+        private int _cut;
+        private int _replaced = -1;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The spliced body is read asynchronously.");
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.IsEmpty)
+            {
+                return 0;
+            }
+
+            if (_cut < cuts.Count && _position == cuts[_cut].Start)
+            {
+                if (_replaced < 0)
+                {
+                    // At a cut: drop the original value, then hand out the replacement.
+                    var skip = new byte[(int)(cuts[_cut].End - cuts[_cut].Start)];
+                    await inner.ReadExactlyAsync(skip, cancellationToken);
+                    _replaced = 0;
+                }
+
+                var count = Math.Min(buffer.Length, replacement.Length - _replaced);
+                replacement.AsMemory(_replaced, count).CopyTo(buffer);
+                _replaced += count;
+                if (_replaced == replacement.Length)
+                {
+                    _position = cuts[_cut].End;
+                    (_cut, _replaced) = (_cut + 1, -1);
+                }
+
+                return count;
+            }
+
+            var limit = _cut < cuts.Count ? (int)Math.Min(buffer.Length, cuts[_cut].Start - _position) : buffer.Length;
+            var read = await inner.ReadAsync(buffer[..limit], cancellationToken);
+            _position += read;
+            return read;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
 }
+
+/// <summary>Why a request body was not taken.</summary>
+internal enum BodyRefusal
+{
+    /// <summary>It was taken.</summary>
+    None,
+
+    /// <summary>It is larger than <see cref="RequestBodyOptions.MaxBytes"/>.</summary>
+    TooLarge,
+
+    /// <summary>The spill for large bodies is full (<see cref="RequestBodyOptions.MaxSpillBytes"/>).</summary>
+    SpillFull,
+}
+
+/// <summary>A request body read, or why it was refused.</summary>
+internal readonly record struct BodyRead(ReplayableBody? Body, BodyRefusal Refusal);

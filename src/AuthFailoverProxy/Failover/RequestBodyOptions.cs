@@ -9,6 +9,16 @@ public sealed class RequestBodyOptions
     /// <summary>Gets or sets the size above which a body is spilled to a temporary file. <value>The default value is 1 MiB.</value></summary>
     public int MemoryThresholdBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>Gets or sets where spilled bodies go. <value>The default value is the system temporary directory.</value></summary>
+    /// <summary>
+    /// Gets or sets where spilled bodies go: each process makes a private folder (0700) under it.
+    /// <value>The default value is the system temporary directory.</value>
+    /// </summary>
     public string? TempDirectory { get; set; }
+
+    /// <summary>
+    /// Gets or sets how many bytes of spilled bodies may be on disk at once; a body that would pass it gets 503 with
+    /// <c>retry-after</c>. Keep it below the disk or the pod's ephemeral-storage limit.
+    /// <value>The default value is 512 MiB.</value>
+    /// </summary>
+    public long MaxSpillBytes { get; set; } = 512L * 1024 * 1024;
 }

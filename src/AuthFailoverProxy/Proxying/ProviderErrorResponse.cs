@@ -34,6 +34,9 @@ internal enum ProxyErrorKind
 
     /// <summary>503: the pool's upstream is down and its circuit breaker is open.</summary>
     CircuitOpen,
+
+    /// <summary>503: the proxy itself has no room for the request right now (its spill for large bodies is full).</summary>
+    Busy,
 }
 
 /// <summary>
@@ -74,6 +77,7 @@ internal static class ProviderErrorResponse
             ProxyErrorKind.NotFound => (404, "not_found_error", "invalid_request_error", "not_found"),
             ProxyErrorKind.MethodNotAllowed => (405, "invalid_request_error", "invalid_request_error", "method_not_allowed"),
             ProxyErrorKind.CircuitOpen => (503, "api_error", "server_error", "upstream_circuit_open"),
+            ProxyErrorKind.Busy => (503, "overloaded_error", "server_error", "proxy_busy"),
             ProxyErrorKind.BadRequest => (statusCode ?? 400, "invalid_request_error", "invalid_request_error", "invalid_request"),
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, null),
         };
@@ -109,7 +113,7 @@ internal static class ProviderErrorResponse
     internal static bool WorthRetrying(ProxyErrorKind error, TimeSpan? retryAfter) => error switch
     {
         ProxyErrorKind.NoUsableKey => retryAfter is { } wait && wait <= LongestObeyedRetryAfter,
-        ProxyErrorKind.CircuitOpen or ProxyErrorKind.UpstreamUnreachable or ProxyErrorKind.UpstreamTimeout => true,
+        ProxyErrorKind.CircuitOpen or ProxyErrorKind.UpstreamUnreachable or ProxyErrorKind.UpstreamTimeout or ProxyErrorKind.Busy => true,
         _ => false,
     };
 

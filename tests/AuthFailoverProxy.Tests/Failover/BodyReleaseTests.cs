@@ -3,6 +3,7 @@ using System.Text;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Tests.Fakes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AuthFailoverProxy.Tests.Failover;
 
@@ -50,13 +51,16 @@ public sealed class BodyReleaseTests
         var directory = Directory.CreateTempSubdirectory("afp-spill-");
         try
         {
-            await using var body = await ReadAsync(new string('c', 300_000), memoryThreshold: 64 * 1024, directory.FullName);
-            Assert.Single(Directory.GetFiles(directory.FullName));
+            var spill = new BodySpill(new RequestBodyOptions { MemoryThresholdBytes = 64 * 1024, TempDirectory = directory.FullName });
+            await using var body = await ReadAsync(new string('c', 300_000), spill);
+            Assert.Single(SpillFiles.OpenUnder(directory.FullName));
+            Assert.Equal(1024 * 1024, spill.Spilled);
             await body.OpenRead().CopyToAsync(Stream.Null, Ct);
 
             body.Release();
 
-            Assert.Empty(Directory.GetFiles(directory.FullName));
+            Assert.Empty(SpillFiles.OpenUnder(directory.FullName));
+            Assert.Equal(0, spill.Spilled);
         }
         finally
         {
@@ -92,7 +96,8 @@ public sealed class BodyReleaseTests
             await holding.Task.WaitAsync(TimeSpan.FromSeconds(20), Ct);
 
             // Mid-stream: the 500 KB body was spilled, read by the upstream, and is gone.
-            Assert.Empty(Directory.GetFiles(directory.FullName));
+            Assert.Empty(SpillFiles.OpenUnder(directory.FullName));
+            Assert.Equal(0, s.Proxy.Services.GetRequiredService<BodySpill>().Spilled);
             release.SetResult();
             Assert.Contains("event: message_stop", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         }
@@ -102,13 +107,15 @@ public sealed class BodyReleaseTests
         }
     }
 
-    private static async Task<ReplayableBody> ReadAsync(string text, int memoryThreshold, string? directory = null)
+    private static Task<ReplayableBody> ReadAsync(string text, int memoryThreshold)
+        => ReadAsync(text, new BodySpill(new RequestBodyOptions { MemoryThresholdBytes = memoryThreshold }));
+
+    internal static async Task<ReplayableBody> ReadAsync(string text, BodySpill spill)
     {
         var context = new DefaultHttpContext();
         var bytes = Encoding.UTF8.GetBytes(text);
         context.Request.Body = new MemoryStream(bytes);
         context.Request.ContentLength = bytes.Length;
-        var options = new RequestBodyOptions { MemoryThresholdBytes = memoryThreshold, TempDirectory = directory };
-        return (await ReplayableBody.ReadAsync(context.Request, options, Ct))!;
+        return (await ReplayableBody.ReadAsync(context.Request, spill, Ct)).Body!;
     }
 }

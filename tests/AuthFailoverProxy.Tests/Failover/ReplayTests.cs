@@ -32,9 +32,10 @@ public sealed class ReplayTests
         var received = s.AgentRequests;
         Assert.Equal(2, received.Count);
         Assert.All(received, r => Assert.Equal(SHA256.HashData(body), SHA256.HashData(r.Body)));
-        // The spill file is gone as soon as the request is done.
-        Assert.Empty(Directory.EnumerateFiles(tempDirectory.FullName));
-        tempDirectory.Delete();
+        // No spill file has a name, and none is open once the request is done.
+        Assert.Empty(SpillFiles.NamedUnder(tempDirectory.FullName));
+        Assert.Empty(SpillFiles.OpenUnder(tempDirectory.FullName));
+        tempDirectory.Delete(recursive: true);
     }
 
     [Fact]
