@@ -41,12 +41,14 @@ internal sealed partial class AdminApi(
 
     public Task HandleAsync(HttpContext context)
     {
-        if (_tokens.IsEmpty)
+        var reader = context.Items.ContainsKey(ManagementAccess.ReaderItem);
+        if (_tokens.IsEmpty && !reader)
         {
             return Error(context, StatusCodes.Status403Forbidden, "the admin API is off: set Admin:Tokens (or AFP_ADMIN_TOKEN) to use it.");
         }
 
-        if (_tokens.Match(TokenSet.Bearer(context.Request.Headers[HeaderNames.Authorization].ToString())) is not { } who)
+        // The management token (checked by ManagementAccess) reads the events; only an admin token changes keys.
+        if ((reader ? "management" : _tokens.Match(TokenSet.Bearer(context.Request.Headers[HeaderNames.Authorization].ToString()))) is not { } who)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Error(context, StatusCodes.Status401Unauthorized, "missing or invalid admin token (Authorization: Bearer <token>).");
@@ -63,7 +65,7 @@ internal sealed partial class AdminApi(
             ("POST", ["pools", var pool, "keys"]) => AddAsync(context, who, pool),
             ("POST", ["pools", var pool, "keys", var key, "confirm"]) => WithKey(context, pool, key, (p, k) => ConfirmAsync(context, who, p, k, force)),
             ("POST", ["pools", var pool, "keys", var key, "disable"]) => WithKey(context, pool, key, (p, k) => DisableAsync(context, who, p, k, force)),
-            ("POST", ["pools", var pool, "keys", var key, "enable"]) => WithKey(context, pool, key, (p, k) => EnableAsync(context, who, p, k)),
+            ("POST", ["pools", var pool, "keys", var key, "enable"]) => WithKey(context, pool, key, (p, k) => EnableAsync(context, who, p, k, force)),
             ("DELETE", ["pools", var pool, "keys", var key]) => WithKey(context, pool, key, (p, k) => RemoveAsync(context, who, p, k, force)),
             _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]; GET /admin/events?since=…&until=…[&pool=&key=&kind=&severity=&limit=] and GET /admin/events/timeline?since=…&until=… (what happened, as text)."),
         };
@@ -226,8 +228,21 @@ internal sealed partial class AdminApi(
         return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, StateOf(key), changed, who, now, changed ? $"'{key.Name}' is disabled; {consequence}" : $"'{key.Name}' was already disabled."));
     }
 
-    private Task EnableAsync(HttpContext context, string who, Pool pool, PoolKey key)
+    private async Task EnableAsync(HttpContext context, string who, Pool pool, PoolKey key, bool force)
     {
+        // A key that failed before it was disabled (a dead key taken out by hand, say) is checked before it carries
+        // traffic again: enabling it blind would send the next requests into the refusal it was taken out for.
+        AdminCheck? check = null;
+        if (key.Health.State == KeyState.Disabled && key.Health.LastFailure is not null)
+        {
+            check = await CheckAsync(pool, key, who, context.RequestAborted);
+            if (check.Outcome == "rejected" && !force)
+            {
+                await Error(context, StatusCodes.Status409Conflict, $"refused: the check found '{key.Name}' still rejected ({check.Detail}). It stays disabled. Repeat with ?force=true to enable it anyway.");
+                return;
+            }
+        }
+
         var now = time.GetUtcNow();
         var changed = board.Enable(key, who);
         if (changed)
@@ -242,7 +257,7 @@ internal sealed partial class AdminApi(
             : key.Health.State == KeyState.Pending
                 ? $"'{key.Name}' is pending, not disabled: confirm it with POST /admin/pools/{pool.Name}/keys/{key.Name}/confirm."
                 : $"'{key.Name}' was not disabled (it is {state}); nothing changed.";
-        return Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, state, changed, who, now, message));
+        await Json(context, StatusCodes.Status200OK, new AdminChange(pool.Name, key.Name, state, changed, who, now, message, check));
     }
 
     private async Task RemoveAsync(HttpContext context, string who, Pool pool, PoolKey key, bool force)

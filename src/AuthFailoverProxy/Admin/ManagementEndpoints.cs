@@ -19,6 +19,8 @@ internal static class ManagementEndpoints
         app.MapWhen(ProxyListeners.IsManagement, management =>
         {
             management.UseProxyHealth();
+            var access = management.ApplicationServices.GetRequiredService<ManagementAccess>();
+            management.Use(access.InvokeAsync);
             management.Map("/status", status => status.Run(WriteStatusAsync));
             // Prometheus text, from the OpenTelemetry exporter: a branch of this listener's pipeline, not an endpoint.
             management.UseOpenTelemetryPrometheusScrapingEndpoint("/metrics");

@@ -8,4 +8,12 @@ public sealed class ManagementOptions
     /// listener. <value>The default value is <c>http://localhost:9090</c>.</value>
     /// </summary>
     public string Urls { get; set; } = "http://localhost:9090";
+
+    /// <summary>
+    /// Gets or sets a token that <c>/status</c>, <c>/metrics</c> and <c>GET /admin/events</c> then require, as
+    /// <c>Authorization: Bearer &lt;token&gt;</c> (an admin token works too); <c>/healthz</c> and <c>/readyz</c> stay open
+    /// for probes. Set it from <c>AFP_MANAGEMENT_TOKEN</c> or a secret. <value>The default value is none: open to
+    /// whoever reaches the management port.</value>
+    /// </summary>
+    public string? Token { get; set; }
 }

@@ -99,6 +99,11 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
             data["Management:Urls"] = management;
         }
 
+        if (environment("AFP_MANAGEMENT_TOKEN") is { Length: > 0 } managementToken)
+        {
+            data["Management:Token"] = managementToken;
+        }
+
         if (environment("AFP_HEARTBEAT_URL") is { Length: > 0 } heartbeat)
         {
             data["Heartbeat:Url"] = heartbeat;

@@ -28,6 +28,15 @@ internal sealed partial class StartupReport(IHostApplicationLifetime lifetime, I
             LogAnonymous(logger);
         }
 
+        var shortTokens = string.Join(", ", Admin.TokenStrength.ShortTokens(
+            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ClientOptions>>().Value,
+            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Admin.AdminOptions>>().Value,
+            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ManagementOptions>>().Value));
+        if (shortTokens.Length > 0)
+        {
+            LogShortTokens(logger, shortTokens, Admin.AdminOptionsValidator.ShortestSafeToken);
+        }
+
         foreach (var pool in registry.Pools)
         {
             if (UpstreamTarget.BasePathWarning(pool) is { } warning)
@@ -56,6 +65,9 @@ internal sealed partial class StartupReport(IHostApplicationLifetime lifetime, I
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Pool '{Pool:l}' ({Kind:l}) answers on {Paths:l} and forwards to {Upstream:l} with {KeyCount} key(s) in priority order: {Keys:l}.")]
     private static partial void LogPool(ILogger logger, string pool, string kind, string paths, string upstream, int keyCount, string keys);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "These tokens are shorter than {Length} characters and can be guessed: {Tokens:l}. Use long random ones, e.g. openssl rand -hex 24.")]
+    private static partial void LogShortTokens(ILogger logger, string tokens, int length);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "{Warning:l}")]
     private static partial void LogBasePath(ILogger logger, string warning);

@@ -20,7 +20,10 @@ internal static class KeyPoolServiceCollectionExtensions
         services.AddSingleton<KeyReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<KeyReloader>());
         services.AddSingleton<ClientAuthenticator>();
-        services.AddOptions<Admin.AdminOptions>().BindConfiguration("Admin");
+        services.AddOptions<Admin.AdminOptions>().BindConfiguration("Admin").ValidateOnStart();
+        services.AddSingleton<IValidateOptions<Admin.AdminOptions>, Admin.AdminOptionsValidator>();
+        services.AddOptions<Hosting.ManagementOptions>().BindConfiguration("Management");
+        services.AddSingleton<Admin.ManagementAccess>();
         services.AddSingleton<Admin.AdminApi>();
         return services;
     }

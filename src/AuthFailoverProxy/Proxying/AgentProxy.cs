@@ -7,7 +7,7 @@ namespace AuthFailoverProxy.Proxying;
 /// The agent listener: every path is proxied. The pool is chosen by path prefix (<c>/anthropic/v1/messages</c>), and a
 /// path no prefix claims goes to the default pool, so <c>ANTHROPIC_BASE_URL=http://proxy:8080</c> just works.
 /// </summary>
-internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry registry, FailoverForwarder forwarder)
+internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry registry, FailoverForwarder forwarder, ClientAuthenticator authenticator)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -16,9 +16,11 @@ internal sealed class AgentProxyMiddleware(RequestDelegate next, PoolRegistry re
         var pool = registry.Match(request.Path, out var remainder, out var prefixed);
         if (pool is null)
         {
-            var known = string.Join(", ", registry.Pools.Select(p => p.PathPrefix.Value));
-            return ProviderErrorResponse.WriteAsync(context, registry.Pools[0].Kind, ProxyErrorKind.NotFound,
-                $"no pool serves {request.Path}. Pools answer under {known}; none is the default (Pools:{{name}}:Default=true).");
+            // The pools' paths are told only to a client with a token: to anyone else they map the deployment.
+            var known = authenticator.Authenticate(request) is null ? null : string.Join(", ", registry.Pools.Select(p => p.PathPrefix.Value));
+            return ProviderErrorResponse.WriteAsync(context, registry.Pools[0].Kind, ProxyErrorKind.NotFound, known is null
+                ? $"no pool serves {request.Path}."
+                : $"no pool serves {request.Path}. Pools answer under {known}; none is the default (Pools:{{name}}:Default=true).");
         }
 
         // Decided before anything else (the client token included), and before any upstream call: a request no upstream
