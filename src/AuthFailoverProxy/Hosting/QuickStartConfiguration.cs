@@ -28,6 +28,11 @@ internal sealed class QuickStartConfigurationProvider(Func<string, string?> envi
     {
         Problems.Clear();
         var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (environment("AFP_LOG_FORMAT") is { Length: > 0 } format && format.ToLowerInvariant() is not ("json" or "text" or "none"))
+        {
+            Problems.Add($"AFP_LOG_FORMAT '{format}' is not a log format: use json (one JSON object per line) or text (the default).");
+        }
+
         var keys = environment("AFP_KEYS");
         if (!string.IsNullOrWhiteSpace(keys))
         {

@@ -104,6 +104,7 @@ public sealed class StrictConfigurationTests
     [InlineData("AFP_KEYS", "primary=sk-ant-api03-Aa1,sk-ant-api03-Bb2bare", "AFP_KEYS entry 2 of 2 is not name=secret")]
     [InlineData("AFP_UPSTREAM", "ftp://proxyuser:hunter2@api.example.com", "Pools:anthropic:Upstream 'ftp://…@api.example.com' is not an absolute http:// or https:// URL.")]
     [InlineData("Pools__anthropic__Keys__0__Priority", "5x", "Pools:anthropic:Keys:0:Priority: '5x' is not a whole number.")]
+    [InlineData("AFP_LOG_FORMAT", "xml", "AFP_LOG_FORMAT 'xml' is not a log format")]
     public async Task TheRealProcess_ExitsWith2_InPlainWords_NoStackTrace_NoSecret(string variable, string value, string expected)
     {
         using var directory = new TemporaryDirectory();
