@@ -37,7 +37,11 @@ internal static class AuditTestBench
     }
 
     /// <summary>Polls the admin API (bounded) until an event of <paramref name="kind"/> is in the trail; a 503 (Redis away) is asked again.</summary>
-    public static async Task<List<JsonElement>> WaitForEventAsync(ProxyHost proxy, string kind, string query = "since=-1d&limit=10000")
+    public static Task<List<JsonElement>> WaitForEventAsync(ProxyHost proxy, string kind, string query = "since=-1d&limit=10000")
+        => WaitForEventsAsync(proxy, kind, 1, query);
+
+    /// <summary>Waits until the trail holds at least <paramref name="count"/> events of <paramref name="kind"/> (they are written in the background) and returns it.</summary>
+    public static async Task<List<JsonElement>> WaitForEventsAsync(ProxyHost proxy, string kind, int count, string query = "since=-1d&limit=10000")
     {
         using var admin = AdminClient(proxy);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
@@ -48,7 +52,7 @@ internal static class AuditTestBench
             if (response.StatusCode == HttpStatusCode.OK)
             {
                 var events = (await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("events").EnumerateArray().ToList();
-                if (events.Any(e => e.GetProperty("kind").GetString() == kind))
+                if (events.Count(e => e.GetProperty("kind").GetString() == kind) >= count)
                 {
                     return events;
                 }

@@ -50,7 +50,8 @@ public sealed class IncidentTests
         await FailoverTests.WaitUntilAsync(() => Keys(s).All(k => k.Health.State == KeyState.Dead));
         // The trail is read up to now, exclusive: the fake clock moves on a little, as a real one always has.
         time.Advance(TimeSpan.FromMilliseconds(10));
-        var events = await AuditTestBench.WaitForEventAsync(s.Proxy, "upstream.incident");
+        await AuditTestBench.WaitForEventAsync(s.Proxy, "upstream.incident");
+        var events = await AuditTestBench.WaitForEventsAsync(s.Proxy, "key.dead", 3);
         var incident = Assert.Single(events, e => e.GetProperty("kind").GetString() == "upstream.incident");
         Assert.Equal("error", incident.GetProperty("severity").GetString());
         Assert.Equal($"upstream:{s.Upstream.BaseAddress.Authority}", incident.GetProperty("incident").GetString());
@@ -93,7 +94,8 @@ public sealed class IncidentTests
         }
 
         await FailoverTests.WaitUntilAsync(() => Keys(s).All(k => k.Health.State == KeyState.Dead));
-        var events = await AuditTestBench.WaitForEventAsync(s.Proxy, "pool.exhausted");
+        await AuditTestBench.WaitForEventAsync(s.Proxy, "pool.exhausted");
+        var events = await AuditTestBench.WaitForEventsAsync(s.Proxy, "key.dead", 2);
         Assert.DoesNotContain(events, e => e.GetProperty("kind").GetString() == "upstream.incident");
         Assert.Equal(2, events.Count(e => e.GetProperty("kind").GetString() == "key.dead" && e.GetProperty("severity").GetString() == "error"));
         Assert.Null(s.Proxy.Services.GetRequiredService<UpstreamIncidents>().Of(Keys(s)[0]));
