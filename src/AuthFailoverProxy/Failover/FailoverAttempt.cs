@@ -127,6 +127,15 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets what to do when a key carrying its trial (see <see cref="PoolKey.TrialTaken"/>) has its answer delivered below 400.</summary>
     public Action<PoolKey>? TrialPassed { get; init; }
 
+    /// <summary>Gets the name of the client token the request came with (never the token).</summary>
+    public string Client { get; init; } = Proxying.ClientAuthenticator.AnonymousClient;
+
+    /// <summary>Gets the path and query sent after the upstream's base path.</summary>
+    public string Target => target;
+
+    /// <summary>Gets, for a delivered answer, what records the tokens it spent once it has passed (null: not counted).</summary>
+    public Func<FailoverAttempt, Action<Telemetry.UsageReader>?>? UsageRecorder { get; init; }
+
     /// <summary>Gets or sets the timer that gives up on a stream whose response headers do not come; stopped when they do.</summary>
     public CancellationTokenSource? HeadersTimer { get; set; }
 
@@ -437,6 +446,15 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
     {
         Verdict = AttemptVerdict.Delivered;
+        // Before the body goes: the recorder reads the request's model from it.
+        if (UpstreamStatus < 300 && UsageRecorder?.Invoke(this) is { } record
+            && Telemetry.UsageContent.Readable(proxyResponse.Content)
+            && Telemetry.UsageReader.For(proxyResponse.Content.Headers.ContentType?.MediaType) is { } usage)
+        {
+            // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
+            proxyResponse.Content = new Telemetry.UsageContent(proxyResponse.Content, usage, record);
+        }
+
         // No replay can follow: the body goes as soon as the upstream has read it, not when the answer ends, so a long
         // stream holds neither its request's memory nor its spill file.
         Body.Release();

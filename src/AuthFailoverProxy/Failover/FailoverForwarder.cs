@@ -38,6 +38,7 @@ internal sealed partial class FailoverForwarder
     private readonly Health.KeySuspicions _suspicions;
     private readonly TimeSpan _checkBound;
     private readonly Action<PoolKey> _trialPassed;
+    private readonly Func<FailoverAttempt, Action<Telemetry.UsageReader>?> _usageRecorder;
     private readonly KeyScopeBoard _scopes;
     private readonly PoolRegistry _registry;
     private readonly Health.UpstreamIncidents _incidents;
@@ -79,6 +80,7 @@ internal sealed partial class FailoverForwarder
         _ = circuits;
         _options = options.Value;
         _bodySpill = bodySpill;
+        _usageRecorder = telemetry.UsageRecorder;
         _bodyOptions = bodySpill.Options;
         _time = time;
         _logger = logger;
@@ -90,7 +92,7 @@ internal sealed partial class FailoverForwarder
     /// <summary>Forwards the request to <paramref name="pool"/>; <paramref name="target"/> is the path and query to send after the upstream's base path.</summary>
     public async Task ForwardAsync(HttpContext context, Pool pool, string target)
     {
-        if (_authenticator.Authenticate(context.Request) is null)
+        if (_authenticator.Authenticate(context.Request) is not { } client)
         {
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.ClientUnauthorized,
                 "missing or invalid client token. Send the token this proxy issued you as x-api-key, as Authorization: Bearer, or (Azure OpenAI SDKs) as api-key.");
@@ -135,6 +137,8 @@ internal sealed partial class FailoverForwarder
                 AsksForStream = RequestFacts.AsksForStream(body.InMemory),
                 TrialPassed = _trialPassed,
                 RequestHeaders = context.Request.Headers,
+                Client = client,
+                UsageRecorder = _usageRecorder,
             };
             PoolKey? trial = null;
             TaskCompletionSource? walked = null;

@@ -374,26 +374,11 @@ internal sealed class ReplayableBody : IAsyncDisposable
     }
 
     /// <summary>The inner body's bytes with each cut replaced; the cut bytes (a model name) are read and dropped.</summary>
-    private sealed class SplicedStream(Stream inner, IReadOnlyList<(long Start, long End)> cuts, byte[] replacement) : Stream
+    private sealed class SplicedStream(Stream inner, IReadOnlyList<(long Start, long End)> cuts, byte[] replacement) : ForwardOnlyStream
     {
         private long _position;
         private int _cut;
         private int _replaced = -1;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The spliced body is read asynchronously.");
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -429,16 +414,6 @@ internal sealed class ReplayableBody : IAsyncDisposable
             _position += read;
             return read;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -329,21 +329,11 @@ internal sealed class StreamHold : IDisposable
         }
     }
 
-    private sealed class HeldStream(StreamHold hold) : Stream
+    private sealed class HeldStream(StreamHold hold) : ForwardOnlyStream
     {
         private int _served;
         private int _end = hold._filled;
         private Task<int>? _pending = hold.Pending;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -379,19 +369,5 @@ internal sealed class StreamHold : IDisposable
             return await hold.Upstream.ReadAsync(buffer, cancellationToken);
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The held stream is read asynchronously.");
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -38,6 +38,8 @@ internal sealed class ProxyMetrics
     private readonly Histogram<double> _timeToFirstByte;
     private readonly Counter<long> _alerts;
     private readonly Counter<long> _events;
+    private readonly Histogram<long> _tokenUsage;
+    private readonly Counter<long> _tokens;
     private PoolRegistry? _registry;
 
     public ProxyMetrics(IMeterFactory meterFactory, IServiceProvider services, TimeProvider time)
@@ -58,6 +60,12 @@ internal sealed class ProxyMetrics
             "Duration of each upstream call, until its answer was delivered or judged, by pool, key and status class.");
         _timeToFirstByte = Meter.CreateHistogram<double>("afp.upstream.time_to_first_byte", "s",
             "Time from sending an upstream call to its response headers, by pool, key and status class.");
+        // OpenTelemetry's GenAI semantic conventions, which collectors and dashboards understand, plus the proxy's labels.
+        _tokenUsage = Meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}",
+            "Tokens used per answer, by gen_ai.token.type (input, output), provider, operation, request and response model, and the proxy's pool, key and client.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304] });
+        _tokens = Meter.CreateCounter<long>("afp.tokens", "{token}",
+            "Tokens spent, by pool, key, client, model and type (input: every input token, cached ones included; output; cache_read and cache_creation: the cache's part of input).");
         _alerts = Meter.CreateCounter<long>("afp.alerts", "{alert}", "Alerts sent, by channel and outcome (delivered, failed).");
         _events = Meter.CreateCounter<long>("afp.events", "{event}", "Events this replica raised (key.dead, pool.exhausted and the others), by kind.");
 
@@ -126,6 +134,40 @@ internal sealed class ProxyMetrics
         if (timeToFirstByte is { } ttfb)
         {
             _timeToFirstByte.Record(ttfb.TotalSeconds, in tags);
+        }
+    }
+
+    /// <summary>Records what one delivered answer spent; model names are labels already bounded by <see cref="ModelLabels"/>.</summary>
+    public void TokensUsed(in TokenUsageTags where, TokenUsage usage)
+    {
+        if (_tokenUsage.Enabled)
+        {
+            var tags = new TagList
+            {
+                { "gen_ai.provider.name", where.Provider },
+                { "gen_ai.operation.name", where.Operation },
+                { "gen_ai.request.model", where.RequestModel },
+                { "gen_ai.response.model", where.ResponseModel },
+                { "afp.pool", where.Pool },
+                { "afp.key", where.Key },
+                { "afp.client", where.Client },
+            };
+            tags.Add("gen_ai.token.type", "input");
+            _tokenUsage.Record(usage.Input, in tags);
+            tags[^1] = new("gen_ai.token.type", "output");
+            _tokenUsage.Record(usage.Output, in tags);
+        }
+
+        if (_tokens.Enabled)
+        {
+            var tags = new TagList { { "pool", where.Pool }, { "key", where.Key }, { "client", where.Client }, { "model", where.ResponseModel }, { "type", "input" } };
+            _tokens.Add(usage.Input, in tags);
+            tags[^1] = new("type", "output");
+            _tokens.Add(usage.Output, in tags);
+            tags[^1] = new("type", "cache_read");
+            _tokens.Add(usage.CacheRead, in tags);
+            tags[^1] = new("type", "cache_creation");
+            _tokens.Add(usage.CacheCreation, in tags);
         }
     }
 
@@ -211,3 +253,6 @@ internal sealed class ProxyMetrics
         return new Measurement<int>(status.Connected ? 1 : 0, new KeyValuePair<string, object?>("store", status.Kind));
     }
 }
+
+/// <summary>Where tokens were spent: the labels of <see cref="ProxyMetrics.TokensUsed"/>, never a secret.</summary>
+internal readonly record struct TokenUsageTags(string Provider, string Operation, string RequestModel, string ResponseModel, string Pool, string Key, string Client);

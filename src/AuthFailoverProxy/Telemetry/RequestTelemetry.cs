@@ -14,7 +14,7 @@ namespace AuthFailoverProxy.Telemetry;
 /// The summary line has its own category, <c>AuthFailoverProxy.Requests</c>, so it can be turned on alone:
 /// <c>Serilog:MinimumLevel:Override:AuthFailoverProxy.Requests=Debug</c>.
 /// </remarks>
-internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory)
+internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory, ModelLabels models)
 {
     /// <summary>The logger category of the per-request summary line.</summary>
     public const string RequestLogCategory = "AuthFailoverProxy.Requests";
@@ -23,6 +23,39 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     public const string AttemptActivityName = "afp.upstream_attempt";
 
     private readonly ILogger _requestLog = loggerFactory.CreateLogger(RequestLogCategory);
+
+    /// <summary>
+    /// Returns what records the tokens a delivered answer spent, once it has passed: the labels are taken now (the
+    /// attempt is reused by the next request's walk), the models bounded by <see cref="ModelLabels"/>.
+    /// </summary>
+    public Action<UsageReader> UsageRecorder(FailoverAttempt attempt)
+    {
+        var pool = attempt.Pool;
+        var (poolName, keyName, client, requested) = (pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model);
+        var provider = pool.Kind == ProviderKind.Anthropic ? "anthropic" : "openai";
+        var operation = OperationOf(attempt.Target);
+        return reader =>
+        {
+            if (!reader.Seen)
+            {
+                return;
+            }
+
+            // The provider answered for these models: they are real, and may become labels.
+            models.Learn(reader.Model);
+            models.Learn(requested);
+            metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), models.Label(reader.Model), poolName, keyName, client), reader.Usage);
+        };
+    }
+
+    /// <summary>The GenAI operation a path stands for.</summary>
+    internal static string OperationOf(string target)
+    {
+        var path = target.AsSpan(0, target.IndexOf('?') is var q and >= 0 ? q : target.Length);
+        return path.EndsWith("/embeddings") ? "embeddings"
+            : path.EndsWith("/completions") && !path.EndsWith("/chat/completions") ? "text_completion"
+            : "chat";
+    }
 
     /// <summary>Starts the activity of an upstream attempt, when someone listens; tags never carry a secret.</summary>
     public static Activity? AttemptStarted(FailoverAttempt attempt)

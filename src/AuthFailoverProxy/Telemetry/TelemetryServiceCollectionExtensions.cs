@@ -24,6 +24,7 @@ internal static class TelemetryServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
         services.AddSingleton<ProxyMetrics>();
         services.AddSingleton<RequestTelemetry>();
+        services.AddSingleton<ModelLabels>();
         services.AddHostedService<EventMetrics>();
 
         var otlp = OtlpTargetOf(configuration);

@@ -206,8 +206,9 @@ public sealed class FailoverTests
     [Fact]
     public async Task UpstreamSilentBeforeHeaders_TimesOut_AndIsRetried()
     {
-        // YARP's activity timer runs on the real clock; a short timeout keeps this bounded (no sleep: the upstream hangs).
-        await using var s = await Scenario.StartAsync(configure: c => c.Set("Failover:ActivityTimeout", "00:00:00.300"));
+        // YARP's activity timer runs on the real clock; a short timeout keeps this bounded (no sleep: the upstream hangs),
+        // long enough that the retry's own answer never runs into it on a busy machine.
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Failover:ActivityTimeout", "00:00:01"));
         s.Upstream.FailNext(1, UpstreamFault.Hang);
 
         using var response = await s.PostMessageAsync();

@@ -1,0 +1,261 @@
+using System.Text.Json;
+
+namespace AuthFailoverProxy.Failover;
+
+/// <summary>
+/// Finds the values of some top-level properties of a JSON object (a request's <c>model</c>, an answer's
+/// <c>usage</c>), reading it chunk by chunk with a few bytes of state: no token, however long (a base64 image), is held
+/// whole. Each value found is given as its byte range and, when asked for, its bytes (up to a cap).
+/// </summary>
+internal sealed class JsonTopLevelScanner
+{
+    private const int MaxKey = 64;
+
+    private readonly byte[][] _names;
+    private readonly int _capture;
+    private readonly List<JsonTopLevelValue> _found = [];
+    private byte[]? _captured;
+    private int _capturedLength;
+    private int _matchedName = -1;
+    private readonly byte[] _key = new byte[MaxKey];
+    private State _state = State.BeforeRoot;
+    private long _position;
+    private int _keyLength;
+    private bool _keyEscaped;
+    private bool _escape;
+    private long _valueStart;
+    private int _depth;
+
+    /// <summary>Looks for the top-level properties named <paramref name="names"/>; keeps up to <paramref name="capture"/> bytes of each value (0: ranges only).</summary>
+    public JsonTopLevelScanner(int capture, params ReadOnlySpan<string> names)
+    {
+        _capture = capture;
+        _names = new byte[names.Length][];
+        for (var i = 0; i < names.Length; i++)
+        {
+            _names[i] = System.Text.Encoding.UTF8.GetBytes(names[i]);
+        }
+    }
+
+    private enum State
+    {
+        BeforeRoot,
+        BeforeKey,
+        InKey,
+        BeforeColon,
+        BeforeValue,
+        InStringValue,
+        InNested,
+        InNestedString,
+        InScalar,
+        AfterValue,
+        Done,
+        Invalid,
+    }
+
+    public void Feed(ReadOnlySpan<byte> chunk)
+    {
+        foreach (var b in chunk)
+        {
+            if (_state is State.Done or State.Invalid)
+            {
+                return;
+            }
+
+            Step(b);
+            if (_captured is not null && _state is State.InStringValue or State.InNested or State.InNestedString or State.InScalar)
+            {
+                Keep(b);
+            }
+
+            _position++;
+        }
+    }
+
+    /// <summary>Returns the values found, or null when the body was not one whole JSON object.</summary>
+    public List<JsonTopLevelValue>? Complete() => _state == State.Done ? _found : null;
+
+    /// <summary>Gets the values found so far, whether or not the object was whole (an answer cut short).</summary>
+    public IReadOnlyList<JsonTopLevelValue> Found => _found;
+
+    private void Keep(byte b)
+    {
+        if (_capturedLength < _captured!.Length)
+        {
+            _captured[_capturedLength] = b;
+        }
+
+        _capturedLength++;
+    }
+
+    private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
+
+    private void Step(byte b)
+    {
+        switch (_state)
+        {
+            case State.BeforeRoot:
+                _state = IsSpace(b) ? State.BeforeRoot : b == '{' ? State.BeforeKey : State.Invalid;
+                break;
+            case State.BeforeKey:
+                if (b == '"')
+                {
+                    (_state, _keyLength, _keyEscaped, _escape) = (State.InKey, 0, false, false);
+                }
+                else if (b == '}')
+                {
+                    _state = State.Done;
+                }
+                else if (!IsSpace(b) && b != ',')
+                {
+                    _state = State.Invalid;
+                }
+
+                break;
+            case State.InKey:
+                if (!_escape && b == '"')
+                {
+                    _matchedName = MatchedName();
+                    _state = State.BeforeColon;
+                    break;
+                }
+
+                _escape = !_escape && b == '\\';
+                _keyEscaped |= b == '\\';
+                if (_keyLength < MaxKey)
+                {
+                    _key[_keyLength] = b;
+                }
+
+                _keyLength++;
+                break;
+            case State.BeforeColon:
+                _state = b == ':' ? State.BeforeValue : IsSpace(b) ? State.BeforeColon : State.Invalid;
+                break;
+            case State.BeforeValue:
+                if (IsSpace(b))
+                {
+                    break;
+                }
+
+                _valueStart = _position;
+                if (_matchedName >= 0 && _capture > 0)
+                {
+                    (_captured, _capturedLength) = (new byte[_capture], 0);
+                }
+
+                (_state, _escape, _depth) = b switch
+                {
+                    (byte)'"' => (State.InStringValue, false, 0),
+                    (byte)'{' or (byte)'[' => (State.InNested, false, 1),
+                    (byte)',' or (byte)'}' or (byte)']' or (byte)':' => (State.Invalid, false, 0),
+                    _ => (State.InScalar, false, 0),
+                };
+                break;
+            case State.InStringValue:
+                if (!_escape && b == '"')
+                {
+                    EndValue(_position + 1, b);
+                }
+                else
+                {
+                    _escape = !_escape && b == '\\';
+                }
+
+                break;
+            case State.InNested:
+                if (b == '"')
+                {
+                    (_state, _escape) = (State.InNestedString, false);
+                }
+                else if (b is (byte)'{' or (byte)'[')
+                {
+                    _depth++;
+                }
+                else if (b is (byte)'}' or (byte)']' && --_depth == 0)
+                {
+                    EndValue(_position + 1, b);
+                }
+
+                break;
+            case State.InNestedString:
+                if (!_escape && b == '"')
+                {
+                    _state = State.InNested;
+                }
+                else
+                {
+                    _escape = !_escape && b == '\\';
+                }
+
+                break;
+            case State.InScalar:
+                if (IsSpace(b) || b is (byte)',' or (byte)'}')
+                {
+                    EndValue(_position);
+                    Step(b); // the delimiter belongs to the object
+                }
+
+                break;
+            case State.AfterValue:
+                _state = b == ',' ? State.BeforeKey : b == '}' ? State.Done : IsSpace(b) ? State.AfterValue : State.Invalid;
+                break;
+        }
+    }
+
+    /// <summary>Ends the value at <paramref name="end"/>; <paramref name="last"/> is its closing quote or bracket, kept with it.</summary>
+    private void EndValue(long end, byte? last = null)
+    {
+        if (_matchedName >= 0)
+        {
+            if (_captured is not null && last is { } closing)
+            {
+                Keep(closing);
+            }
+
+            var value = _captured is not null && _capturedLength <= _captured.Length ? _captured.AsMemory(0, _capturedLength) : (ReadOnlyMemory<byte>?)null;
+            _found.Add(new JsonTopLevelValue(_matchedName, _valueStart, end, value));
+            (_captured, _matchedName) = (null, -1);
+        }
+
+        _state = State.AfterValue;
+    }
+
+    /// <summary>Returns which name the key is, or -1; an escaped key ("mod\u0065l") is decoded as the provider's parser would.</summary>
+    private int MatchedName()
+    {
+        if (_keyLength > MaxKey)
+        {
+            return -1;
+        }
+
+        for (var i = 0; i < _names.Length; i++)
+        {
+            if (_keyEscaped ? EscapedKeyIs(_names[i]) : _key.AsSpan(0, _keyLength).SequenceEqual(_names[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private bool EscapedKeyIs(byte[] name)
+    {
+        var quoted = new byte[_keyLength + 2];
+        quoted[0] = quoted[^1] = (byte)'"';
+        _key.AsSpan(0, _keyLength).CopyTo(quoted.AsSpan(1));
+        var reader = new Utf8JsonReader(quoted);
+        try
+        {
+            return reader.Read() && reader.ValueTextEquals(name);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>A top-level value found by <see cref="JsonTopLevelScanner"/>: which name, where, and its bytes when kept (null when over the cap).</summary>
+internal readonly record struct JsonTopLevelValue(int Name, long Start, long End, ReadOnlyMemory<byte>? Value);

@@ -1,0 +1,31 @@
+using System.Collections.Concurrent;
+
+namespace AuthFailoverProxy.Telemetry;
+
+/// <summary>
+/// Keeps model labels bounded. Clients choose the model names they send: a client sending 10,000 made-up names must
+/// make neither 10,000 series nor push real ones into the metrics SDK's overflow bucket. A name becomes a label only
+/// once the provider has answered for it with usage (a made-up model gets a 404 and never does), and at most
+/// <see cref="Capacity"/> names ever do; anything else is <c>other</c>.
+/// </summary>
+internal sealed class ModelLabels
+{
+    /// <summary>How many model names may become labels; a deployment uses a few dozen.</summary>
+    public const int Capacity = 200;
+
+    public const string Other = "other";
+
+    private readonly ConcurrentDictionary<string, byte> _known = new(StringComparer.Ordinal);
+
+    /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
+    public void Learn(string? model)
+    {
+        if (model is { Length: > 0 and <= KeyPool.ModelClasses.MaxModelLength } && _known.Count < Capacity)
+        {
+            _known.TryAdd(model, 0);
+        }
+    }
+
+    /// <summary>Returns the label for <paramref name="model"/>: itself when known, else <c>other</c>.</summary>
+    public string Label(string? model) => model is not null && _known.ContainsKey(model) ? model : Other;
+}

@@ -1,0 +1,187 @@
+using System.Buffers;
+using System.IO.Compression;
+using System.IO.Pipelines;
+using System.Net;
+
+namespace AuthFailoverProxy.Telemetry;
+
+/// <summary>
+/// An answer's content passed on unchanged while a <see cref="UsageReader"/> reads its bytes on the side; when the
+/// answer ends (or is cut), <c>done</c> is called once with what was read. A compressed answer (gzip, deflate, br) is
+/// decompressed on the side, through a pipe that never holds the agent back, and only for the reading: the agent gets
+/// the bytes as the provider sent them.
+/// </summary>
+internal sealed class UsageContent : HttpContent
+{
+    private readonly HttpContent _inner;
+    private readonly UsageReader _reader;
+    private readonly string? _encoding;
+    private readonly Action<UsageReader> _done;
+
+    public UsageContent(HttpContent inner, UsageReader reader, Action<UsageReader> done)
+    {
+        _inner = inner;
+        _reader = reader;
+        _done = done;
+        _encoding = inner.Headers.ContentEncoding.Count == 1 ? inner.Headers.ContentEncoding.First().ToLowerInvariant() : null;
+        foreach (var header in inner.Headers.NonValidated)
+        {
+            Headers.TryAddWithoutValidation(header.Key, header.Value);
+        }
+    }
+
+    /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br).</summary>
+    public static bool Readable(HttpContent content) => content.Headers.ContentEncoding.Count switch
+    {
+        0 => true,
+        1 => content.Headers.ContentEncoding.First().ToLowerInvariant() is "gzip" or "deflate" or "br" or "identity",
+        _ => false,
+    };
+
+    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    {
+        await using var read = await CreateContentReadStreamAsync(cancellationToken);
+        await read.CopyToAsync(stream, cancellationToken);
+    }
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+    protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken)
+        => new TapStream(await _inner.ReadAsStreamAsync(cancellationToken), Side());
+
+    protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private ISideReader Side() => _encoding is null or "identity"
+        ? new PlainSide(_reader, _done)
+        : new DecompressingSide(_reader, _done, _encoding);
+
+    /// <summary>Where the tapped bytes go.</summary>
+    private interface ISideReader
+    {
+        void Feed(ReadOnlySpan<byte> bytes);
+
+        /// <summary>The answer ended (<paramref name="whole"/>) or was cut: tell what was read, once.</summary>
+        void End(bool whole);
+    }
+
+    private sealed class PlainSide(UsageReader reader, Action<UsageReader> done) : ISideReader
+    {
+        private int _ended;
+
+        public void Feed(ReadOnlySpan<byte> bytes) => reader.Feed(bytes);
+
+        public void End(bool whole)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0)
+            {
+                reader.Complete();
+                done(reader);
+            }
+        }
+    }
+
+    /// <summary>Decompresses a copy of the bytes on a task of its own; the pipe never pushes back on the agent's copy.</summary>
+    private sealed class DecompressingSide : ISideReader
+    {
+        private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+        private int _ended;
+
+        public DecompressingSide(UsageReader reader, Action<UsageReader> done, string encoding)
+            => _ = DecodeAsync(reader, done, encoding);
+
+        public void Feed(ReadOnlySpan<byte> bytes)
+        {
+            _pipe.Writer.Write(bytes);
+            var flushed = _pipe.Writer.FlushAsync(); // completes at once: the pipe has no threshold
+            if (!flushed.IsCompleted)
+            {
+                _ = flushed.AsTask();
+            }
+        }
+
+        public void End(bool whole)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0)
+            {
+                _pipe.Writer.Complete();
+            }
+        }
+
+        private async Task DecodeAsync(UsageReader reader, Action<UsageReader> done, string encoding)
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                await using var compressed = _pipe.Reader.AsStream();
+                await using Stream plain = encoding switch
+                {
+                    "gzip" => new GZipStream(compressed, CompressionMode.Decompress),
+                    "deflate" => new ZLibStream(compressed, CompressionMode.Decompress),
+                    _ => new BrotliStream(compressed, CompressionMode.Decompress),
+                };
+                int read;
+                while ((read = await plain.ReadAsync(buffer)) > 0)
+                {
+                    reader.Feed(buffer.AsSpan(0, read));
+                }
+            }
+            catch (InvalidDataException)
+            {
+                // Cut short, or not what it said it was: what was read counts.
+            }
+            finally
+            {
+                reader.Complete();
+                done(reader);
+            }
+        }
+    }
+
+    /// <summary>The upstream's stream, read by the agent's copy, each read shown to the side reader.</summary>
+    private sealed class TapStream(Stream inner, ISideReader side) : Failover.ForwardOnlyStream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            // A zero-byte read passes through: the copier waits on a quiet stream without a buffer of its own.
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            if (read > 0)
+            {
+                side.Feed(buffer.Span[..read]);
+            }
+            else if (!buffer.IsEmpty)
+            {
+                side.End(whole: true);
+            }
+
+            return read;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                // Cut short (the agent went, the upstream broke): what was read still counts.
+                side.End(whole: false);
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+using System.IO.Compression;
+using System.Net;
+using System.Text;
+using AuthFailoverProxy.Demo.Provider;
+using AuthFailoverProxy.Telemetry;
+using AuthFailoverProxy.Tests.Fakes;
+
+namespace AuthFailoverProxy.Tests.Telemetry;
+
+/// <summary>
+/// Token usage read from every answer as it passes, in each dialect and mode, normalised (input counts cached tokens
+/// in every dialect), from the delivered try only, with model labels no client can multiply.
+/// </summary>
+public sealed class UsageTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public void AnthropicJson_CacheTokensAreAddedToInput_ReadByteByByte()
+    {
+        var usage = Read("application/json", """{"id":"msg_1","type":"message","content":[{"type":"text","text":"\"usage\": {\"input_tokens\": 999}"}],"model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":34}}""", chunk: 1);
+
+        Assert.Equal(new TokenUsage(Input: 2112, Output: 34, CacheRead: 2000, CacheCreation: 100), usage.Usage);
+        Assert.Equal("claude-sonnet-4-5-20250929", usage.Model);
+    }
+
+    [Fact]
+    public void AnthropicStream_MessageDeltaIsCumulative_TheLastCounts_NeverTheSum()
+    {
+        var stream = """
+            event: message_start
+            data: {"type":"message_start","message":{"id":"msg_1","model":"claude-opus-4-1","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}
+
+            event: content_block_delta
+            data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"the \"usage\": of words"}}
+
+            event: message_delta
+            data: {"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":3}}
+
+            event: message_delta
+            data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":9}}
+
+            event: message_stop
+            data: {"type":"message_stop"}
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal);
+
+        Assert.Equal(new TokenUsage(15, 9, 5, 0), Read("text/event-stream", stream, chunk: 7).Usage);
+
+        // Cut after the first delta: what was shown counts.
+        var cut = stream[..(stream.IndexOf("event: message_delta", StringComparison.Ordinal) + 120)];
+        var reader = Read("text/event-stream", cut, chunk: 64);
+        Assert.Equal(new TokenUsage(15, 3, 5, 0), reader.Usage);
+        Assert.Equal("claude-opus-4-1", reader.Model);
+    }
+
+    [Fact]
+    public void OpenAIChat_InputAlreadyCountsItsCachedPart()
+    {
+        var json = Read("application/json", """{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":40,"total_tokens":1240,"prompt_tokens_details":{"cached_tokens":1024}}}""", chunk: 5);
+        Assert.Equal(new TokenUsage(1200, 40, 1024, 0), json.Usage);
+
+        var stream = """
+            data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}
+
+            data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22}}
+
+            data: [DONE]
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal);
+        var chunks = Read("text/event-stream", stream, chunk: 3);
+        Assert.Equal(new TokenUsage(20, 2, 0, 0), chunks.Usage);
+        Assert.Equal("gpt-4o-2024-08-06", chunks.Model);
+    }
+
+    [Fact]
+    public void ResponsesApi_CountsResponseCompleted()
+    {
+        var stream = """
+            event: response.created
+            data: {"type":"response.created","response":{"id":"resp_1","model":"gpt-4.1","usage":null}}
+
+            event: response.output_text.delta
+            data: {"type":"response.output_text.delta","delta":"Hello"}
+
+            event: response.completed
+            data: {"type":"response.completed","response":{"id":"resp_1","model":"gpt-4.1","usage":{"input_tokens":300,"input_tokens_details":{"cached_tokens":256},"output_tokens":12,"total_tokens":312}}}
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal);
+
+        Assert.Equal(new TokenUsage(300, 12, 256, 0), Read("text/event-stream", stream, chunk: 11).Usage);
+    }
+
+    [Theory]
+    [InlineData("gzip")]
+    [InlineData("br")]
+    [InlineData("deflate")]
+    public async Task ACompressedAnswer_PassesAsSent_AndIsReadOnTheSide(string encoding)
+    {
+        var json = """{"model":"claude-haiku-4-5","usage":{"input_tokens":7,"output_tokens":3}}"""u8.ToArray();
+        var compressed = Compress(json, encoding);
+        using var original = new ByteArrayContent(compressed);
+        original.Headers.ContentType = new("application/json");
+        original.Headers.ContentEncoding.Add(encoding);
+        var done = new TaskCompletionSource<UsageReader>();
+
+        using var content = new UsageContent(original, UsageReader.For("application/json")!, r => done.TrySetResult(r));
+        var passed = await content.ReadAsByteArrayAsync(Ct);
+
+        Assert.Equal(compressed, passed);
+        var reader = await done.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal(new TokenUsage(7, 3, 0, 0), reader.Usage);
+    }
+
+    [Fact]
+    public async Task ThroughTheProxy_EveryDialectAndMode_IsCountedByPoolKeyClientAndModel_FromTheDeliveredTryOnly()
+    {
+        await using var s = await Scenario.StartAsync();
+        // The first try of the stream opens with an overloaded_error event: it fails over before content, and counts nothing.
+        s.Upstream.FailNext(1, UpstreamFault.OverloadedInStream);
+        using (var streamed = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(stream: true), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+            await streamed.Content.ReadAsStringAsync(Ct);
+        }
+
+        using (var plain = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        }
+
+        var input = s.Upstream.Requests.Where(r => !Scenario.IsKeyCheck(r)).Select(r => Math.Max(1, r.Body.Length / 4)).ToList();
+        var metrics = await ScrapeUntilAsync(s, m => m.Find("afp_tokens_total").Any(x => x["type"] == "output" && x.Value >= 18));
+        Assert.Equal(18, metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "output")));
+        // Each answer's input: the stream's delivered try and the plain request (the failed try is not counted).
+        Assert.Equal(input[1] + input[2], metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "input")));
+        var histogram = metrics.Find("gen_ai_client_token_usage_count").Where(x => x["gen_ai_token_type"] == "output").ToList();
+        Assert.Equal(2, histogram.Sum(x => x.Value));
+        Assert.All(histogram, x => Assert.Equal("anthropic", x["gen_ai_provider_name"]));
+        Assert.All(histogram, x => Assert.Equal("chat", x["gen_ai_operation_name"]));
+        Assert.DoesNotContain(s.Proxy.ClientToken, metrics.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(s.Secret("primary"), metrics.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TenThousandMadeUpModels_MakeNoNewSeries()
+    {
+        await using var s = await Scenario.StartAsync();
+        using (await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(model: "claude-sonnet-4-5"), Ct))
+        {
+        }
+
+        // Made-up names the provider answers 404 for: never labels. Bounded: 200 requests stand for the 10,000.
+        for (var i = 0; i < 200; i++)
+        {
+            using var made = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(model: $"claude-made-up-{i}"), Ct);
+        }
+
+        var metrics = await ScrapeUntilAsync(s, m => m.Find("afp_tokens_total").Any());
+        var models = metrics.Samples.Where(x => x.Name.StartsWith("gen_ai_client_token_usage", StringComparison.Ordinal)).SelectMany(x => new[] { x["gen_ai_request_model"], x["gen_ai_response_model"] }).Distinct().ToList();
+        Assert.DoesNotContain(models, m => m!.StartsWith("claude-made-up", StringComparison.Ordinal));
+        Assert.Contains("claude-sonnet-4-5", models);
+    }
+
+    private static UsageReader Read(string mediaType, string text, int chunk)
+    {
+        var reader = UsageReader.For(mediaType)!;
+        var bytes = Encoding.UTF8.GetBytes(text);
+        for (var i = 0; i < bytes.Length; i += chunk)
+        {
+            reader.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
+        }
+
+        reader.Complete();
+        return reader;
+    }
+
+    private static byte[] Compress(byte[] bytes, string encoding)
+    {
+        using var output = new MemoryStream();
+        using (Stream compressor = encoding switch
+        {
+            "gzip" => new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true),
+            "br" => new BrotliStream(output, CompressionLevel.Fastest, leaveOpen: true),
+            _ => new ZLibStream(output, CompressionLevel.Fastest, leaveOpen: true),
+        })
+        {
+            compressor.Write(bytes);
+        }
+
+        return output.ToArray();
+    }
+
+    private static async Task<PrometheusText> ScrapeUntilAsync(Scenario s, Func<PrometheusText, bool> condition)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            // A stream's usage is recorded when it ends, just after the agent has read it.
+            var metrics = PrometheusText.Parse(await s.Proxy.Management.GetStringAsync("/metrics", timeout.Token));
+            if (condition(metrics))
+            {
+                return metrics;
+            }
+
+            await Task.Delay(20, timeout.Token);
+        }
+    }
+}
