@@ -197,3 +197,23 @@ SMTP port and each OTLP endpoint's port (Telemetry:Otlp:Endpoint in config, OTEL
 {{- end -}}
 {{- dict "upstream" (keys $upstream | sortAlpha) "notify" (keys $notify | sortAlpha) | toJson -}}
 {{- end -}}
+
+{{/* The Secret and entry holding the management token (Management:Token), or "" when none is configured. */}}
+{{- define "afp.managementTokenSecretName" -}}
+{{- if .Values.management.existingSecret -}}
+{{- .Values.management.existingSecret -}}
+{{- else if .Values.management.token -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- fail "management.token is kept in the chart's Secret, which secrets.existingSecret replaces: put the token in your Secret and set management.existingSecret (and management.existingSecretKey)." -}}
+{{- end -}}
+{{- include "afp.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "afp.managementTokenSecretKey" -}}
+{{- if .Values.management.existingSecret -}}
+{{- .Values.management.existingSecretKey -}}
+{{- else -}}
+management-token
+{{- end -}}
+{{- end -}}

@@ -100,6 +100,57 @@ public sealed partial class ChartMonitoringTests
         }
     }
 
+    [Fact]
+    public async Task ManagementToken_Inline_InTheSecret_ThePodAndTheServiceMonitor()
+    {
+        var manifests = await Chart.ManifestsAsync("exposed-values.yaml", "--api-versions", Chart.MonitoringApi);
+
+        var secret = Chart.Typed<V1Secret>(manifests).Single();
+        Assert.Equal("ci-management-token-0123456789abcdef", secret.StringData["management-token"]);
+        var env = Chart.Typed<V1Deployment>(manifests).Single().Spec.Template.Spec.Containers.Single().Env.Single(e => e.Name == "AFP_MANAGEMENT_TOKEN");
+        Assert.Null(env.Value);
+        Assert.Equal((Chart.FullName, "management-token"), (env.ValueFrom.SecretKeyRef.Name, env.ValueFrom.SecretKeyRef.Key));
+        Assert.NotEqual(true, env.ValueFrom.SecretKeyRef.Optional);
+        var endpoint = manifests.Single(m => m.Kind == "ServiceMonitor");
+        Assert.Equal("Bearer", endpoint.Get("spec", "endpoints", 0, "authorization", "type"));
+        Assert.Equal(Chart.FullName, endpoint.Get("spec", "endpoints", 0, "authorization", "credentials", "name"));
+        Assert.Equal("management-token", endpoint.Get("spec", "endpoints", 0, "authorization", "credentials", "key"));
+        Assert.DoesNotContain("ci-management-token", endpoint.Yaml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ManagementToken_FromAnExistingSecret_ReferencedByThePodAndTheServiceMonitor()
+    {
+        var manifests = await Chart.ManifestsAsync("existing-secret-values.yaml", "--api-versions", Chart.MonitoringApi,
+            "--set", "management.existingSecret=ops-tokens", "--set", "management.existingSecretKey=metrics-token", "--set", "metrics.serviceMonitor.enabled=true");
+
+        var env = Chart.Typed<V1Deployment>(manifests).Single().Spec.Template.Spec.Containers.Single().Env.Single(e => e.Name == "AFP_MANAGEMENT_TOKEN");
+        Assert.Equal(("ops-tokens", "metrics-token"), (env.ValueFrom.SecretKeyRef.Name, env.ValueFrom.SecretKeyRef.Key));
+        var monitor = manifests.Single(m => m.Kind == "ServiceMonitor");
+        Assert.Equal("ops-tokens", monitor.Get("spec", "endpoints", 0, "authorization", "credentials", "name"));
+        Assert.Equal("metrics-token", monitor.Get("spec", "endpoints", 0, "authorization", "credentials", "key"));
+    }
+
+    [Fact]
+    public async Task ManagementToken_NotSet_NoEnvAndAnUnauthenticatedScrape()
+    {
+        var manifests = await Chart.ManifestsAsync("monitoring-values.yaml", "--api-versions", Chart.MonitoringApi);
+
+        Assert.DoesNotContain(Chart.Typed<V1Deployment>(manifests).Single().Spec.Template.Spec.Containers.Single().Env, e => e.Name == "AFP_MANAGEMENT_TOKEN");
+        Assert.Null(manifests.Single(m => m.Kind == "ServiceMonitor").Get("spec", "endpoints", 0, "authorization"));
+        Assert.DoesNotContain("management-token", Chart.Typed<V1Secret>(manifests).Single().StringData.Keys);
+    }
+
+    [Fact]
+    public async Task ManagementToken_InlineWithAnExistingSecret_FailsNamingTheValues()
+    {
+        // The chart's Secret is not rendered then: the token would go nowhere and the proxy would start without it.
+        var result = await Chart.TemplateAsync("existing-secret-values.yaml", "--set", "management.token=ci-management-token-0123456789abcdef");
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("management.token is kept in the chart's Secret, which secrets.existingSecret replaces", result.Output + result.Error, StringComparison.Ordinal);
+    }
+
     private static IEnumerable<string> MetricNames(string expr)
         => MetricName().Matches(expr).Select(m => Regex.Replace(m.Value, "_(bucket|sum|count)$", "")).Where(n => n.StartsWith("afp_", StringComparison.Ordinal) || n == "up");
 

@@ -197,6 +197,17 @@ public sealed class ChartTemplateTests
         Assert.Contains("curl -s http://localhost:9090/status", notes, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("exposed-values.yaml", new string[0], $"get secret {Chart.FullName} -o jsonpath='{{.data.management-token}}'")]
+    [InlineData("existing-secret-values.yaml", new[] { "--set", "management.existingSecret=ops,management.existingSecretKey=mgmt.token" }, "get secret ops -o jsonpath='{.data.mgmt\\.token}'")]
+    public async Task Notes_WithManagementToken_ShowHowToSendIt(string valuesFile, string[] extra, string readsToken)
+    {
+        var notes = await NotesAsync(valuesFile, extra);
+
+        Assert.Contains(readsToken, notes, StringComparison.Ordinal);
+        Assert.Contains("curl -s -H \"Authorization: Bearer $TOKEN\" http://localhost:9090/status", notes, StringComparison.Ordinal);
+    }
+
     /// <summary>helm renders NOTES.txt only on install, which needs a cluster: a copy of the chart renders it into a manifest.</summary>
     private static async Task<string> NotesAsync(string valuesFile, params string[] extra)
     {
@@ -251,6 +262,11 @@ public sealed class ChartTemplateTests
         if (values.GetValueOrDefault("redis") is Dictionary<object, object> redis && redis.GetValueOrDefault("configuration") is string redisConfiguration)
         {
             result.Add(redisConfiguration);
+        }
+
+        if (values.GetValueOrDefault("management") is Dictionary<object, object> management && management.GetValueOrDefault("token") is string managementToken)
+        {
+            result.Add(managementToken);
         }
 
         return result;
