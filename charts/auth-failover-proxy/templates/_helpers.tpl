@@ -123,3 +123,97 @@ from the Secret; the names here line up with them by index or by name.
 {{- end -}}
 {{- mustMergeOverwrite $settings (deepCopy .Values.config) | toPrettyJson -}}
 {{- end -}}
+
+{{/*
+What values.schema.json cannot say (it compares no two values): checked when the Deployment renders, each failure
+naming the value to fix.
+*/}}
+{{- define "afp.validate" -}}
+{{- if and .Values.redis.deploy.enabled .Values.redis.configuration }}
+{{- fail "Set redis.configuration (an external Redis) or redis.deploy.enabled (a single trial pod), not both." }}
+{{- end }}
+{{- if eq (int .Values.service.agentPort) (int .Values.service.managementPort) }}
+{{- fail (printf "service.agentPort and service.managementPort are both %v: the management API (/status, /metrics, the admin API) must never share the agents' port; give them two ports." .Values.service.agentPort) }}
+{{- end }}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)." .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- range $poolName, $pool := .Values.pools }}
+{{- $seen := dict }}
+{{- range $i, $key := $pool.keys }}
+{{- if hasKey $seen $key.name }}
+{{- fail (printf "pools.%s.keys[%d].name is '%s', like pools.%s.keys[%v]: each key of a pool needs a name of its own (it names the key's Secret entry, metrics and alerts)." $poolName $i $key.name $poolName (get $seen $key.name)) }}
+{{- end }}
+{{- $_ := set $seen $key.name $i }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The TCP port a URL reaches: its own, else its scheme's (http 80, https 443). */}}
+{{- define "afp.urlPort" -}}
+{{- $url := urlParse . -}}
+{{- $hostPort := splitList ":" $url.host -}}
+{{- if and (gt (len $hostPort) 1) (regexMatch "^[0-9]+$" (last $hostPort)) -}}
+{{- last $hostPort -}}
+{{- else if eq $url.scheme "http" -}}
+80
+{{- else -}}
+443
+{{- end -}}
+{{- end -}}
+
+{{/*
+The egress ports the values configure, as JSON {"upstream": [ports], "notify": [ports]}: each pool's upstream (or its
+connectTo), and for alerts and telemetry HTTPS (webhook and heartbeat URLs are in the Secret), each email channel's
+SMTP port and each OTLP endpoint's port (Telemetry:Otlp:Endpoint in config, OTEL_EXPORTER_OTLP_*ENDPOINT in extraEnv).
+*/}}
+{{- define "afp.egressPorts" -}}
+{{- $upstream := dict -}}
+{{- range $poolName, $pool := .Values.pools -}}
+{{- if and $pool.transport $pool.transport.connectTo -}}
+{{- $_ := set $upstream (last (splitList ":" $pool.transport.connectTo)) true -}}
+{{- else -}}
+{{- $url := $pool.upstream | default (ternary "https://api.openai.com" "https://api.anthropic.com" (eq $pool.kind "openai")) -}}
+{{- $_ := set $upstream (include "afp.urlPort" $url) true -}}
+{{- end -}}
+{{- end -}}
+{{- $notify := dict "443" true -}}
+{{- range $name, $channel := .Values.alerts.channels -}}
+{{- if eq $channel.type "email" -}}
+{{- $_ := set $notify (toString (int ($channel.port | default 587))) true -}}
+{{- end -}}
+{{- end -}}
+{{- $otlp := list -}}
+{{- with dig "Telemetry" "Otlp" "Endpoint" "" .Values.config -}}
+{{- $otlp = append $otlp . -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if and (regexMatch "^OTEL_EXPORTER_OTLP_([A-Z]+_)?ENDPOINT$" (toString .name)) .value -}}
+{{- $otlp = append $otlp .value -}}
+{{- end -}}
+{{- end -}}
+{{- range $otlp -}}
+{{- $_ := set $notify (include "afp.urlPort" .) true -}}
+{{- end -}}
+{{- dict "upstream" (keys $upstream | sortAlpha) "notify" (keys $notify | sortAlpha) | toJson -}}
+{{- end -}}
+
+{{/* The Secret and entry holding the management token (Management:Token), or "" when none is configured. */}}
+{{- define "afp.managementTokenSecretName" -}}
+{{- if .Values.management.existingSecret -}}
+{{- .Values.management.existingSecret -}}
+{{- else if .Values.management.token -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- fail "management.token is kept in the chart's Secret, which secrets.existingSecret replaces: put the token in your Secret and set management.existingSecret (and management.existingSecretKey)." -}}
+{{- end -}}
+{{- include "afp.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "afp.managementTokenSecretKey" -}}
+{{- if .Values.management.existingSecret -}}
+{{- .Values.management.existingSecretKey -}}
+{{- else -}}
+management-token
+{{- end -}}
+{{- end -}}

@@ -20,7 +20,7 @@ internal static class Chart
     public const string MonitoringApi = "monitoring.coreos.com/v1";
 
     /// <summary>Kinds from CRDs: KubernetesClient has no model for them, so they are checked as plain YAML.</summary>
-    public static readonly IReadOnlySet<string> CustomKinds = new HashSet<string>(StringComparer.Ordinal) { "ServiceMonitor", "PrometheusRule" };
+    public static readonly IReadOnlySet<string> CustomKinds = new HashSet<string>(StringComparer.Ordinal) { "ServiceMonitor", "PrometheusRule", "HTTPRoute" };
 
     private static readonly ConcurrentDictionary<string, Task<string>> Renders = new(StringComparer.Ordinal);
 
@@ -52,6 +52,17 @@ internal static class Chart
         "promtool is missing: run ./scripts/test.sh, which installs it (apt-get install prometheus).");
 
     public static Task<ToolResult> RunHelmAsync(params string[] arguments) => Repository.RunAsync(Helm, arguments, timeout: TimeSpan.FromMinutes(1));
+
+    /// <summary>
+    /// Runs <c>helm lint --strict</c> (the schema, then every template) with a CI values file and extra arguments. Lint
+    /// reports a template's <c>fail</c> as information and passes: <see cref="TemplateAsync"/> sees those.
+    /// </summary>
+    public static Task<ToolResult> LintAsync(string valuesFile, params string[] extra)
+        => RunHelmAsync(["lint", "--strict", Directory, "--namespace", Namespace, "-f", Path.Combine(Directory, "ci", valuesFile), .. extra]);
+
+    /// <summary>Runs <c>helm template</c> uncached, as install and upgrade render: for the values a template refuses.</summary>
+    public static Task<ToolResult> TemplateAsync(string valuesFile, params string[] extra)
+        => RunHelmAsync(["template", Release, Directory, "--namespace", Namespace, "-f", Path.Combine(Directory, "ci", valuesFile), .. extra]);
 
     /// <summary>Renders the chart with a CI values file and extra arguments; the same render is shared between tests.</summary>
     public static Task<string> RenderAsync(string valuesFile, params string[] extra)

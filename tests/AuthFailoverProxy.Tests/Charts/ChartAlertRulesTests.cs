@@ -1,15 +1,27 @@
+using System.Text.RegularExpressions;
 using AuthFailoverProxy.Tests.Fakes;
 using YamlDotNet.Serialization;
 
 namespace AuthFailoverProxy.Tests.Charts;
 
 /// <summary>
-/// The PrometheusRule the chart renders, checked by Prometheus's own promtool: the rules load, and they fire (and stay
-/// quiet) in the scenarios of alert-rules.test.yaml.
+/// The PrometheusRule the chart renders, and the rule file the README gives for Prometheus without the Operator,
+/// checked by Prometheus's own promtool: the rules load, and they fire (and stay quiet) in the scenarios of
+/// alert-rules.test.yaml and readme-alert-rules.test.yaml, the outage (one key, 403 for nine hours) among them.
 /// </summary>
-public sealed class ChartAlertRulesTests
+public sealed partial class ChartAlertRulesTests
 {
     private static readonly string TestFile = Repository.PathOf("tests", "AuthFailoverProxy.Tests", "Charts", "alert-rules.test.yaml");
+    private static readonly string ReadmeTestFile = Repository.PathOf("tests", "AuthFailoverProxy.Tests", "Charts", "readme-alert-rules.test.yaml");
+
+    /// <summary>The rule the README used to give: increase() of a counter that is born at 1 when the key dies.</summary>
+    private const string CounterRule = """
+        groups:
+          - name: counter
+            rules:
+              - alert: DeadKeyByFailoverCounter
+                expr: increase(afp_failovers_total{reason="dead"}[10m]) > 0
+        """;
 
     [Fact]
     public async Task PromtoolCheckRules_RenderedRule_IsValid()
@@ -52,6 +64,40 @@ public sealed class ChartAlertRulesTests
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("AuthFailoverProxyFailoverStorm", result.Output + result.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task PromtoolTestRules_ReadmeRules_FireForTheOutage()
+    {
+        using var dir = new ScratchDirectory();
+        await File.WriteAllTextAsync(Path.Combine(dir.Path, "readme-rules.yaml"), ReadmeRuleFile(), TestContext.Current.CancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(dir.Path, "counter-rule.yaml"), CounterRule, TestContext.Current.CancellationToken);
+        var test = Path.Combine(dir.Path, "readme-alert-rules.test.yaml");
+        File.Copy(ReadmeTestFile, test);
+
+        var result = await Repository.RunAsync(Chart.Promtool, ["test", "rules", test], workingDirectory: dir.Path);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    /// <summary>
+    /// The one fenced yaml block of Prometheus rules (starting with <c>groups:</c>) in README.md or under docs/, where the
+    /// README's depth may move.
+    /// </summary>
+    private static string ReadmeRuleFile()
+    {
+        var docs = Directory.Exists(Repository.PathOf("docs"))
+            ? Directory.EnumerateFiles(Repository.PathOf("docs"), "*.md", SearchOption.AllDirectories)
+            : [];
+        var blocks = docs.Prepend(Repository.PathOf("README.md"))
+            .SelectMany(file => YamlBlock().Matches(File.ReadAllText(file)).Select(m => m.Groups[1].Value))
+            .Where(block => block.StartsWith("groups:", StringComparison.Ordinal) && block.Contains("afp_", StringComparison.Ordinal))
+            .ToList();
+        Assert.True(blocks.Count == 1, $"expected one Prometheus rule file (a ```yaml block starting with groups:) in README.md or docs/, found {blocks.Count}");
+        return blocks[0];
+    }
+
+    [GeneratedRegex(@"^```yaml\n(.*?)^```", RegexOptions.Multiline | RegexOptions.Singleline)]
+    private static partial Regex YamlBlock();
 
     /// <summary>Writes the rendered PrometheusRule's groups as a Prometheus rule file, rules.yaml.</summary>
     private static async Task<string> WriteRulesAsync(string directory, bool keepAnnotations, params string[] extra)

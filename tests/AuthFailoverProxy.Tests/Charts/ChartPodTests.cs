@@ -93,6 +93,11 @@ public sealed class ChartPodTests(PublishedApp app)
             await process.WaitUntilReadyAsync(management, ct);
             Assert.Equal(HttpStatusCode.OK, (await management.GetAsync(container.LivenessProbe.HttpGet.Path, ct)).StatusCode);
 
+            // helm test's pod calls this URL through the Service: the port and path reach the app's readiness.
+            var helmTest = new Uri(typed.OfType<V1Pod>().Single().Spec.Containers.Single().Command[^1]);
+            Assert.Equal(managementPort, helmTest.Port);
+            Assert.Equal(HttpStatusCode.OK, (await management.GetAsync(helmTest.PathAndQuery, ct)).StatusCode);
+
             // Both keys came from their files: the revoked primary is out at start, the backup serves.
             await process.WaitUntilKeysCheckedAsync(ct);
             var status = await management.GetFromJsonAsync<JsonElement>("/status", ct);

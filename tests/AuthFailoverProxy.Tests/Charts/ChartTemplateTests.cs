@@ -11,7 +11,7 @@ public sealed class ChartTemplateTests
     [Fact]
     public void CiMatrix_CoversTheInstallShapes()
         => Assert.Equal(
-            ["default-values.yaml", "existing-secret-values.yaml", "monitoring-values.yaml", "networkpolicy-values.yaml", "redis-pod-values.yaml"],
+            ["default-values.yaml", "existing-secret-values.yaml", "exposed-values.yaml", "monitoring-values.yaml", "networkpolicy-values.yaml", "redis-pod-values.yaml"],
             CiValuesFiles.Select(row => row.Data));
 
     [Theory]
@@ -41,6 +41,39 @@ public sealed class ChartTemplateTests
     }
 
     [Theory]
+    [InlineData("autoscaling.minReplicas=5,autoscaling.maxReplicas=3", "autoscaling.minReplicas (5) is above autoscaling.maxReplicas (3)")]
+    [InlineData("service.managementPort=8080", "service.agentPort and service.managementPort are both 8080")]
+    [InlineData("service.agentPort=9090", "service.agentPort and service.managementPort are both 9090")]
+    public async Task Template_ValuesThatContradictEachOther_FailNamingTheValues(string value, string message)
+    {
+        var result = await Chart.TemplateAsync("default-values.yaml", "--set", value);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(message, result.Output + result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Template_TwoKeysOfOneNameInAPool_FailsNamingTheKey()
+    {
+        // They differ in priority, so the schema's uniqueItems cannot see it; one Secret entry would serve both.
+        var result = await Chart.TemplateAsync("existing-secret-values.yaml",
+            "--set-json", """pools.second-org.keys=[{"name":"reserve"},{"name":"spare"},{"name":"reserve","priority":5}]""");
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("pools.second-org.keys[2].name is 'reserve', like pools.second-org.keys[0]", result.Output + result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lint_SameKeyNameInTwoPools_AndEqualReplicaBounds_Pass()
+    {
+        // The checks above are about one pool and one pair of ports: a key name reused in another pool is fine.
+        var result = await Chart.LintAsync("existing-secret-values.yaml",
+            "--set-json", """pools.second-org.keys=[{"name":"primary"}]""", "--set", "autoscaling.minReplicas=3,autoscaling.maxReplicas=3");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
+    [Theory]
     [MemberData(nameof(CiValuesFiles))]
     public async Task Template_CiValues_EveryManifestParsesStrictly(string valuesFile)
     {
@@ -51,7 +84,8 @@ public sealed class ChartTemplateTests
         Assert.Equal(manifests.Count(m => !Chart.CustomKinds.Contains(m.Kind)), typed.Count);
         Assert.Contains(typed, o => o is V1Deployment);
         Assert.Contains(typed, o => o is V1Service);
-        Assert.All(manifests.Where(m => Chart.CustomKinds.Contains(m.Kind)), m => Assert.Equal(Chart.MonitoringApi, m.Root["apiVersion"]));
+        Assert.All(manifests.Where(m => Chart.CustomKinds.Contains(m.Kind)),
+            m => Assert.Equal(m.Kind == "HTTPRoute" ? "gateway.networking.k8s.io/v1" : Chart.MonitoringApi, m.Root["apiVersion"]));
     }
 
     [Fact]
@@ -155,7 +189,28 @@ public sealed class ChartTemplateTests
     [Fact]
     public async Task Notes_TellAgentsWhereToPoint()
     {
-        // helm renders NOTES.txt only on install, which needs a cluster: a copy of the chart renders it into a manifest.
+        var notes = await NotesAsync("default-values.yaml");
+
+        Assert.Contains($"ANTHROPIC_BASE_URL=http://{Chart.FullName}.{Chart.Namespace}.svc:8080", notes, StringComparison.Ordinal);
+        Assert.Contains("ANTHROPIC_AUTH_TOKEN=<a client token>", notes, StringComparison.Ordinal);
+        Assert.Contains($"get secret {Chart.FullName} -o jsonpath='{{.data.client-token\\.agents}}'", notes, StringComparison.Ordinal);
+        Assert.Contains("curl -s http://localhost:9090/status", notes, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("exposed-values.yaml", new string[0], $"get secret {Chart.FullName} -o jsonpath='{{.data.management-token}}'")]
+    [InlineData("existing-secret-values.yaml", new[] { "--set", "management.existingSecret=ops,management.existingSecretKey=mgmt.token" }, "get secret ops -o jsonpath='{.data.mgmt\\.token}'")]
+    public async Task Notes_WithManagementToken_ShowHowToSendIt(string valuesFile, string[] extra, string readsToken)
+    {
+        var notes = await NotesAsync(valuesFile, extra);
+
+        Assert.Contains(readsToken, notes, StringComparison.Ordinal);
+        Assert.Contains("curl -s -H \"Authorization: Bearer $TOKEN\" http://localhost:9090/status", notes, StringComparison.Ordinal);
+    }
+
+    /// <summary>helm renders NOTES.txt only on install, which needs a cluster: a copy of the chart renders it into a manifest.</summary>
+    private static async Task<string> NotesAsync(string valuesFile, params string[] extra)
+    {
         var copy = Directory.CreateTempSubdirectory("afp-chart-");
         try
         {
@@ -169,14 +224,10 @@ public sealed class ChartTemplateTests
                 data:
                   notes: {{ include "auth-failover-proxy/templates/NOTES.txt" . | quote }}
                 """, TestContext.Current.CancellationToken);
-            var result = await Chart.RunHelmAsync("template", Chart.Release, chart, "--namespace", Chart.Namespace,
-                "-f", Path.Combine(Chart.Directory, "ci", "default-values.yaml"), "--show-only", "templates/zz-notes.yaml");
+            var result = await Chart.RunHelmAsync(["template", Chart.Release, chart, "--namespace", Chart.Namespace,
+                "-f", Path.Combine(Chart.Directory, "ci", valuesFile), "--show-only", "templates/zz-notes.yaml", .. extra]);
             Assert.True(result.ExitCode == 0, result.ToString());
-            var notes = (string)Manifest.Parse(result.Output).Single().Get("data", "notes")!;
-
-            Assert.Contains($"ANTHROPIC_BASE_URL=http://{Chart.FullName}.{Chart.Namespace}.svc:8080", notes, StringComparison.Ordinal);
-            Assert.Contains("ANTHROPIC_AUTH_TOKEN=<a client token>", notes, StringComparison.Ordinal);
-            Assert.Contains($"get secret {Chart.FullName} -o jsonpath='{{.data.client-token\\.agents}}'", notes, StringComparison.Ordinal);
+            return (string)Manifest.Parse(result.Output).Single().Get("data", "notes")!;
         }
         finally
         {
@@ -211,6 +262,11 @@ public sealed class ChartTemplateTests
         if (values.GetValueOrDefault("redis") is Dictionary<object, object> redis && redis.GetValueOrDefault("configuration") is string redisConfiguration)
         {
             result.Add(redisConfiguration);
+        }
+
+        if (values.GetValueOrDefault("management") is Dictionary<object, object> management && management.GetValueOrDefault("token") is string managementToken)
+        {
+            result.Add(managementToken);
         }
 
         return result;

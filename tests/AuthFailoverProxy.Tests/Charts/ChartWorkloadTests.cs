@@ -1,3 +1,4 @@
+using System.Globalization;
 using k8s.Models;
 
 namespace AuthFailoverProxy.Tests.Charts;
@@ -52,6 +53,95 @@ public sealed class ChartWorkloadTests
         Assert.NotNull(container.Resources.Requests["memory"]);
         Assert.Contains(manifests, m => m.Kind == "PodDisruptionBudget");
         Assert.DoesNotContain(manifests, m => m.Kind == "HorizontalPodAutoscaler");
+        Assert.Null(pod.PriorityClassName);
+        Assert.Null(deployment.Metadata.Annotations);
+    }
+
+    [Theory]
+    [MemberData(nameof(Chart.CiValuesFiles), MemberType = typeof(Chart))]
+    public async Task Pods_CiValues_GetNoServiceLinks(string valuesFile)
+    {
+        // Kubernetes would inject AFP_AUTH_FAILOVER_PROXY_PORT=tcp://… and the like into a release named afp: the
+        // proxy's own AFP_ prefix.
+        var pods = Chart.Typed<V1Deployment>(await Chart.ManifestsAsync(valuesFile)).Select(d => d.Spec.Template.Spec)
+            .Concat(Chart.Typed<V1Pod>(await Chart.ManifestsAsync(valuesFile)).Select(p => p.Spec))
+            .ToList();
+
+        Assert.Contains(pods, p => p.Containers.Single().Name == "proxy");
+        Assert.All(pods, p => Assert.False(p.EnableServiceLinks));
+    }
+
+    [Theory]
+    [InlineData(new string[0], null, 1)]
+    [InlineData(new[] { "--set", "podDisruptionBudget.maxUnavailable=0" }, 0, null)]
+    [InlineData(new[] { "--set-json", "podDisruptionBudget.maxUnavailable=0" }, 0, null)]
+    [InlineData(new[] { "--set", "podDisruptionBudget.maxUnavailable=1" }, 1, null)]
+    [InlineData(new[] { "--set", "podDisruptionBudget.minAvailable=0" }, null, 0)]
+    public async Task PodDisruptionBudget_RendersWhatIsSet_ZeroIncluded(string[] set, int? maxUnavailable, int? minAvailable)
+    {
+        var pdb = Chart.Typed<V1PodDisruptionBudget>(await Chart.ManifestsAsync("default-values.yaml", set)).Single();
+
+        Assert.Equal(maxUnavailable?.ToString(CultureInfo.InvariantCulture), pdb.Spec.MaxUnavailable?.Value);
+        Assert.Equal(minAvailable?.ToString(CultureInfo.InvariantCulture), pdb.Spec.MinAvailable?.Value);
+    }
+
+    [Fact]
+    public async Task Deployment_SharedClusterValues_PriorityLabelsAnnotationsAndExtraVolumes()
+    {
+        var manifests = await Chart.ManifestsAsync("exposed-values.yaml");
+        var deployment = Chart.Typed<V1Deployment>(manifests).Single();
+        var pod = deployment.Spec.Template.Spec;
+
+        Assert.Equal("llm-critical", pod.PriorityClassName);
+        Assert.Equal("platform", deployment.Metadata.Labels["team"]);
+        Assert.Equal(Chart.Release, deployment.Metadata.Labels["app.kubernetes.io/instance"]);
+        Assert.Equal("true", deployment.Metadata.Annotations["reloader.stakater.com/auto"]);
+        // On the Deployment, not the pods: a label there would change nothing a selector sees.
+        Assert.DoesNotContain("team", (IDictionary<string, string>)deployment.Spec.Template.Metadata.Labels);
+
+        var volume = pod.Volumes.Single(v => v.Name == "corp-ca");
+        Assert.Equal("corp-ca", volume.ConfigMap.Name);
+        var mount = pod.Containers.Single().VolumeMounts.Single(m => m.Name == "corp-ca");
+        Assert.Equal("/etc/corp-ca", mount.MountPath);
+        Assert.True(mount.ReadOnlyProperty);
+        // The proxy reads the CA where the mount puts it.
+        Assert.Equal("/etc/corp-ca/ca.pem", Chart.AppSettings(manifests).GetProperty("Pools").GetProperty("anthropic").GetProperty("Transport").GetProperty("CaBundle").GetString());
+    }
+
+    [Fact]
+    public async Task SecurityContext_OpenShiftRemovesTheIds_NoneIsForced()
+    {
+        // OpenShift's restricted SCC assigns the UID and refuses a pod asking for its own: null removes a default.
+        var manifests = await Chart.ManifestsAsync("default-values.yaml",
+            "--set", "podSecurityContext.runAsUser=null", "--set", "podSecurityContext.runAsGroup=null", "--set", "podSecurityContext.fsGroup=null");
+        var pods = Chart.Typed<V1Deployment>(manifests).Select(d => d.Spec.Template.Spec).Concat(Chart.Typed<V1Pod>(manifests).Select(p => p.Spec)).ToList();
+
+        Assert.Equal(2, pods.Count); // the proxy and the helm test pod
+        foreach (var pod in pods)
+        {
+            Assert.Null(pod.SecurityContext.RunAsUser);
+            Assert.Null(pod.SecurityContext.RunAsGroup);
+            Assert.Null(pod.SecurityContext.FsGroup);
+            Assert.True(pod.SecurityContext.RunAsNonRoot);
+            var container = pod.Containers.Single();
+            Assert.Null(container.SecurityContext.RunAsUser);
+            Assert.Null(container.SecurityContext.RunAsGroup);
+            Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
+            Assert.Equal(["ALL"], container.SecurityContext.Capabilities.Drop);
+        }
+
+        var lint = await Chart.LintAsync("default-values.yaml", "--set", "podSecurityContext.runAsUser=null");
+        Assert.True(lint.ExitCode == 0, lint.ToString());
+    }
+
+    [Fact]
+    public async Task SecurityContext_Overridden_ReachesThePod()
+    {
+        var manifests = await Chart.ManifestsAsync("default-values.yaml", "--set", "podSecurityContext.runAsUser=1000700000", "--set", "securityContext.runAsUser=1000700000");
+        var pod = Chart.Typed<V1Deployment>(manifests).Single().Spec.Template.Spec;
+
+        Assert.Equal(1000700000, pod.SecurityContext.RunAsUser);
+        Assert.Equal(1000700000, pod.Containers.Single().SecurityContext.RunAsUser);
     }
 
     [Theory]
@@ -157,5 +247,42 @@ public sealed class ChartWorkloadTests
         Assert.Equal("true", policy.Spec.Ingress[0].FromProperty.Single().PodSelector.MatchLabels["afp-client"]);
         Assert.Equal("management", policy.Spec.Ingress[1].Ports.Single().Port.Value);
         Assert.DoesNotContain(await Chart.ManifestsAsync("default-values.yaml"), m => m.Kind == "NetworkPolicy");
+
+        // Besides the monitoring namespace, the helm test pod may call /readyz.
+        var testPod = Chart.Typed<V1Pod>(manifests).Single();
+        var peers = policy.Spec.Ingress[1].FromProperty;
+        Assert.Equal("monitoring", peers[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]);
+        Assert.Contains(peers, p => p.PodSelector?.MatchLabels is { } labels && labels.All(l => testPod.Metadata.Labels.TryGetValue(l.Key, out var v) && v == l.Value));
+    }
+
+    [Fact]
+    public async Task NetworkPolicy_Egress_OpensWhatTheValuesConfigure()
+    {
+        var manifests = await Chart.ManifestsAsync("networkpolicy-values.yaml",
+            "--set", "pools.anthropic.upstream=http://llm-gateway.corp.internal",
+            "--set-json", """pools.openai={"kind":"openai","upstream":"http://10.0.0.9:8081","keys":[{"name":"main"}]}""",
+            "--set-json", """pools.private={"kind":"anthropic","upstream":"https://gw.corp.example","transport":{"connectTo":"10.0.0.10:9443"},"keys":[{"name":"main"}]}""",
+            "--set", "secrets.keys.openai.main=sk-ci", "--set", "secrets.keys.private.main=sk-ant-ci",
+            "--set-json", """alerts.channels.mail={"type":"email","host":"smtp.example.com"}""",
+            "--set-json", """alerts.channels.relay={"type":"email","host":"relay.corp.internal","port":2525,"security":"None"}""",
+            "--set", "config.Telemetry.Otlp.Endpoint=http://otel-collector.monitoring:4317",
+            "--set-json", """extraEnv=[{"name":"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT","value":"https://otlp.example.com/v1/traces"}]""",
+            "--set-json", """networkPolicy.upstreamTo=[{"ipBlock":{"cidr":"10.0.0.0/8"}}]""");
+        var egress = Chart.Typed<V1NetworkPolicy>(manifests).Single().Spec.Egress;
+
+        // Each plain-HTTP upstream on its own port (80 when none), and connectTo's port rather than the URL's.
+        var upstream = egress.Single(r => r.To?.Any(p => p.IpBlock?.Cidr == "10.0.0.0/8") == true);
+        Assert.Equal([80, 8081, 9443], Ports(upstream));
+        // SMTP on 587 (the default) and 2525, the OTLP collector on 4317, HTTPS for webhooks, the heartbeat and OTLP on 443.
+        var notify = egress.Single(r => r.Ports.Any(p => p.Port.Value == "587"));
+        Assert.Equal([443, 587, 2525, 4317], Ports(notify));
+        Assert.Null(notify.To);
+
+        // The plain install: HTTPS to the upstream, HTTPS for alerts.
+        var plain = Chart.Typed<V1NetworkPolicy>(await Chart.ManifestsAsync("networkpolicy-values.yaml")).Single().Spec.Egress;
+        Assert.Equal([443], Ports(plain[1]));
+        Assert.Equal([443], Ports(plain[2]));
+
+        static List<int> Ports(V1NetworkPolicyEgressRule rule) => [.. rule.Ports.Select(p => int.Parse(p.Port.Value, CultureInfo.InvariantCulture)).Order()];
     }
 }
