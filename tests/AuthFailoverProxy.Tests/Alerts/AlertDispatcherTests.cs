@@ -229,6 +229,42 @@ public sealed class AlertDispatcherTests
         Assert.DoesNotContain(receiver.At("/pd"), r => r.Text.Contains("REMINDER", StringComparison.Ordinal) || r.Text.Contains("alert.reminder", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Reminders_OnAClockWhoseTimersFireEarly_ComeOncePerTickPerChannel()
+    {
+        // Without Redis nothing deduplicates a reminder: each channel gets exactly what the loop sends.
+        var fake = new FakeTimeProvider(Midnight);
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var s = await Scenario.StartAsync(time: new EarlyTimeProvider(fake, TimeSpan.FromSeconds(2)), configure: c => c
+            .Channel("hook", "webhook", receiver.Url("/hook"))
+            .Channel("office", "teams", receiver.Url("/teams"))
+            .Set("Alerts:ReminderInterval", "00:01:00")
+            .PatientAttempts());
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.Revoked);
+        using (await s.PostMessageAsync())
+        {
+        }
+
+        await receiver.WaitForAsync("/hook", r => r.Kind() == EventKinds.PoolDegraded);
+
+        // Five and a half minutes in one-second steps: each wake-up comes two seconds before its tick, where the clock still reads "not yet".
+        for (var second = 0; second < 330; second++)
+        {
+            fake.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(5, Ct);
+        }
+
+        static int OfficeReminders(WebhookReceiver r) => r.At("/teams").Count(w => w.Text.Contains("[REMINDER]", StringComparison.Ordinal));
+        await FailoverTests.WaitUntilAsync(() => Reminders(receiver, "/hook").Count >= 5 && OfficeReminders(receiver) >= 5);
+        // Anything sent twice would be on its way by now.
+        await Task.Delay(50, Ct);
+
+        Assert.Equal(
+            [.. Enumerable.Range(1, 5).Select(m => Midnight.AddMinutes(m))],
+            Reminders(receiver, "/hook").Select(r => r.Event().GetProperty("at").GetDateTimeOffset()));
+        Assert.Equal(5, OfficeReminders(receiver));
+    }
+
     private static List<ReceivedWebhook> Reminders(WebhookReceiver receiver, string path) => [.. receiver.At(path).Where(r => r.Type() == "reminder")];
 
     private static HashSet<string> Resolves(WebhookReceiver receiver)
