@@ -115,7 +115,7 @@ from the Secret; the names here line up with them by index or by name.
   "Admin" (dict "Tokens" $admins)
   "RequestBody" (dict "TempDirectory" "/tmp")
   "Audit" (dict "Directory" "/data")
-  "Alerts" (dict "Channels" $channels)
+  "Alerts" (dict "Channels" $channels "Deployment" (printf "%s/%s" .Release.Namespace .Release.Name))
   "Heartbeat" (dict "Interval" .Values.heartbeat.interval)
 -}}
 {{- if .Values.redis.deploy.enabled -}}

@@ -10,19 +10,35 @@ internal sealed partial class AlertDispatcher
         var interval = Options.ReminderInterval;
         try
         {
+            var now = time.GetUtcNow();
+            var next = TickAfter(now, interval);
             while (!stoppingToken.IsCancellationRequested)
             {
-                // Ticks on multiples of the interval since year 1, the same instants on every replica.
-                var now = time.GetUtcNow();
-                var next = new DateTimeOffset((now.UtcTicks / interval.Ticks + 1) * interval.Ticks, TimeSpan.Zero);
                 await Task.Delay(next - now, time, stoppingToken);
                 await RemindAsync(next, interval);
+                now = time.GetUtcNow();
+                next = NextTick(next, now, interval);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
     }
+
+    /// <summary>
+    /// Returns the tick after <paramref name="sent"/>, the one just reminded of: never the same one again, however early
+    /// the timer woke (timers may fire before their due time, and a clock read then says the tick has not come yet).
+    /// Ticks missed while the process stood still are skipped, not caught up; after the clock was set back by more than
+    /// an interval, the ticks start again from the clock.
+    /// </summary>
+    internal static DateTimeOffset NextTick(DateTimeOffset sent, DateTimeOffset now, TimeSpan interval)
+    {
+        var following = TickAfter(now, interval);
+        return following > sent + interval || sent - now > interval ? following : sent + interval;
+    }
+
+    /// <summary>Ticks fall on multiples of the interval since year 1: the same instants on every replica.</summary>
+    private static DateTimeOffset TickAfter(DateTimeOffset now, TimeSpan interval) => new((now.UtcTicks / interval.Ticks + 1) * interval.Ticks, TimeSpan.Zero);
 
     private async Task RemindAsync(DateTimeOffset tick, TimeSpan interval)
     {

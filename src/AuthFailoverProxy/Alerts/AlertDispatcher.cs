@@ -213,7 +213,7 @@ internal sealed partial class AlertDispatcher(IServiceProvider services, ProxyEv
         }
     }
 
-    private static bool Wants(AlertChannelWorker worker, ProxyEvent e) => worker.Filter.Admits(e) && !IsAbout(worker, e);
+    private static bool Wants(AlertChannelWorker worker, ProxyEvent e) => worker.Filter.Admits(e) && worker.Channel.Takes(e) && !IsAbout(worker, e);
 
     /// <summary>A channel is never told about its own failure: it is the one that cannot hear it.</summary>
     private static bool IsAbout(AlertChannelWorker worker, ProxyEvent e)

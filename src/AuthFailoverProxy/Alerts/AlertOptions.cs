@@ -5,6 +5,17 @@ internal sealed class AlertOptions
 {
     public const string Section = "Alerts";
 
+    /// <summary>The deployment name used when <see cref="Deployment"/> is not set.</summary>
+    public const string DefaultDeployment = "afp";
+
+    /// <summary>
+    /// Gets or sets the name of this deployment: the same on all its replicas, different from every other deployment
+    /// that alerts to the same place (<c>prod-eu/afp</c>: the Helm chart sets the namespace and release). PagerDuty's
+    /// <c>dedup_key</c> starts with it, so one cluster's resolve never closes another's incident. At most 100
+    /// characters. <value>The default is <c>afp</c>.</value>
+    /// </summary>
+    public string? Deployment { get; set; }
+
     /// <summary>Gets or sets the channels by name (<c>Alerts:Channels:{name}</c>); each is independent of the others. <value>The default is none.</value></summary>
     public Dictionary<string, AlertChannelOptions> Channels { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 

@@ -44,6 +44,11 @@ internal sealed class AlertOptionsValidator : IValidateOptions<AlertOptions>
             errors.Add("Alerts:AttemptTimeout must be between 00:00:00.010 and 1.00:00:00.");
         }
 
+        if (options.Deployment is { } deployment && (string.IsNullOrWhiteSpace(deployment) || deployment.Length > 100 || deployment.Any(char.IsControl)))
+        {
+            errors.Add("Alerts:Deployment must be a name of 1 to 100 printable characters, such as prod-eu/afp.");
+        }
+
         foreach (var (channel, channelOptions) in options.Channels)
         {
             ValidateChannel($"Alerts:Channels:{channel}", channel, channelOptions, errors);
@@ -78,9 +83,18 @@ internal sealed class AlertOptionsValidator : IValidateOptions<AlertOptions>
             ValidateUrl(path, type, options, errors);
         }
 
-        if (type == AlertChannelTypes.Webhook && options.Secret is not null && !WebhookSignature.TryParseSecret(options.Secret, out _))
+        // The quick start's AFP_ALERT_WEBHOOK_SECRET makes the channel named webhook.
+        var secretKey = string.Equals(channel, "webhook", StringComparison.OrdinalIgnoreCase) ? $"{path}:Secret (AFP_ALERT_WEBHOOK_SECRET)" : $"{path}:Secret";
+        if (type == AlertChannelTypes.Webhook && options.Secret is not null)
         {
-            errors.Add($"{path}:Secret is not a Standard Webhooks secret: it must be 'whsec_' followed by base64 (the value is not shown).");
+            if (!WebhookSignature.TryParseSecret(options.Secret, out var key))
+            {
+                errors.Add($"{secretKey} is not a Standard Webhooks secret: it must be 'whsec_' followed by base64 (the value is not shown).");
+            }
+            else if (key.Length < WebhookSignature.MinimumKeyBytes)
+            {
+                errors.Add($"{secretKey} is too short: a Standard Webhooks secret holds {WebhookSignature.MinimumKeyBytes} to 64 bytes after 'whsec_' (make one with: echo whsec_$(openssl rand -base64 32)); the value is not shown.");
+            }
         }
 
         if (type == AlertChannelTypes.PagerDuty && string.IsNullOrWhiteSpace(options.RoutingKey))

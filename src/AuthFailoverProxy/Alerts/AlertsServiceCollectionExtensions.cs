@@ -11,10 +11,10 @@ internal static class AlertsServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<AlertOptions>().Bind(configuration.GetSection(AlertOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AlertOptions>, AlertOptionsValidator>();
-        services.AddHttpClient(HttpAlertChannel.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
-            // The default handlers log each request's URL at Information, and a Slack or Discord URL is a credential.
-            .RemoveAllLoggers()
-            .AddResilienceHandler(HttpAlertChannel.ClientName, (builder, context) => HttpAlertChannel.ConfigureResilience(builder, context.ServiceProvider));
+        // The default handlers log each request's URL at Information, and a Slack or Discord URL is a credential. The
+        // retries are the channels' own (AlertDelivery): each attempt is signed and logged as it is made.
+        services.AddHttpClient(AlertDelivery.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
+        services.AddSingleton<AlertDelivery>();
         services.AddSingleton<AlertChannels>();
         services.AddSingleton<AlertDispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertDispatcher>());

@@ -8,8 +8,8 @@ namespace AuthFailoverProxy.Alerts;
 /// A Discord webhook: a short <c>content</c> and one embed, within Discord's limits, with mentions switched off
 /// (<c>allowed_mentions.parse = []</c>) so no text in an event can ping anyone. Its URL is the credential.
 /// </summary>
-internal sealed class DiscordAlertChannel(string name, AlertChannelOptions options, IHttpClientFactory clients)
-    : HttpAlertChannel(name, new Uri(options.Url!), clients, [])
+internal sealed class DiscordAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
+    : HttpAlertChannel(name, new Uri(options.Url!), delivery, [])
 {
     // Discord's limits (FACTS.md): content 2000, title 256, description 4096; a field's name 256 and value 1024; 25
     // fields; 6000 characters over the whole embed.

@@ -22,15 +22,18 @@ internal sealed class EmailAlertChannel : IAlertChannel
     private readonly ResiliencePipeline _pipeline;
     private readonly TimeSpan _attemptTimeout;
     private readonly AlertRedactor _redactor;
+    private readonly AlertDelivery _delivery;
 
-    public EmailAlertChannel(string name, AlertChannelOptions options, AlertOptions alerts, TimeProvider time)
+    public EmailAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
     {
+        var alerts = delivery.Options;
+        _delivery = delivery;
         Name = name;
         _options = options;
         _security = TryParseSecurity(options.Security, out var security) ? security : SecureSocketOptions.StartTls;
         _attemptTimeout = alerts.AttemptTimeout;
         _redactor = new AlertRedactor([options.Password]);
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        var builder = new ResiliencePipelineBuilder { TimeProvider = delivery.Time };
         if (alerts.Retries > 0)
         {
             builder.AddRetry(new RetryStrategyOptions
@@ -91,20 +94,32 @@ internal sealed class EmailAlertChannel : IAlertChannel
     public async Task<int?> SendAsync(Alert alert, CancellationToken cancellationToken)
     {
         var message = Message(alert, _options);
+        var attempt = 0;
         try
         {
             await _pipeline.ExecuteAsync(
                 async ct =>
                 {
-                    using var smtp = new SmtpClient { Timeout = (int)_attemptTimeout.TotalMilliseconds };
-                    await smtp.ConnectAsync(_options.Host!, _options.Port, _security, ct);
-                    if (!string.IsNullOrEmpty(_options.Username))
+                    attempt++;
+                    try
                     {
-                        await smtp.AuthenticateAsync(_options.Username, _options.Password ?? string.Empty, ct);
-                    }
+                        using var smtp = new SmtpClient { Timeout = (int)_attemptTimeout.TotalMilliseconds };
+                        await smtp.ConnectAsync(_options.Host!, _options.Port, _security, ct);
+                        if (!string.IsNullOrEmpty(_options.Username))
+                        {
+                            await smtp.AuthenticateAsync(_options.Username, _options.Password ?? string.Empty, ct);
+                        }
 
-                    await smtp.SendAsync(message, ct);
-                    await smtp.DisconnectAsync(quit: true, ct);
+                        await smtp.SendAsync(message, ct);
+                        await smtp.DisconnectAsync(quit: true, ct);
+                    }
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        // One line per attempt; the attempt's own timeout shows here as a cancellation.
+                        var reason = ex is OperationCanceledException ? Describe(new TimeoutException()) : Describe(ex);
+                        _delivery.AttemptFailed(this, alert, attempt, reason, IsTransient(ex));
+                        throw;
+                    }
                 },
                 cancellationToken);
             return null;

@@ -3,8 +3,8 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AuthFailoverProxy.Events;
 using Microsoft.Extensions.Http.Resilience;
-using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Timeout;
 
@@ -12,14 +12,13 @@ namespace AuthFailoverProxy.Alerts;
 
 /// <summary>
 /// A channel that posts JSON: retries with exponential backoff and jitter (honouring the receiver's Retry-After, capped
-/// at <see cref="AlertOptions.MaxRetryDelay"/>) and a per-attempt timeout, by Microsoft.Extensions.Http.Resilience on
-/// the injected clock. Failures are told by status and error class, never with the URL, which may be a credential.
+/// at <see cref="AlertOptions.MaxRetryDelay"/>) and a per-attempt timeout, by a Polly pipeline on the injected clock
+/// (<see cref="AlertDelivery"/>). Each attempt builds its own request, so what carries the time is as fresh as the
+/// attempt, and each failed attempt is one log line. Failures are told by status and error class, never with the URL,
+/// which may be a credential.
 /// </summary>
-internal abstract class HttpAlertChannel(string name, Uri url, IHttpClientFactory clients, IEnumerable<string?> sensitive) : IAlertChannel
+internal abstract class HttpAlertChannel(string name, Uri url, AlertDelivery delivery, IEnumerable<string?> sensitive) : IAlertChannel
 {
-    /// <summary>The named client every HTTP channel uses; its handler holds the resilience pipeline.</summary>
-    public const string ClientName = "afp-alerts";
-
     private const int MaxDetail = 200;
 
     /// <summary>Receivers read JSON, not HTML: quotes and accents are written as they are.</summary>
@@ -27,37 +26,40 @@ internal abstract class HttpAlertChannel(string name, Uri url, IHttpClientFactor
 
     private readonly AlertRedactor _redactor = new([url.ToString(), url.PathAndQuery.Length > 1 ? url.PathAndQuery : null, url.AbsolutePath.Length > 1 ? url.AbsolutePath : null, url.Query.Length > 1 ? url.Query : null, .. sensitive]);
 
+    private readonly ResiliencePipeline<HttpResponseMessage> _pipeline = delivery.HttpPipeline();
+
     public string Name => name;
+
+    protected AlertDelivery Delivery => delivery;
 
     public abstract string Type { get; }
 
     public virtual bool TakesReminders => true;
 
+    public virtual bool Takes(ProxyEvent e) => true;
+
     public async Task<int?> SendAsync(Alert alert, CancellationToken cancellationToken)
     {
-        var client = clients.CreateClient(ClientName);
+        var client = delivery.CreateClient();
         int? status = null;
         foreach (var payload in Payloads(alert))
         {
             var body = Serialize(payload);
-            using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
-            AddHeaders(request, alert, body);
+            var attempt = 0;
             HttpResponseMessage response;
             try
             {
-                response = await client.SendAsync(request, cancellationToken);
+                response = await _pipeline.ExecuteAsync(ct => AttemptAsync(client, alert, body, ++attempt, cancellationToken, ct), cancellationToken);
             }
             catch (HttpRequestException ex)
             {
-                // The exception's message names host and port; its error class says enough.
-                throw new AlertDeliveryException($"the receiver could not be reached ({ex.HttpRequestError})");
+                throw new AlertDeliveryException(Unreachable(ex));
             }
             catch (TimeoutRejectedException)
             {
                 throw new AlertDeliveryException("the receiver did not answer in time (Alerts:AttemptTimeout)");
             }
-            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 throw new AlertDeliveryException("the receiver did not answer in time");
             }
@@ -75,33 +77,39 @@ internal abstract class HttpAlertChannel(string name, Uri url, IHttpClientFactor
         return status;
     }
 
-    /// <summary>Sets the retry and timeout strategies of <see cref="ClientName"/> from <see cref="AlertOptions"/>, on the injected clock.</summary>
-    public static void ConfigureResilience(ResiliencePipelineBuilder<HttpResponseMessage> builder, IServiceProvider services)
+    /// <summary>One attempt, with a request of its own: its headers are written when it is sent.</summary>
+    private async ValueTask<HttpResponseMessage> AttemptAsync(HttpClient client, Alert alert, byte[] body, int attempt, CancellationToken stopping, CancellationToken cancellationToken)
     {
-        var options = services.GetRequiredService<IOptions<AlertOptions>>().Value;
-        builder.TimeProvider = services.GetRequiredService<TimeProvider>();
-        if (options.Retries > 0)
+        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        AddHeaders(request, alert, body);
+        HttpResponseMessage response;
+        try
         {
-            var retry = new HttpRetryStrategyOptions
-            {
-                MaxRetryAttempts = options.Retries,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = options.RetryDelay,
-                MaxDelay = options.MaxRetryDelay,
-                ShouldRetryAfterHeader = true,
-            };
-
-            // MaxDelay does not bound a delay the receiver asks for; a Retry-After of an hour must not stall the queue.
-            var retryAfter = retry.DelayGenerator;
-            retry.DelayGenerator = async args => retryAfter is not null && await retryAfter(args) is { } asked
-                ? (asked > options.MaxRetryDelay ? options.MaxRetryDelay : asked)
-                : null;
-            builder.AddRetry(retry);
+            response = await client.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException ex)
+        {
+            delivery.AttemptFailed(this, alert, attempt, Unreachable(ex), HttpClientResiliencePredicates.IsTransient(Outcome.FromException<HttpResponseMessage>(ex)));
+            throw;
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            delivery.AttemptFailed(this, alert, attempt, "the receiver did not answer in time (Alerts:AttemptTimeout)", retryable: true);
+            throw;
         }
 
-        builder.AddTimeout(options.AttemptTimeout);
+        if (!response.IsSuccessStatusCode)
+        {
+            var detail = await DetailAsync(response, cancellationToken);
+            delivery.AttemptFailed(this, alert, attempt, $"HTTP {(int)response.StatusCode}{detail}", HttpClientResiliencePredicates.IsTransient(Outcome.FromResult(response)));
+        }
+
+        return response;
     }
+
+    /// <summary>The exception's message names host and port; its error class says enough.</summary>
+    private static string Unreachable(HttpRequestException ex) => $"the receiver could not be reached ({ex.HttpRequestError})";
 
     /// <summary>Returns the bodies to post for one alert, in order (PagerDuty's test is a trigger and its resolve).</summary>
     protected abstract IEnumerable<JsonObject> Payloads(Alert alert);

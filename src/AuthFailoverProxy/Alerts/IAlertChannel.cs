@@ -1,3 +1,4 @@
+using AuthFailoverProxy.Events;
 using AuthFailoverProxy.Failover;
 
 namespace AuthFailoverProxy.Alerts;
@@ -13,6 +14,12 @@ internal interface IAlertChannel
 
     /// <summary>Gets a value indicating whether reminder digests go here; PagerDuty escalates on its own and takes none.</summary>
     bool TakesReminders { get; }
+
+    /// <summary>
+    /// Returns whether this kind of channel is told of an event at all, whatever its filter: PagerDuty is not told of
+    /// the start-up summary, which reports conditions whose own incidents it gets (and resolves when they clear).
+    /// </summary>
+    bool Takes(ProxyEvent e) => true;
 
     /// <summary>
     /// Delivers one alert, retrying with backoff and a per-attempt timeout. Returns the receiver's HTTP status, if it

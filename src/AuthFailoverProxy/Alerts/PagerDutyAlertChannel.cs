@@ -1,38 +1,43 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using AuthFailoverProxy.Events;
 
 namespace AuthFailoverProxy.Alerts;
 
 /// <summary>
-/// PagerDuty Events API v2: a problem triggers with <c>dedup_key</c> = the event's incident, so an update lands on the
-/// same PagerDuty alert and the resolve closes it. Events without an incident trigger an alert of their own (resolved
-/// in PagerDuty by hand); the start-up test triggers and at once resolves. No reminders: PagerDuty escalates by itself.
+/// PagerDuty Events API v2: a problem triggers with <c>dedup_key</c> = <c>{deployment}:{incident}</c>
+/// (<see cref="AlertOptions.Deployment"/>), so an update lands on the same PagerDuty alert, the resolve closes it, and
+/// another deployment sending to the same service never closes it. Events without an incident trigger an alert of their
+/// own (resolved in PagerDuty by hand), except the start-up summary, which opens none: each condition it reports (a key
+/// dead, a pool degraded or exhausted) pages on its own incident, resolved when it clears, while the summary would be a
+/// second page nothing ever clears. The test alert triggers and at once resolves. No reminders: PagerDuty escalates by itself.
 /// </summary>
-internal sealed class PagerDutyAlertChannel(string name, AlertChannelOptions options, IHttpClientFactory clients)
-    : HttpAlertChannel(name, new Uri(options.Url ?? AlertChannelTypes.PagerDutyEnqueueUrl), clients, [options.RoutingKey])
+internal sealed class PagerDutyAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
+    : HttpAlertChannel(name, new Uri(options.Url ?? AlertChannelTypes.PagerDutyEnqueueUrl), delivery, [options.RoutingKey])
 {
     private const int SummaryLimit = 1024;
     private readonly string _routingKey = options.RoutingKey!;
+    private readonly string _deployment = delivery.Options.Deployment ?? AlertOptions.DefaultDeployment;
 
     public override string Type => AlertChannelTypes.PagerDuty;
 
     public override bool TakesReminders => false;
 
-    /// <summary>The dedup key of an alert: its incident, or for a one-off event the event itself.</summary>
-    internal static string DedupKey(Alert alert) => alert.Action == AlertAction.Test
-        ? $"afp-test:{alert.Id}"
-        : alert.Event.Incident ?? $"{alert.Event.Kind}:{alert.Event.Id}";
+    public override bool Takes(ProxyEvent e) => e.Kind != EventKinds.StartupSummary;
 
-    internal static IEnumerable<JsonObject> Payloads(Alert alert, string routingKey) => alert.Action switch
+    /// <summary>The dedup key of an alert: the deployment and its incident, or for a one-off event the event itself.</summary>
+    internal static string DedupKey(Alert alert, string deployment) => alert.Action == AlertAction.Test
+        ? $"{deployment}:afp-test:{alert.Id}"
+        : $"{deployment}:{alert.Event.Incident ?? $"{alert.Event.Kind}:{alert.Event.Id}"}";
+
+    protected override IEnumerable<JsonObject> Payloads(Alert alert) => alert.Action switch
     {
-        AlertAction.Resolve => [Resolve(alert, routingKey)],
-        AlertAction.Test => [Trigger(alert, routingKey), Resolve(alert, routingKey)],
-        _ => [Trigger(alert, routingKey)],
+        AlertAction.Resolve => [Resolve(alert)],
+        AlertAction.Test => [Trigger(alert), Resolve(alert)],
+        _ => [Trigger(alert)],
     };
 
-    protected override IEnumerable<JsonObject> Payloads(Alert alert) => Payloads(alert, _routingKey);
-
-    private static JsonObject Trigger(Alert alert, string routingKey)
+    private JsonObject Trigger(Alert alert)
     {
         var e = alert.Event;
         var details = new JsonObject { ["message"] = e.Message };
@@ -42,11 +47,12 @@ internal sealed class PagerDutyAlertChannel(string name, AlertChannelOptions opt
             details[label.ToLowerInvariant().Replace(' ', '_')] = value;
         }
 
+        details["deployment"] = _deployment;
         return new JsonObject
         {
-            ["routing_key"] = routingKey,
+            ["routing_key"] = _routingKey,
             ["event_action"] = "trigger",
-            ["dedup_key"] = DedupKey(alert),
+            ["dedup_key"] = DedupKey(alert, _deployment),
             ["client"] = "AuthFailoverProxy",
             ["payload"] = new JsonObject
             {
@@ -55,16 +61,17 @@ internal sealed class PagerDutyAlertChannel(string name, AlertChannelOptions opt
                 ["severity"] = AlertText.SeverityWord(e.Severity),
                 ["timestamp"] = e.At.ToString("O", CultureInfo.InvariantCulture),
                 ["component"] = e.Pool ?? "AuthFailoverProxy",
+                ["group"] = _deployment,
                 ["class"] = e.Kind,
                 ["custom_details"] = details,
             },
         };
     }
 
-    private static JsonObject Resolve(Alert alert, string routingKey) => new()
+    private JsonObject Resolve(Alert alert) => new()
     {
-        ["routing_key"] = routingKey,
+        ["routing_key"] = _routingKey,
         ["event_action"] = "resolve",
-        ["dedup_key"] = DedupKey(alert),
+        ["dedup_key"] = DedupKey(alert, _deployment),
     };
 }

@@ -3,8 +3,8 @@ using System.Text.Json.Nodes;
 namespace AuthFailoverProxy.Alerts;
 
 /// <summary>A Slack incoming webhook: <c>{"text":"…","blocks":[…]}</c>. Its URL is the credential and is never shown.</summary>
-internal sealed class SlackAlertChannel(string name, AlertChannelOptions options, IHttpClientFactory clients)
-    : HttpAlertChannel(name, new Uri(options.Url!), clients, [])
+internal sealed class SlackAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
+    : HttpAlertChannel(name, new Uri(options.Url!), delivery, [])
 {
     // Slack's limits: a header's text 150 characters, a section's 3000.
     private const int HeaderLimit = 150;

@@ -3,8 +3,8 @@ using System.Text.Json.Nodes;
 namespace AuthFailoverProxy.Alerts;
 
 /// <summary>Microsoft Teams through a Workflows webhook: a message carrying one Adaptive Card (version 1.2).</summary>
-internal sealed class TeamsAlertChannel(string name, AlertChannelOptions options, IHttpClientFactory clients)
-    : HttpAlertChannel(name, new Uri(options.Url!), clients, [])
+internal sealed class TeamsAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
+    : HttpAlertChannel(name, new Uri(options.Url!), delivery, [])
 {
     public override string Type => AlertChannelTypes.Teams;
 

@@ -8,8 +8,8 @@ namespace AuthFailoverProxy.Alerts;
 /// A generic JSON webhook, signed per Standard Webhooks (<c>webhook-id</c>, <c>webhook-timestamp</c>,
 /// <c>webhook-signature</c>) when a <c>whsec_</c> secret is configured. The body carries the event's every field.
 /// </summary>
-internal sealed class WebhookAlertChannel(string name, AlertChannelOptions options, IHttpClientFactory clients, TimeProvider time)
-    : HttpAlertChannel(name, new Uri(options.Url!), clients, [options.Secret])
+internal sealed class WebhookAlertChannel(string name, AlertChannelOptions options, AlertDelivery delivery)
+    : HttpAlertChannel(name, new Uri(options.Url!), delivery, [options.Secret])
 {
     private readonly byte[]? _key = WebhookSignature.TryParseSecret(options.Secret, out var key) ? key : null;
 
@@ -72,7 +72,8 @@ internal sealed class WebhookAlertChannel(string name, AlertChannelOptions optio
 
     protected override void AddHeaders(HttpRequestMessage request, Alert alert, byte[] body)
     {
-        var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
+        // Called for every attempt: a retry carries the time it is sent, signed anew, or receivers refuse it as a replay.
+        var timestamp = Delivery.Time.GetUtcNow().ToUnixTimeSeconds();
         request.Headers.Add("webhook-id", alert.Id);
         request.Headers.Add("webhook-timestamp", timestamp.ToString(CultureInfo.InvariantCulture));
         if (_key is not null)

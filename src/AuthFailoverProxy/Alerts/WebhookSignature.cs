@@ -12,6 +12,9 @@ internal static class WebhookSignature
 {
     public const string SecretPrefix = "whsec_";
 
+    /// <summary>The shortest signing key Standard Webhooks allows, in bytes after base64 decoding (it allows up to 64).</summary>
+    public const int MinimumKeyBytes = 24;
+
     /// <summary>Reads the signing key out of a <c>whsec_…</c> secret; false when it is not one (the caller names the key, never the value).</summary>
     public static bool TryParseSecret(string? secret, out byte[] key)
     {

@@ -110,11 +110,11 @@ public sealed class AlertChannelsTests
         Assert.Equal("1.2", card.GetProperty("version").GetString());
         Assert.Contains(card.GetProperty("body").EnumerateArray(), b => b.GetProperty("type").GetString() == "TextBlock" && b.GetProperty("text").GetString() == dead.Message && b.GetProperty("wrap").GetBoolean());
 
-        // PagerDuty: Events v2 trigger, deduplicated on the incident.
+        // PagerDuty: Events v2 trigger, deduplicated on the deployment (unnamed here: afp) and the incident.
         var page = receiver.At("/pd/v2/enqueue").Single(r => r.Text.Contains(EventKinds.KeyDead, StringComparison.Ordinal)).Json;
         Assert.Equal(routingKey, page.GetProperty("routing_key").GetString());
         Assert.Equal("trigger", page.GetProperty("event_action").GetString());
-        Assert.Equal("key:anthropic:primary", page.GetProperty("dedup_key").GetString());
+        Assert.Equal("afp:key:anthropic:primary", page.GetProperty("dedup_key").GetString());
         var payload = page.GetProperty("payload");
         Assert.Equal("error", payload.GetProperty("severity").GetString());
         Assert.Equal(dead.Message, payload.GetProperty("summary").GetString());

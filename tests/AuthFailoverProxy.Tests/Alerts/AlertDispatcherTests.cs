@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Events;
 using AuthFailoverProxy.KeyPool;
@@ -66,7 +65,7 @@ public sealed class AlertDispatcherTests
         // Restored at the provider; the healer's checks, on the fake clock, bring both keys back.
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.None);
         s.Upstream.SetKeyFault(s.Secret("backup"), KeyFault.None);
-        await time.AdvanceUntilAsync(() => Resolves(receiver).Contains("pool:anthropic"), TimeSpan.FromSeconds(10));
+        await time.AdvanceUntilAsync(() => Resolves(receiver).Contains("afp:pool:anthropic"), TimeSpan.FromSeconds(10));
 
         Assert.Single(receiver.Webhooks("/hook", "trigger", EventKinds.KeyDead), r => r.Event().GetProperty("key").GetString() == "primary");
         Assert.Single(receiver.Webhooks("/hook", "update", EventKinds.PoolExhausted));
@@ -74,8 +73,8 @@ public sealed class AlertDispatcherTests
         Assert.Single(receiver.Webhooks("/hook", "resolve", EventKinds.PoolRestored));
         // PagerDuty: every trigger's dedup key is resolved, once.
         var triggered = receiver.At("/pd").Select(r => r.Json).Where(j => j.GetProperty("event_action").GetString() == "trigger").Select(j => j.GetProperty("dedup_key").GetString()).ToHashSet();
-        Assert.Equal(["key:anthropic:backup", "key:anthropic:primary", "pool:anthropic"], triggered.Order());
-        Assert.Equal(["key:anthropic:backup", "key:anthropic:primary", "pool:anthropic"], Resolves(receiver).Order());
+        Assert.Equal(["afp:key:anthropic:backup", "afp:key:anthropic:primary", "afp:pool:anthropic"], triggered.Order());
+        Assert.Equal(["afp:key:anthropic:backup", "afp:key:anthropic:primary", "afp:pool:anthropic"], Resolves(receiver).Order());
         Assert.Equal(0, (await s.StatusAsync()).GetProperty("alerts").GetProperty("openIncidents").GetInt32());
     }
 
@@ -88,7 +87,7 @@ public sealed class AlertDispatcherTests
         var slackPath = $"/services/T0AFP/B0AFP/{token}";
         receiver.Answer(slackPath, 500, $"no_service for {slackPath}");
         receiver.Hang("/slow");
-        var closed = ClosedPort();
+        var closed = AlertBench.ClosedPort();
         await using var s = await Scenario.StartAsync(configure: c => c
             .Channel("ok", "webhook", receiver.Url("/ok"))
             .Channel("broken", "slack", receiver.Url(slackPath))
@@ -229,6 +228,42 @@ public sealed class AlertDispatcherTests
         Assert.DoesNotContain(receiver.At("/pd"), r => r.Text.Contains("REMINDER", StringComparison.Ordinal) || r.Text.Contains("alert.reminder", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Reminders_OnAClockWhoseTimersFireEarly_ComeOncePerTickPerChannel()
+    {
+        // Without Redis nothing deduplicates a reminder: each channel gets exactly what the loop sends.
+        var fake = new FakeTimeProvider(Midnight);
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var s = await Scenario.StartAsync(time: new EarlyTimeProvider(fake, TimeSpan.FromSeconds(2)), configure: c => c
+            .Channel("hook", "webhook", receiver.Url("/hook"))
+            .Channel("office", "teams", receiver.Url("/teams"))
+            .Set("Alerts:ReminderInterval", "00:01:00")
+            .PatientAttempts());
+        s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.Revoked);
+        using (await s.PostMessageAsync())
+        {
+        }
+
+        await receiver.WaitForAsync("/hook", r => r.Kind() == EventKinds.PoolDegraded);
+
+        // Five and a half minutes in one-second steps: each wake-up comes two seconds before its tick, where the clock still reads "not yet".
+        for (var second = 0; second < 330; second++)
+        {
+            fake.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(5, Ct);
+        }
+
+        static int OfficeReminders(WebhookReceiver r) => r.At("/teams").Count(w => w.Text.Contains("[REMINDER]", StringComparison.Ordinal));
+        await FailoverTests.WaitUntilAsync(() => Reminders(receiver, "/hook").Count >= 5 && OfficeReminders(receiver) >= 5);
+        // Anything sent twice would be on its way by now.
+        await Task.Delay(50, Ct);
+
+        Assert.Equal(
+            [.. Enumerable.Range(1, 5).Select(m => Midnight.AddMinutes(m))],
+            Reminders(receiver, "/hook").Select(r => r.Event().GetProperty("at").GetDateTimeOffset()));
+        Assert.Equal(5, OfficeReminders(receiver));
+    }
+
     private static List<ReceivedWebhook> Reminders(WebhookReceiver receiver, string path) => [.. receiver.At(path).Where(r => r.Type() == "reminder")];
 
     private static HashSet<string> Resolves(WebhookReceiver receiver)
@@ -256,11 +291,4 @@ public sealed class AlertDispatcherTests
     private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
 
     private static PoolKey Key(ProxyHost proxy, string name) => proxy.Services.GetRequiredService<PoolRegistry>().Pools[0].Keys.Single(k => k.Name == name);
-
-    private static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -48,4 +48,31 @@ public sealed class AlertOptionsValidatorTests
         Assert.DoesNotContain("T0AFP", all, StringComparison.Ordinal);
         Assert.DoesNotContain(badSecret[6..], all, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AWebhookSecretShorterThan24Bytes_StopsTheStart_WithExit2_NamingTheKey()
+    {
+        // 16 random bytes: valid base64, but guessable sooner than Standard Webhooks allows (24 to 64 bytes).
+        var shortSecret = "whsec_" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var config = new ProxyConfig()
+            .Pool("anthropic", new Uri("http://127.0.0.1:9"), isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
+            .Channel("hook", "webhook", "https://example.com/hook", ("Secret", shortSecret))
+            // What AFP_ALERT_WEBHOOK and AFP_ALERT_WEBHOOK_SECRET make.
+            .Channel("webhook", "webhook", "https://example.com/quick", ("Secret", "whsec_" + Convert.ToBase64String(new byte[23])))
+            .Channel("long", "webhook", "https://example.com/long", ("Secret", AlertBench.WebhookSecret()));
+
+        var exception = await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var proxy = await ProxyHost.StartAsync(config);
+        });
+        using var output = new StringWriter();
+        var exitCode = await ProxyApplication.ReportStartFailureAsync(exception, output);
+
+        Assert.Equal(2, exitCode);
+        var problems = ProxyApplication.ConfigurationProblems(exception);
+        Assert.Contains("Alerts:Channels:hook:Secret is too short: a Standard Webhooks secret holds 24 to 64 bytes after 'whsec_' (make one with: echo whsec_$(openssl rand -base64 32)); the value is not shown.", problems);
+        Assert.Contains(problems, p => p.StartsWith("Alerts:Channels:webhook:Secret (AFP_ALERT_WEBHOOK_SECRET) is too short", StringComparison.Ordinal));
+        Assert.DoesNotContain(problems, p => p.StartsWith("Alerts:Channels:long", StringComparison.Ordinal));
+        Assert.DoesNotContain(shortSecret[6..], output.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -174,6 +174,8 @@ public sealed class ChartWorkloadTests
         var settings = Chart.AppSettings(manifests);
         Assert.Equal("/tmp", settings.GetProperty("RequestBody").GetProperty("TempDirectory").GetString());
         Assert.Equal("/data", settings.GetProperty("Audit").GetProperty("Directory").GetString());
+        // PagerDuty dedup keys carry it: two installs sending to one PagerDuty service never close each other's incidents.
+        Assert.Equal($"{Chart.Namespace}/{Chart.Release}", settings.GetProperty("Alerts").GetProperty("Deployment").GetString());
     }
 
     [Fact]
