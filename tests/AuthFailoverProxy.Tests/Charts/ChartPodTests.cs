@@ -22,13 +22,15 @@ public sealed class ChartPodTests(PublishedApp app)
         await using var upstream = await SimulatedProvider.StartAsync(cancellationToken: ct);
         var (agentPort, managementPort) = (AppProcess.FreePort(), AppProcess.FreePort());
         const string AdminToken = "ci-admin-token-0123456789abcdef0123456789";
+        const string ManagementToken = "ci-management-token-0123456789abcdef012345";
         var manifests = await Chart.ManifestsAsync("default-values.yaml",
             "--set", $"pools.anthropic.upstream={upstream.BaseAddress.ToString().TrimEnd('/')}",
             // The simulated provider is reached as a private gateway would be: its CA from the values, its address given.
             "--set-file", $"pools.anthropic.transport.caBundle={upstream.CaBundlePath}",
             "--set", $"pools.anthropic.transport.connectTo={upstream.Endpoint}",
             "--set", $"service.agentPort={agentPort}", "--set", $"service.managementPort={managementPort}",
-            "--set", "admin.tokens={ops}", "--set", $"secrets.adminTokens.ops={AdminToken}");
+            "--set", "admin.tokens={ops}", "--set", $"secrets.adminTokens.ops={AdminToken}",
+            "--set", $"management.token={ManagementToken}");
         var typed = Chart.LoadStrict(manifests);
         var deployment = typed.OfType<V1Deployment>().Single();
         var secret = typed.OfType<V1Secret>().Single().StringData;
@@ -100,6 +102,9 @@ public sealed class ChartPodTests(PublishedApp app)
 
             // Both keys came from their files: the revoked primary is out at start, the backup serves.
             await process.WaitUntilKeysCheckedAsync(ct);
+            // The management token from the Secret guards the state; the probes above stayed open.
+            Assert.Equal(HttpStatusCode.Unauthorized, (await management.GetAsync("/status", ct)).StatusCode);
+            management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ManagementToken);
             var status = await management.GetFromJsonAsync<JsonElement>("/status", ct);
             var keys = status.GetProperty("pools")[0].GetProperty("keys").EnumerateArray().ToDictionary(k => k.GetProperty("name").GetString()!, k => k.GetProperty("state").GetString());
             Assert.True(keys["primary"] == "dead", $"primary is {keys["primary"]}:\n{process.Logs}");
