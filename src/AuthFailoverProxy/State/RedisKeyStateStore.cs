@@ -30,12 +30,21 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private Task? _worker;
     private Task? _reconciler;
     private volatile bool _connected;
+    private volatile string? _root;
     private bool _lostTold;
     private DateTimeOffset? _since;
     private int _pending;
     private readonly string _replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
     public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending));
+
+    /// <summary>
+    /// Gets the start of every key's name. On a Redis Cluster it is the prefix as a hash tag (<c>{afp}</c>), so every
+    /// record lies in one hash slot and a transaction may touch several (across slots a cluster answers CROSSSLOT); a
+    /// single server keeps the plain prefix, so what earlier versions wrote there stays where it is, with nothing to
+    /// migrate. A prefix that holds a tag of its own is used as it is. Chosen at the first connection.
+    /// </summary>
+    private string Root => _root ?? _options.KeyPrefix;
 
     private RedisChannel Changes => RedisChannel.Literal($"{_options.KeyPrefix}:changes");
 
@@ -64,7 +73,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
         try
         {
-            return await redis.GetDatabase().StringSetAsync($"{_options.KeyPrefix}:{what}", _replica, ttl, When.NotExists);
+            return await redis.GetDatabase().StringSetAsync($"{Root}:{what}", _replica, ttl, When.NotExists);
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
@@ -149,6 +158,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _since = time.GetUtcNow();
         if (connected)
         {
+            _root ??= ChooseRoot();
             _restored.Release();
             _resync.Release();
         }
@@ -276,9 +286,10 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 ? Condition.KeyNotExists(hashKey)
                 : Condition.HashEqual(hashKey, RedisKeyHealthCodec.VersionField, stored.Version));
             _ = transaction.HashSetAsync(hashKey, RedisKeyHealthCodec.Encode(next, key.Identity));
-            _ = transaction.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, key.Identity, next));
             if (await transaction.ExecuteAsync())
             {
+                // Published after the commit, not inside the transaction: a channel is no key and belongs to no slot.
+                _ = db.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, key.Identity, next), CommandFlags.FireAndForget);
                 _board!.Adopt(key, next);
                 return;
             }
@@ -375,7 +386,22 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _ => null,
     };
 
-    private RedisKey HashKey(PoolKey key) => $"{_options.KeyPrefix}:key:{key.Pool}:{key.Name}";
+    private RedisKey HashKey(PoolKey key) => $"{Root}:key:{key.Pool}:{key.Name}";
+
+    /// <summary>The key names' start for the servers connected now (see <see cref="Root"/>); null while none is.</summary>
+    private string? ChooseRoot()
+    {
+        var servers = _redis?.GetServers().Where(s => s.IsConnected).ToList();
+        if (servers is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        var prefix = _options.KeyPrefix;
+        var open = prefix.IndexOf('{', StringComparison.Ordinal);
+        var tagged = open >= 0 && prefix.IndexOf('}', open + 1) > open + 1;
+        return tagged || !servers.Exists(s => s.ServerType == ServerType.Cluster) ? prefix : "{" + prefix + "}";
+    }
 
     private static bool IsUnreachable(Exception ex) => ex is RedisConnectionException or RedisTimeoutException
         || (ex is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
