@@ -262,8 +262,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         var hashKey = HashKey(key);
         for (var attempt = 0; attempt < MaxTransactionAttempts; attempt++)
         {
-            var entries = await db.HashGetAllAsync(hashKey);
-            var stored = RedisKeyHealthCodec.Decode(entries, out var identity);
+            var (stored, identity) = await ReadRecordAsync(db, key);
             // A record about another secret of this name (a rotated key) says nothing about this one: it is overwritten.
             var about = stored is not null && RedisKeyHealthCodec.IsAbout(identity, key) ? stored : null;
             var current = about ?? key.Fresh(intent.At);
@@ -358,11 +357,11 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         var db = _redis!.GetDatabase();
         await SyncRuntimeKeysAsync(db);
         var keys = _registry!.Pools.SelectMany(p => p.Keys).ToList();
-        var records = await Task.WhenAll(keys.Select(k => db.HashGetAllAsync(HashKey(k))));
+        var records = await Task.WhenAll(keys.Select(k => ReadRecordAsync(db, k)));
         var now = time.GetUtcNow();
         for (var i = 0; i < keys.Count; i++)
         {
-            if (RedisKeyHealthCodec.Decode(records[i], out var identity) is { } shared && RedisKeyHealthCodec.IsAbout(identity, keys[i]))
+            if (records[i] is ({ } shared, var identity) && RedisKeyHealthCodec.IsAbout(identity, keys[i]))
             {
                 _board!.Adopt(keys[i], shared);
             }
@@ -373,6 +372,31 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         }
 
         await ReconcileScopesAsync(db, keys);
+    }
+
+    /// <summary>
+    /// Reads a key's shared record. One that is not a record (another type under its name, a field that does not parse)
+    /// is deleted, with one warning, and read as missing: the replicas then write it again from what they hold, and one
+    /// bad record never stops every other key's sync.
+    /// </summary>
+    private async Task<(KeyHealth? Health, string? Identity)> ReadRecordAsync(IDatabase db, PoolKey key)
+    {
+        var record = HashKey(key);
+        try
+        {
+            var health = RedisKeyHealthCodec.Decode(await db.HashGetAllAsync(record), out var identity);
+            return (health, identity);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidCastException or FormatException or OverflowException
+            || (ex is RedisServerException server && server.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal)))
+        {
+            var pool = key.Pool;
+            var name = key.Name;
+            var problem = ex.GetType().Name;
+            WarnOnce($"malformed:{record}", () => LogMalformed(logger, pool, name, problem));
+            await db.KeyDeleteAsync(record);
+            return (null, null);
+        }
     }
 
     /// <summary>The transition that would recreate a state this replica holds, for a shared record that went missing.</summary>
@@ -417,6 +441,9 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Re-reading the shared key state from Redis failed; the next round tries again.")]
     private static partial void LogReconcileFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 5007, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': its shared record in Redis is malformed ({Problem:l}); it was deleted and is written again from this replica's own state. Other keys are not affected.")]
+    private static partial void LogMalformed(ILogger logger, string pool, string keyName, string problem);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': the shared record kept changing under this replica; its transition was not recorded (the next re-read adopts the shared state).")]
     private static partial void LogContended(ILogger logger, string pool, string keyName);

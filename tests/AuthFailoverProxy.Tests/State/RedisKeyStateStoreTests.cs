@@ -233,6 +233,40 @@ public sealed class RedisKeyStateStoreTests
         Assert.DoesNotContain(backup[..^4], everything, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task MalformedRecord_IsSkippedWithOneWarning_AndRewritten_WhileEveryOtherKeyKeepsSyncing()
+    {
+        await using var d = await Deployment.StartAsync(configure: c => c.Set("Redis:ReconcileInterval", "00:00:00.05"));
+        await using var client = await ConnectionMultiplexer.ConnectAsync(d.Redis.Configuration);
+        var db = client.GetDatabase();
+        // A string where a hash belongs.
+        await db.StringSetAsync("afp:key:anthropic:backup", "not a record");
+        var b = await d.AddReplicaAsync();
+
+        // Another replica's change that only the re-read carries (no pub/sub message): B must still adopt it.
+        await db.HashSetAsync("afp:key:anthropic:primary", [new("v", long.MaxValue / 2), new("s", (int)KeyState.Disabled), new("since", 1), new("n", 0)]);
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Disabled);
+        await WaitUntilGoneAsync();
+
+        // A hash with a state that is no number: dropped too, without another warning about the same record.
+        await db.HashSetAsync("afp:key:anthropic:backup", [new("v", 1), new("s", "bogus"), new("since", 0), new("n", 0)]);
+        await WaitUntilGoneAsync();
+
+        Assert.Equal(1, b.Logs.CountEventId(5007));
+        Assert.Contains("'backup'", b.Logs.AllText, StringComparison.Ordinal);
+        Assert.Equal(KeyState.Usable, Key(b, "backup").Health.State);
+
+        async Task WaitUntilGoneAsync()
+        {
+            for (var i = 0; i < 500 && await db.KeyExistsAsync("afp:key:anthropic:backup"); i++)
+            {
+                await Task.Delay(20, Ct);
+            }
+
+            Assert.False(await db.KeyExistsAsync("afp:key:anthropic:backup"));
+        }
+    }
+
     private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
 
     private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
