@@ -31,12 +31,13 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private Task? _reconciler;
     private volatile bool _connected;
     private volatile string? _root;
+    private volatile string? _problem = NotReachable;
     private bool _lostTold;
     private DateTimeOffset? _since;
     private int _pending;
     private readonly string _replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
-    public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending));
+    public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending), _connected ? null : _problem);
 
     /// <summary>
     /// Gets the start of every key's name. On a Redis Cluster it is the prefix as a hash tag (<c>{afp}</c>), so every
@@ -45,6 +46,9 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     /// migrate. A prefix that holds a tag of its own is used as it is. Chosen at the first connection.
     /// </summary>
     private string Root => _root ?? _options.KeyPrefix;
+
+    private const string NotReachable = "unreachable";
+    private const string AuthenticationFailed = "authentication failed";
 
     private RedisChannel Changes => RedisChannel.Literal($"{_options.KeyPrefix}:changes");
 
@@ -137,19 +141,49 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "auth-failover-proxy";
         _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint);
+        _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint, e.FailureType);
         _redis.ConnectionRestored += (_, e) => OnConnectionChanged(connected: true, e.EndPoint);
         // Subscriptions are restored by the client after a reconnect.
         await _redis.GetSubscriber().SubscribeAsync(Changes, (_, message) => OnMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _redis.GetSubscriber().SubscribeAsync(KeySetChanges, (_, message) => OnKeySetMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _redis.GetSubscriber().SubscribeAsync(ScopeChanges, (_, message) => OnScopeMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        OnConnectionChanged(_redis.IsConnected, endPoint: null);
+        OnConnectionChanged(_redis.IsConnected, endPoint: null, _redis.IsConnected ? ConnectionFailureType.None : await WhyNotConnectedAsync(configuration));
     }
 
-    private void OnConnectionChanged(bool connected, System.Net.EndPoint? endPoint)
+    /// <summary>
+    /// Tells a refused password from a server that is not there, when the first connection failed: the client's own
+    /// failure event came before anyone listened. One more attempt, which fails with the reason.
+    /// </summary>
+    private static async Task<ConnectionFailureType> WhyNotConnectedAsync(ConfigurationOptions configuration)
+    {
+        var once = configuration.Clone();
+        once.AbortOnConnectFail = true;
+        try
+        {
+            await using var check = await ConnectionMultiplexer.ConnectAsync(once);
+            return ConnectionFailureType.None;
+        }
+        catch (RedisConnectionException ex)
+        {
+            return ex.FailureType;
+        }
+    }
+
+    private void OnConnectionChanged(bool connected, System.Net.EndPoint? endPoint, ConnectionFailureType failure = ConnectionFailureType.None)
     {
         var was = _connected;
         _connected = connected;
+        var problem = _problem;
+        if (!connected && failure != ConnectionFailureType.None)
+        {
+            // A refused password is no network fault: say which it is, once each time it changes.
+            _problem = failure == ConnectionFailureType.AuthenticationFailure ? AuthenticationFailed : NotReachable;
+            if (_problem == AuthenticationFailed && problem != AuthenticationFailed)
+            {
+                LogAuthenticationFailed(logger, endPoint?.ToString() ?? "?");
+            }
+        }
+
         if (was == connected && _since is not null)
         {
             return;
@@ -173,7 +207,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             {
                 LogConnected(logger, where, pending);
             }
-            else
+            else if (_problem != AuthenticationFailed)
             {
                 LogUnreachable(logger, where);
             }
@@ -196,6 +230,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             At = _since!.Value,
             Message = connected
                 ? $"Redis is reachable again from replica {Events.ProxyEvent.ThisReplica}; what it learned meanwhile is being shared."
+                : _problem == AuthenticationFailed
+                ? $"Redis refused the credentials of replica {Events.ProxyEvent.ThisReplica} (authentication failed): it keeps serving from its own key state, but other replicas do not see what it learns."
                 : $"Redis is unreachable from replica {Events.ProxyEvent.ThisReplica}: it keeps serving from its own key state, but other replicas do not see what it learns until Redis returns.",
             Remediation = connected ? null : "Check the Redis server and the network path to it (Redis:Configuration / AFP_REDIS). Agents are not affected.",
             Incident = $"store:{Events.ProxyEvent.ThisReplica}",
@@ -444,6 +480,9 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
     [LoggerMessage(EventId = 5007, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': its shared record in Redis is malformed ({Problem:l}); it was deleted and is written again from this replica's own state. Other keys are not affected.")]
     private static partial void LogMalformed(ILogger logger, string pool, string keyName, string problem);
+
+    [LoggerMessage(EventId = 5008, Level = LogLevel.Error, Message = "Redis at {EndPoint:l} refused this replica's credentials (authentication failed): check the password (and user) in Redis:Configuration (AFP_REDIS). This replica serves from its own key state meanwhile.")]
+    private static partial void LogAuthenticationFailed(ILogger logger, string endPoint);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': the shared record kept changing under this replica; its transition was not recorded (the next re-read adopts the shared state).")]
     private static partial void LogContended(ILogger logger, string pool, string keyName);

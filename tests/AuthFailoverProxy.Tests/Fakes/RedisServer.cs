@@ -13,15 +13,22 @@ internal sealed class RedisServer : IAsyncDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("afp-redis-").FullName;
     private Process? _process;
 
-    private RedisServer(int port) => Port = port;
+    private readonly string? _password;
+
+    private RedisServer(int port, string? password)
+    {
+        Port = port;
+        _password = password;
+    }
 
     public int Port { get; }
 
     public string Configuration => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    /// <summary>Starts a server; with <paramref name="password"/> it refuses every client that does not give it.</summary>
+    public static async Task<RedisServer> StartAsync(string? password = null)
     {
-        var server = new RedisServer(FreePort());
+        var server = new RedisServer(FreePort(), password);
         await server.RestartAsync();
         return server;
     }
@@ -38,6 +45,12 @@ internal sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (_password is not null)
+        {
+            start.ArgumentList.Add("--requirepass");
+            start.ArgumentList.Add(_password);
+        }
+
         try
         {
             _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
@@ -91,7 +104,8 @@ internal sealed class RedisServer : IAsyncDisposable
             await stream.WriteAsync("PING\r\n"u8.ToArray());
             var buffer = new byte[16];
             var read = await stream.ReadAsync(buffer);
-            return read > 0 && buffer[0] == (byte)'+';
+            // -NOAUTH: up, and asking for its password.
+            return read > 0 && (buffer[0] == (byte)'+' || (_password is not null && buffer[0] == (byte)'-'));
         }
         catch (SocketException)
         {

@@ -267,6 +267,22 @@ public sealed class RedisKeyStateStoreTests
         }
     }
 
+    [Fact]
+    public async Task WrongPassword_IsReportedAsAnAuthenticationFailure_NotAsUnreachable()
+    {
+        const string Wrong = "wrong-password-4f1c9a";
+        var redis = await RedisServer.StartAsync(password: "right-password-7d2e0b");
+        await using var d = await Deployment.StartOnAsync($"127.0.0.1:{redis.Port},password={Wrong}", redis);
+        var a = await d.AddReplicaAsync(waitConnected: false);
+
+        await FailoverTests.WaitUntilAsync(() => Store(a).Status.Problem == "authentication failed");
+        Assert.False(Store(a).Status.Connected);
+        var status = await a.Management.GetStringAsync("/status", Ct);
+        Assert.Contains("authentication failed", status, StringComparison.Ordinal);
+        Assert.Contains("refused this replica's credentials", a.Logs.AllText, StringComparison.Ordinal);
+        Assert.DoesNotContain(Wrong, a.Logs.AllText + status, StringComparison.Ordinal);
+    }
+
     private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
 
     private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
