@@ -140,6 +140,10 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         // Fail at once while disconnected: the worker keeps the transition and waits for the connection itself.
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "auth-failover-proxy";
+        if (!string.IsNullOrEmpty(_options.CaCertificateFile))
+        {
+            configuration.TrustIssuer(_options.CaCertificateFile);
+        }
         _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
         _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint, e.FailureType);
         _redis.ConnectionRestored += (_, e) => OnConnectionChanged(connected: true, e.EndPoint);

@@ -283,6 +283,26 @@ public sealed class RedisKeyStateStoreTests
         Assert.DoesNotContain(Wrong, a.Logs.AllText + status, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TlsAndPassword_KeyDeathPropagates()
+    {
+        const string Password = "tls-password-8c3f1e";
+        var redis = await RedisServer.StartTlsAsync(Password);
+        await using var d = await Deployment.StartOnAsync($"localhost:{redis.Port},ssl=true,sslHost=localhost,password={Password}", redis,
+            c => c.Set("Redis:CaCertificateFile", redis.CaFile));
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
+
+        d.Upstream.SetKeyFault(d.Primary, KeyFault.OAuthRejected);
+        using (var viaA = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal("backup", FailoverTests.Header(viaA, "x-afp-key"));
+        }
+
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+        Assert.DoesNotContain(Password, a.Logs.AllText + b.Logs.AllText, StringComparison.Ordinal);
+    }
+
     private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
 
     private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
