@@ -61,7 +61,8 @@ internal sealed class KeyStoreException(string message, Exception? innerExceptio
 /// <param name="Connected">Whether a shared store is reachable now.</param>
 /// <param name="Since">When it became reachable or unreachable.</param>
 /// <param name="Pending">Transitions waiting to reach the shared store.</param>
-internal sealed record KeyStateStoreStatus(string Kind, bool Connected, DateTimeOffset? Since, int Pending);
+/// <param name="Problem">Why it is not connected: <c>unreachable</c>, or <c>authentication failed</c> when it refused the credentials.</param>
+internal sealed record KeyStateStoreStatus(string Kind, bool Connected, DateTimeOffset? Since, int Pending, string? Problem = null);
 
 /// <summary>The embedded store: key health lives in this process only.</summary>
 internal sealed class InMemoryKeyStateStore : IKeyStateStore

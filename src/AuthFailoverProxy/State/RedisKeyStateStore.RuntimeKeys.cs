@@ -30,7 +30,7 @@ internal sealed partial class RedisKeyStateStore
 
     private RedisChannel KeySetChanges => RedisChannel.Literal($"{_options.KeyPrefix}:keyset");
 
-    private RedisKey RuntimeIndex => $"{_options.KeyPrefix}:rtkeys";
+    private RedisKey RuntimeIndex => $"{Root}:rtkeys";
 
     public async Task SaveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken)
     {
@@ -47,13 +47,15 @@ internal sealed partial class RedisKeyStateStore
 
     public async Task RemoveRuntimeKeyAsync(PoolKey key, CancellationToken cancellationToken)
     {
-        var transaction = ConnectedDatabase().CreateTransaction();
+        var db = ConnectedDatabase();
+        var transaction = db.CreateTransaction();
         _ = transaction.KeyDeleteAsync([RuntimeRecord(key.Pool, key.Name), HashKey(key)]);
         _ = transaction.SetRemoveAsync(RuntimeIndex, Member(key.Pool, key.Name));
-        _ = transaction.PublishAsync(KeySetChanges, $"-\t{key.Pool}\t{key.Name}\t{key.Identity}");
         try
         {
             await transaction.ExecuteAsync().WaitAsync(cancellationToken);
+            // After the commit, not inside the transaction: a channel belongs to no hash slot.
+            await db.PublishAsync(KeySetChanges, $"-\t{key.Pool}\t{key.Name}\t{key.Identity}").WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
@@ -78,10 +80,15 @@ internal sealed partial class RedisKeyStateStore
             new("proj", key.Account?.Project ?? string.Empty),
         ]);
         _ = transaction.SetAddAsync(RuntimeIndex, [IndexSentinel, Member(key.Pool, key.Name)]);
-        _ = transaction.PublishAsync(KeySetChanges, $"+\t{key.Pool}\t{key.Name}");
         try
         {
-            return await transaction.ExecuteAsync();
+            if (!await transaction.ExecuteAsync())
+            {
+                return false;
+            }
+
+            await db.PublishAsync(KeySetChanges, $"+\t{key.Pool}\t{key.Name}");
+            return true;
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
@@ -248,7 +255,7 @@ internal sealed partial class RedisKeyStateStore
     private static KeyStoreException Unreachable(Exception ex)
         => new("Redis did not answer, so the change may not have reached the other replicas. Look at GET /admin/keys and try again when GET /status shows the store connected.", ex);
 
-    private RedisKey RuntimeRecord(string pool, string name) => $"{_options.KeyPrefix}:rtkey:{pool}:{name}";
+    private RedisKey RuntimeRecord(string pool, string name) => $"{Root}:rtkey:{pool}:{name}";
 
     private static string Member(string pool, string name) => $"{pool}\t{name}";
 

@@ -89,9 +89,9 @@ internal sealed partial class RedisKeyStateStore
             var ttl = scope.Until - time.GetUtcNow() + TimeSpan.FromMinutes(1);
             _ = transaction.KeyExpireAsync(record, ttl, ExpireWhen.HasNoExpiry);
             _ = transaction.KeyExpireAsync(record, ttl, ExpireWhen.GreaterThanCurrentExpiry);
-            _ = transaction.PublishAsync(ScopeChanges, $"{key.Pool}\t{key.Name}\t{encoded}");
             if (await transaction.ExecuteAsync())
             {
+                _ = db.PublishAsync(ScopeChanges, $"{key.Pool}\t{key.Name}\t{encoded}", CommandFlags.FireAndForget);
                 return;
             }
         }

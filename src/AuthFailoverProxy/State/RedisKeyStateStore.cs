@@ -30,12 +30,25 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
     private Task? _worker;
     private Task? _reconciler;
     private volatile bool _connected;
+    private volatile string? _root;
+    private volatile string? _problem = NotReachable;
     private bool _lostTold;
     private DateTimeOffset? _since;
     private int _pending;
     private readonly string _replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
-    public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending));
+    public KeyStateStoreStatus Status => new("redis", _connected, _since, Volatile.Read(ref _pending), _connected ? null : _problem);
+
+    /// <summary>
+    /// Gets the start of every key's name. On a Redis Cluster it is the prefix as a hash tag (<c>{afp}</c>), so every
+    /// record lies in one hash slot and a transaction may touch several (across slots a cluster answers CROSSSLOT); a
+    /// single server keeps the plain prefix, so what earlier versions wrote there stays where it is, with nothing to
+    /// migrate. A prefix that holds a tag of its own is used as it is. Chosen at the first connection.
+    /// </summary>
+    private string Root => _root ?? _options.KeyPrefix;
+
+    private const string NotReachable = "unreachable";
+    private const string AuthenticationFailed = "authentication failed";
 
     private RedisChannel Changes => RedisChannel.Literal($"{_options.KeyPrefix}:changes");
 
@@ -64,7 +77,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
         try
         {
-            return await redis.GetDatabase().StringSetAsync($"{_options.KeyPrefix}:{what}", _replica, ttl, When.NotExists);
+            return await redis.GetDatabase().StringSetAsync($"{Root}:{what}", _replica, ttl, When.NotExists);
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
@@ -127,20 +140,54 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         // Fail at once while disconnected: the worker keeps the transition and waits for the connection itself.
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "auth-failover-proxy";
+        if (!string.IsNullOrEmpty(_options.CaCertificateFile))
+        {
+            configuration.TrustIssuer(_options.CaCertificateFile);
+        }
         _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint);
+        _redis.ConnectionFailed += (_, e) => OnConnectionChanged(connected: false, e.EndPoint, e.FailureType);
         _redis.ConnectionRestored += (_, e) => OnConnectionChanged(connected: true, e.EndPoint);
         // Subscriptions are restored by the client after a reconnect.
         await _redis.GetSubscriber().SubscribeAsync(Changes, (_, message) => OnMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _redis.GetSubscriber().SubscribeAsync(KeySetChanges, (_, message) => OnKeySetMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _redis.GetSubscriber().SubscribeAsync(ScopeChanges, (_, message) => OnScopeMessage(message)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        OnConnectionChanged(_redis.IsConnected, endPoint: null);
+        OnConnectionChanged(_redis.IsConnected, endPoint: null, _redis.IsConnected ? ConnectionFailureType.None : await WhyNotConnectedAsync(configuration));
     }
 
-    private void OnConnectionChanged(bool connected, System.Net.EndPoint? endPoint)
+    /// <summary>
+    /// Tells a refused password from a server that is not there, when the first connection failed: the client's own
+    /// failure event came before anyone listened. One more attempt, which fails with the reason.
+    /// </summary>
+    private static async Task<ConnectionFailureType> WhyNotConnectedAsync(ConfigurationOptions configuration)
+    {
+        var once = configuration.Clone();
+        once.AbortOnConnectFail = true;
+        try
+        {
+            await using var check = await ConnectionMultiplexer.ConnectAsync(once);
+            return ConnectionFailureType.None;
+        }
+        catch (RedisConnectionException ex)
+        {
+            return ex.FailureType;
+        }
+    }
+
+    private void OnConnectionChanged(bool connected, System.Net.EndPoint? endPoint, ConnectionFailureType failure = ConnectionFailureType.None)
     {
         var was = _connected;
         _connected = connected;
+        var problem = _problem;
+        if (!connected && failure != ConnectionFailureType.None)
+        {
+            // A refused password is no network fault: say which it is, once each time it changes.
+            _problem = failure == ConnectionFailureType.AuthenticationFailure ? AuthenticationFailed : NotReachable;
+            if (_problem == AuthenticationFailed && problem != AuthenticationFailed)
+            {
+                LogAuthenticationFailed(logger, endPoint?.ToString() ?? "?");
+            }
+        }
+
         if (was == connected && _since is not null)
         {
             return;
@@ -149,6 +196,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _since = time.GetUtcNow();
         if (connected)
         {
+            _root ??= ChooseRoot();
             _restored.Release();
             _resync.Release();
         }
@@ -163,7 +211,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             {
                 LogConnected(logger, where, pending);
             }
-            else
+            else if (_problem != AuthenticationFailed)
             {
                 LogUnreachable(logger, where);
             }
@@ -186,6 +234,8 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
             At = _since!.Value,
             Message = connected
                 ? $"Redis is reachable again from replica {Events.ProxyEvent.ThisReplica}; what it learned meanwhile is being shared."
+                : _problem == AuthenticationFailed
+                ? $"Redis refused the credentials of replica {Events.ProxyEvent.ThisReplica} (authentication failed): it keeps serving from its own key state, but other replicas do not see what it learns."
                 : $"Redis is unreachable from replica {Events.ProxyEvent.ThisReplica}: it keeps serving from its own key state, but other replicas do not see what it learns until Redis returns.",
             Remediation = connected ? null : "Check the Redis server and the network path to it (Redis:Configuration / AFP_REDIS). Agents are not affected.",
             Incident = $"store:{Events.ProxyEvent.ThisReplica}",
@@ -252,8 +302,7 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         var hashKey = HashKey(key);
         for (var attempt = 0; attempt < MaxTransactionAttempts; attempt++)
         {
-            var entries = await db.HashGetAllAsync(hashKey);
-            var stored = RedisKeyHealthCodec.Decode(entries, out var identity);
+            var (stored, identity) = await ReadRecordAsync(db, key);
             // A record about another secret of this name (a rotated key) says nothing about this one: it is overwritten.
             var about = stored is not null && RedisKeyHealthCodec.IsAbout(identity, key) ? stored : null;
             var current = about ?? key.Fresh(intent.At);
@@ -276,9 +325,10 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
                 ? Condition.KeyNotExists(hashKey)
                 : Condition.HashEqual(hashKey, RedisKeyHealthCodec.VersionField, stored.Version));
             _ = transaction.HashSetAsync(hashKey, RedisKeyHealthCodec.Encode(next, key.Identity));
-            _ = transaction.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, key.Identity, next));
             if (await transaction.ExecuteAsync())
             {
+                // Published after the commit, not inside the transaction: a channel is no key and belongs to no slot.
+                _ = db.PublishAsync(Changes, RedisKeyHealthCodec.Message(key.Pool, key.Name, key.Identity, next), CommandFlags.FireAndForget);
                 _board!.Adopt(key, next);
                 return;
             }
@@ -347,11 +397,11 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         var db = _redis!.GetDatabase();
         await SyncRuntimeKeysAsync(db);
         var keys = _registry!.Pools.SelectMany(p => p.Keys).ToList();
-        var records = await Task.WhenAll(keys.Select(k => db.HashGetAllAsync(HashKey(k))));
+        var records = await Task.WhenAll(keys.Select(k => ReadRecordAsync(db, k)));
         var now = time.GetUtcNow();
         for (var i = 0; i < keys.Count; i++)
         {
-            if (RedisKeyHealthCodec.Decode(records[i], out var identity) is { } shared && RedisKeyHealthCodec.IsAbout(identity, keys[i]))
+            if (records[i] is ({ } shared, var identity) && RedisKeyHealthCodec.IsAbout(identity, keys[i]))
             {
                 _board!.Adopt(keys[i], shared);
             }
@@ -362,6 +412,31 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         }
 
         await ReconcileScopesAsync(db, keys);
+    }
+
+    /// <summary>
+    /// Reads a key's shared record. One that is not a record (another type under its name, a field that does not parse)
+    /// is deleted, with one warning, and read as missing: the replicas then write it again from what they hold, and one
+    /// bad record never stops every other key's sync.
+    /// </summary>
+    private async Task<(KeyHealth? Health, string? Identity)> ReadRecordAsync(IDatabase db, PoolKey key)
+    {
+        var record = HashKey(key);
+        try
+        {
+            var health = RedisKeyHealthCodec.Decode(await db.HashGetAllAsync(record), out var identity);
+            return (health, identity);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidCastException or FormatException or OverflowException
+            || (ex is RedisServerException server && server.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal)))
+        {
+            var pool = key.Pool;
+            var name = key.Name;
+            var problem = ex.GetType().Name;
+            WarnOnce($"malformed:{record}", () => LogMalformed(logger, pool, name, problem));
+            await db.KeyDeleteAsync(record);
+            return (null, null);
+        }
     }
 
     /// <summary>The transition that would recreate a state this replica holds, for a shared record that went missing.</summary>
@@ -375,7 +450,22 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
         _ => null,
     };
 
-    private RedisKey HashKey(PoolKey key) => $"{_options.KeyPrefix}:key:{key.Pool}:{key.Name}";
+    private RedisKey HashKey(PoolKey key) => $"{Root}:key:{key.Pool}:{key.Name}";
+
+    /// <summary>The key names' start for the servers connected now (see <see cref="Root"/>); null while none is.</summary>
+    private string? ChooseRoot()
+    {
+        var servers = _redis?.GetServers().Where(s => s.IsConnected).ToList();
+        if (servers is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        var prefix = _options.KeyPrefix;
+        var open = prefix.IndexOf('{', StringComparison.Ordinal);
+        var tagged = open >= 0 && prefix.IndexOf('}', open + 1) > open + 1;
+        return tagged || !servers.Exists(s => s.ServerType == ServerType.Cluster) ? prefix : "{" + prefix + "}";
+    }
 
     private static bool IsUnreachable(Exception ex) => ex is RedisConnectionException or RedisTimeoutException
         || (ex is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
@@ -391,6 +481,12 @@ internal sealed partial class RedisKeyStateStore(IServiceProvider services, IOpt
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Re-reading the shared key state from Redis failed; the next round tries again.")]
     private static partial void LogReconcileFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 5007, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': its shared record in Redis is malformed ({Problem:l}); it was deleted and is written again from this replica's own state. Other keys are not affected.")]
+    private static partial void LogMalformed(ILogger logger, string pool, string keyName, string problem);
+
+    [LoggerMessage(EventId = 5008, Level = LogLevel.Error, Message = "Redis at {EndPoint:l} refused this replica's credentials (authentication failed): check the password (and user) in Redis:Configuration (AFP_REDIS). This replica serves from its own key state meanwhile.")]
+    private static partial void LogAuthenticationFailed(ILogger logger, string endPoint);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Pool '{Pool:l}': key '{KeyName:l}': the shared record kept changing under this replica; its transition was not recorded (the next re-read adopts the shared state).")]
     private static partial void LogContended(ILogger logger, string pool, string keyName);

@@ -9,6 +9,12 @@ public sealed class RedisOptions
     /// </summary>
     public string? Configuration { get; set; }
 
+    /// <summary>
+    /// Gets or sets a PEM file holding the CA that issued the Redis server's TLS certificate (with <c>ssl=true</c> in
+    /// <see cref="Configuration"/>), for a private CA the system does not trust. <value>The default value is none: the system's trust store.</value>
+    /// </summary>
+    public string? CaCertificateFile { get; set; }
+
     /// <summary>Gets or sets the prefix of every Redis key and channel, so deployments can share a server. <value>The default value is <c>afp</c>.</value></summary>
     public string KeyPrefix { get; set; } = "afp";
 

@@ -42,6 +42,11 @@ internal static class StateServiceCollectionExtensions
                 }
             }
 
+            if (options.CaCertificateFile is { Length: > 0 } ca && !File.Exists(ca))
+            {
+                errors.Add($"Redis:CaCertificateFile names a file that does not exist: {ca}");
+            }
+
             if (string.IsNullOrWhiteSpace(options.KeyPrefix) || options.KeyPrefix.Contains(' ', StringComparison.Ordinal))
             {
                 errors.Add("Redis:KeyPrefix must be a non-empty word such as 'afp'.");

@@ -14,9 +14,14 @@ internal sealed class Deployment : IAsyncDisposable
     private readonly TimeProvider? _time;
     private readonly Action<ProxyConfig>? _configure;
 
-    private Deployment(RedisServer redis, SimulatedProvider upstream, TimeProvider? time, Action<ProxyConfig>? configure)
+    private readonly RedisServer? _redis;
+    private readonly IAsyncDisposable _store;
+
+    private Deployment(RedisServer? redis, string configuration, IAsyncDisposable store, SimulatedProvider upstream, TimeProvider? time, Action<ProxyConfig>? configure)
     {
-        Redis = redis;
+        _redis = redis;
+        RedisConfiguration = configuration;
+        _store = store;
         Upstream = upstream;
         // Two organizations, as a pool meant to fail over is made: keys of one organization share its rate limits.
         Upstream.SetKeyOrganization(Primary, "org-primary");
@@ -25,7 +30,11 @@ internal sealed class Deployment : IAsyncDisposable
         _configure = configure;
     }
 
-    public RedisServer Redis { get; }
+    /// <summary>Gets the single redis-server (not there when the deployment runs on a cluster).</summary>
+    public RedisServer Redis => _redis ?? throw new InvalidOperationException("this deployment runs on a Redis Cluster.");
+
+    /// <summary>Gets the Redis configuration string every replica is given.</summary>
+    public string RedisConfiguration { get; }
 
     public SimulatedProvider Upstream { get; }
 
@@ -37,7 +46,22 @@ internal sealed class Deployment : IAsyncDisposable
     {
         var redis = await RedisServer.StartAsync();
         var upstream = await SimulatedProvider.StartAsync(time, options: provider, cancellationToken: TestContext.Current.CancellationToken);
-        return new Deployment(redis, upstream, time, configure);
+        return new Deployment(redis, redis.Configuration, redis, upstream, time, configure);
+    }
+
+    /// <summary>Starts a deployment whose replicas share a real 3-node Redis Cluster, as on most managed Redis services.</summary>
+    public static async Task<Deployment> StartOnClusterAsync(Action<ProxyConfig>? configure = null)
+    {
+        var cluster = await RedisCluster.StartAsync();
+        var upstream = await SimulatedProvider.StartAsync(options: null, cancellationToken: TestContext.Current.CancellationToken);
+        return new Deployment(null, cluster.Configuration, cluster, upstream, null, configure);
+    }
+
+    /// <summary>Starts a deployment on a Redis of its caller's making (TLS, a password), which it disposes at the end.</summary>
+    public static async Task<Deployment> StartOnAsync(string configuration, IAsyncDisposable store, Action<ProxyConfig>? configure = null)
+    {
+        var upstream = await SimulatedProvider.StartAsync(options: null, cancellationToken: TestContext.Current.CancellationToken);
+        return new Deployment(null, configuration, store, upstream, null, configure);
     }
 
     /// <summary>Starts one more replica; by default waits until it is connected to Redis.</summary>
@@ -45,7 +69,7 @@ internal sealed class Deployment : IAsyncDisposable
     {
         var config = new ProxyConfig()
             .Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Primary), ("backup", Backup)])
-            .Set("Redis:Configuration", Redis.Configuration)
+            .Set("Redis:Configuration", RedisConfiguration)
             .Set("Redis:Timeout", "00:00:00.500");
         _configure?.Invoke(config);
         configure?.Invoke(config);
@@ -67,6 +91,6 @@ internal sealed class Deployment : IAsyncDisposable
         }
 
         await Upstream.DisposeAsync();
-        await Redis.DisposeAsync();
+        await _store.DisposeAsync();
     }
 }

@@ -13,15 +13,56 @@ internal sealed class RedisServer : IAsyncDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("afp-redis-").FullName;
     private Process? _process;
 
-    private RedisServer(int port) => Port = port;
+    private readonly string? _password;
+    private readonly string? _tls;
+
+    private RedisServer(int port, string? password, bool tls = false)
+    {
+        _tls = tls ? _directory : null;
+        Port = port;
+        _password = password;
+    }
 
     public int Port { get; }
 
     public string Configuration => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    /// <summary>Gets the CA certificate (PEM) of a server started with TLS.</summary>
+    public string CaFile => Path.Combine(_directory, "ca.crt");
+
+    /// <summary>Starts a server; with <paramref name="password"/> it refuses every client that does not give it.</summary>
+    public static async Task<RedisServer> StartAsync(string? password = null)
     {
-        var server = new RedisServer(FreePort());
+        var server = new RedisServer(FreePort(), password);
+        await server.RestartAsync();
+        return server;
+    }
+
+    /// <summary>
+    /// Starts a server that speaks TLS only, with a certificate for <c>localhost</c> from a throwaway CA made with openssl
+    /// (<see cref="CaFile"/> is the CA to trust), and asks for <paramref name="password"/>.
+    /// </summary>
+    public static async Task<RedisServer> StartTlsAsync(string password)
+    {
+        var server = new RedisServer(FreePort(), password, tls: true);
+        var directory = server._directory;
+        foreach (var step in new[]
+        {
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=afp-test-ca -keyout ca.key -out ca.crt",
+            "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr",
+            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out server.crt -extfile san.cnf",
+        })
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+            var openssl = new ProcessStartInfo("openssl", step) { WorkingDirectory = directory, RedirectStandardError = true, RedirectStandardOutput = true };
+            using var run = Process.Start(openssl)!;
+            await run.WaitForExitAsync();
+            if (run.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"openssl {step.Split(' ')[0]} failed: {await run.StandardError.ReadToEndAsync()}");
+            }
+        }
+
         await server.RestartAsync();
         return server;
     }
@@ -38,6 +79,23 @@ internal sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (_tls is not null)
+        {
+            var port = start.ArgumentList[1];
+            start.ArgumentList[1] = "0";
+            foreach (var argument in new[] { "--tls-port", port, "--tls-cert-file", Path.Combine(_tls, "server.crt"), "--tls-key-file", Path.Combine(_tls, "server.key"),
+                "--tls-ca-cert-file", Path.Combine(_tls, "ca.crt"), "--tls-auth-clients", "no" })
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+
+        if (_password is not null)
+        {
+            start.ArgumentList.Add("--requirepass");
+            start.ArgumentList.Add(_password);
+        }
+
         try
         {
             _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
@@ -87,11 +145,18 @@ internal sealed class RedisServer : IAsyncDisposable
         {
             using var client = new TcpClient();
             await client.ConnectAsync(IPAddress.Loopback, Port);
+            if (_tls is not null)
+            {
+                // Speaks TLS only: accepting the connection is enough.
+                return true;
+            }
+
             var stream = client.GetStream();
             await stream.WriteAsync("PING\r\n"u8.ToArray());
             var buffer = new byte[16];
             var read = await stream.ReadAsync(buffer);
-            return read > 0 && buffer[0] == (byte)'+';
+            // -NOAUTH: up, and asking for its password.
+            return read > 0 && (buffer[0] == (byte)'+' || (_password is not null && buffer[0] == (byte)'-'));
         }
         catch (SocketException)
         {

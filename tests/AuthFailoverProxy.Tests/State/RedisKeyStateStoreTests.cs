@@ -233,6 +233,76 @@ public sealed class RedisKeyStateStoreTests
         Assert.DoesNotContain(backup[..^4], everything, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task MalformedRecord_IsSkippedWithOneWarning_AndRewritten_WhileEveryOtherKeyKeepsSyncing()
+    {
+        await using var d = await Deployment.StartAsync(configure: c => c.Set("Redis:ReconcileInterval", "00:00:00.05"));
+        await using var client = await ConnectionMultiplexer.ConnectAsync(d.Redis.Configuration);
+        var db = client.GetDatabase();
+        // A string where a hash belongs.
+        await db.StringSetAsync("afp:key:anthropic:backup", "not a record");
+        var b = await d.AddReplicaAsync();
+
+        // Another replica's change that only the re-read carries (no pub/sub message): B must still adopt it.
+        await db.HashSetAsync("afp:key:anthropic:primary", [new("v", long.MaxValue / 2), new("s", (int)KeyState.Disabled), new("since", 1), new("n", 0)]);
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Disabled);
+        await WaitUntilGoneAsync();
+
+        // A hash with a state that is no number: dropped too, without another warning about the same record.
+        await db.HashSetAsync("afp:key:anthropic:backup", [new("v", 1), new("s", "bogus"), new("since", 0), new("n", 0)]);
+        await WaitUntilGoneAsync();
+
+        Assert.Equal(1, b.Logs.CountEventId(5007));
+        Assert.Contains("'backup'", b.Logs.AllText, StringComparison.Ordinal);
+        Assert.Equal(KeyState.Usable, Key(b, "backup").Health.State);
+
+        async Task WaitUntilGoneAsync()
+        {
+            for (var i = 0; i < 500 && await db.KeyExistsAsync("afp:key:anthropic:backup"); i++)
+            {
+                await Task.Delay(20, Ct);
+            }
+
+            Assert.False(await db.KeyExistsAsync("afp:key:anthropic:backup"));
+        }
+    }
+
+    [Fact]
+    public async Task WrongPassword_IsReportedAsAnAuthenticationFailure_NotAsUnreachable()
+    {
+        const string Wrong = "wrong-password-4f1c9a";
+        var redis = await RedisServer.StartAsync(password: "right-password-7d2e0b");
+        await using var d = await Deployment.StartOnAsync($"127.0.0.1:{redis.Port},password={Wrong}", redis);
+        var a = await d.AddReplicaAsync(waitConnected: false);
+
+        await FailoverTests.WaitUntilAsync(() => Store(a).Status.Problem == "authentication failed");
+        Assert.False(Store(a).Status.Connected);
+        var status = await a.Management.GetStringAsync("/status", Ct);
+        Assert.Contains("authentication failed", status, StringComparison.Ordinal);
+        Assert.Contains("refused this replica's credentials", a.Logs.AllText, StringComparison.Ordinal);
+        Assert.DoesNotContain(Wrong, a.Logs.AllText + status, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TlsAndPassword_KeyDeathPropagates()
+    {
+        const string Password = "tls-password-8c3f1e";
+        var redis = await RedisServer.StartTlsAsync(Password);
+        await using var d = await Deployment.StartOnAsync($"localhost:{redis.Port},ssl=true,sslHost=localhost,password={Password}", redis,
+            c => c.Set("Redis:CaCertificateFile", redis.CaFile));
+        var a = await d.AddReplicaAsync();
+        var b = await d.AddReplicaAsync();
+
+        d.Upstream.SetKeyFault(d.Primary, KeyFault.OAuthRejected);
+        using (var viaA = await a.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal("backup", FailoverTests.Header(viaA, "x-afp-key"));
+        }
+
+        await FailoverTests.WaitUntilAsync(() => Key(b, "primary").Health.State == KeyState.Dead);
+        Assert.DoesNotContain(Password, a.Logs.AllText + b.Logs.AllText, StringComparison.Ordinal);
+    }
+
     private static IKeyStateStore Store(ProxyHost proxy) => proxy.Services.GetRequiredService<IKeyStateStore>();
 
     private static KeyStateBoard Board(ProxyHost proxy) => proxy.Services.GetRequiredService<KeyStateBoard>();
