@@ -28,13 +28,27 @@ internal sealed class JsonTopLevelScanner
 
     /// <summary>Looks for the top-level properties named <paramref name="names"/>; keeps up to <paramref name="capture"/> bytes of each value (0: ranges only).</summary>
     public JsonTopLevelScanner(int capture, params ReadOnlySpan<string> names)
+        : this(capture, Utf8(names))
+    {
+    }
+
+    /// <summary>Looks for the top-level properties named <paramref name="names"/> (UTF-8, shared: never changed here).</summary>
+    public JsonTopLevelScanner(int capture, byte[][] names)
     {
         _capture = capture;
-        _names = new byte[names.Length][];
+        _names = names;
+    }
+
+    /// <summary>Encodes names once, for scanners made per answer.</summary>
+    public static byte[][] Utf8(params ReadOnlySpan<string> names)
+    {
+        var encoded = new byte[names.Length][];
         for (var i = 0; i < names.Length; i++)
         {
-            _names[i] = System.Text.Encoding.UTF8.GetBytes(names[i]);
+            encoded[i] = System.Text.Encoding.UTF8.GetBytes(names[i]);
         }
+
+        return encoded;
     }
 
     private enum State
@@ -80,7 +94,12 @@ internal sealed class JsonTopLevelScanner
 
     private void Keep(byte b)
     {
-        if (_capturedLength < _captured!.Length)
+        if (_capturedLength == _captured!.Length && _captured.Length < _capture)
+        {
+            Array.Resize(ref _captured, Math.Min(_capture, _captured.Length * 2));
+        }
+
+        if (_capturedLength < _captured.Length)
         {
             _captured[_capturedLength] = b;
         }
@@ -141,7 +160,8 @@ internal sealed class JsonTopLevelScanner
                 _valueStart = _position;
                 if (_matchedName >= 0 && _capture > 0)
                 {
-                    (_captured, _capturedLength) = (new byte[_capture], 0);
+                    // Small at first (a usage object is a few dozen bytes), grown up to the cap if need be.
+                    (_captured, _capturedLength) = (new byte[Math.Min(_capture, 128)], 0);
                 }
 
                 (_state, _escape, _depth) = b switch

@@ -21,6 +21,7 @@ internal sealed class UsageReader
 {
     private const int MaxValue = 4096;
     private const int MaxLine = 64 * 1024;
+    private static readonly byte[][] Names = JsonTopLevelScanner.Utf8("usage", "model");
 
     private readonly JsonTopLevelScanner? _json;
     private byte[]? _line;
@@ -37,7 +38,7 @@ internal sealed class UsageReader
     {
         if (!eventStream)
         {
-            _json = new JsonTopLevelScanner(MaxValue, "usage", "model");
+            _json = new JsonTopLevelScanner(MaxValue, Names);
         }
     }
 

@@ -18,7 +18,7 @@ public sealed class UsageTests
     [Fact]
     public void AnthropicJson_CacheTokensAreAddedToInput_ReadByteByByte()
     {
-        var usage = Read("application/json", """{"id":"msg_1","type":"message","content":[{"type":"text","text":"\"usage\": {\"input_tokens\": 999}"}],"model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":34}}""", chunk: 1);
+        var usage = Read("application/json", """{"id":"msg_1","type":"message","content":[{"type":"text","text":"\"usage\": {\"input_tokens\": 999}"}],"model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":0},"output_tokens":34,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"}}""", chunk: 1);
 
         Assert.Equal(new TokenUsage(Input: 2112, Output: 34, CacheRead: 2000, CacheCreation: 100), usage.Usage);
         Assert.Equal("claude-sonnet-4-5-20250929", usage.Model);
