@@ -67,7 +67,11 @@ public sealed class AlertDispatcherTests
         // Restored at the provider; the healer's checks, on the fake clock, bring both keys back.
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.None);
         s.Upstream.SetKeyFault(s.Secret("backup"), KeyFault.None);
-        await time.AdvanceUntilAsync(() => Resolves(receiver).Contains("afp:pool:anthropic"), TimeSpan.FromSeconds(10));
+        // Each channel delivers on its own: wait until both have told everything the recovery resolves.
+        await time.AdvanceUntilAsync(
+            () => Resolves(receiver).Count == 3 && receiver.Webhooks("/hook", "resolve", EventKinds.PoolRestored).Count == 1
+                && receiver.Webhooks("/hook", "resolve", EventKinds.KeyRecovered).Count == 2,
+            TimeSpan.FromSeconds(10));
 
         Assert.Single(receiver.Webhooks("/hook", "trigger", EventKinds.KeyDead), r => r.Event().GetProperty("key").GetString() == "primary");
         Assert.Single(receiver.Webhooks("/hook", "update", EventKinds.PoolExhausted));
