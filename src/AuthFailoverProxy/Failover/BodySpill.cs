@@ -45,7 +45,16 @@ internal sealed partial class BodySpill : IHostedService
         return Task.CompletedTask;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Removes this process's folder at a clean stop (its files are unlinked already): nothing is left behind.</summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_directory.IsValueCreated)
+        {
+            TryDelete(() => System.IO.Directory.Delete(_directory.Value, recursive: true));
+        }
+
+        return Task.CompletedTask;
+    }
 
     /// <summary>Takes <paramref name="bytes"/> of the spill capacity; false when that would pass <see cref="RequestBodyOptions.MaxSpillBytes"/>.</summary>
     public bool TryReserve(long bytes)

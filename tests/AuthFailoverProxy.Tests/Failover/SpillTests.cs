@@ -45,13 +45,19 @@ public sealed class SpillTests : IDisposable
         var deadFolder = Directory.CreateDirectory(Path.Combine(_directory.FullName, "afp-bodies-2147483646-0a1b")).FullName;
         var liveFolder = Directory.CreateDirectory(Path.Combine(_directory.FullName, "afp-bodies-1-0a1b")).FullName; // pid 1 always runs
 
-        await using var s = await Scenario.StartAsync(configure: c => c.Set("RequestBody:TempDirectory", _directory.FullName));
+        string own;
+        await using (var s = await Scenario.StartAsync(configure: c => c.Set("RequestBody:TempDirectory", _directory.FullName)))
+        {
+            Assert.False(File.Exists(oldFile));
+            Assert.False(Directory.Exists(deadFolder));
+            Assert.True(Directory.Exists(liveFolder));
+            own = s.Proxy.Services.GetRequiredService<BodySpill>().Directory;
+            Assert.True(Directory.Exists(own));
+            Assert.Contains(s.Proxy.Logs.Events, e => e.MessageTemplate.Text.StartsWith("Removed {Count} spilled request body", StringComparison.Ordinal));
+        }
 
-        Assert.False(File.Exists(oldFile));
-        Assert.False(Directory.Exists(deadFolder));
-        Assert.True(Directory.Exists(liveFolder));
-        Assert.True(Directory.Exists(s.Proxy.Services.GetRequiredService<BodySpill>().Directory));
-        Assert.Contains(s.Proxy.Logs.Events, e => e.MessageTemplate.Text.StartsWith("Removed {Count} spilled request body", StringComparison.Ordinal));
+        // A clean stop takes its own folder with it.
+        Assert.False(Directory.Exists(own));
     }
 
     [Fact]
