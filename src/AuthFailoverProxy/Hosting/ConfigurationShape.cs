@@ -228,8 +228,12 @@ internal static class ConfigurationShape
         return at >= start ? string.Concat(url.AsSpan(0, start), "…@", url.AsSpan(at + 1)) : url;
     }
 
-    /// <summary>Values of typed settings are numbers, durations and names, never secrets; long ones are cut all the same.</summary>
-    private static string Shown(string value) => value.Length <= 40 ? value : value[..37] + "…";
+    /// <summary>
+    /// The wrong value of a typed setting, as the message shows it: such values are numbers, durations and names, but a
+    /// secret pasted into the wrong key must not reach the console, so a long or key-like value is not shown.
+    /// </summary>
+    private static string Shown(string value)
+        => value.Length <= 24 && Failover.SecretMasker.Mask(value) == value ? value : $"(a value of {value.Length} characters, not shown)";
 
     /// <summary>The candidate closest to <paramref name="name"/>, when it is close enough to be a typo.</summary>
     internal static string? Nearest(string name, IEnumerable<string> candidates)

@@ -32,7 +32,8 @@ public sealed class StrictConfigurationTests
             .Set("Pools:anthropic:Keys:1:Priority", "5x")
             .Set("Pools:second:Selection", "Bogus")
             .Set("Alerts:Channels:mail:Type", "email")
-            .Set("Alerts:Channels:mail:Port", "abc");
+            .Set("Alerts:Channels:mail:Port", "abc")
+            .Set("Pools:anthropic:Keys:0:Priority", "sk-ant-api03-pasted-into-the-wrong-key");
 
         var problems = await StartupProblemsAsync(config);
 
@@ -40,6 +41,9 @@ public sealed class StrictConfigurationTests
         Assert.Contains("Pools:anthropic:Keys:1:Priority: '5x' is not a whole number.", problems);
         Assert.Contains("Pools:second:Selection: 'Bogus' is not one of Priority, RoundRobin.", problems);
         Assert.Contains("Alerts:Channels:mail:Port: 'abc' is not a whole number.", problems);
+        // A secret pasted into a typed setting is named by its key, never shown.
+        Assert.Contains("Pools:anthropic:Keys:0:Priority: '(a value of 38 characters, not shown)' is not a whole number.", problems);
+        Assert.DoesNotContain(problems, p => p.Contains("pasted", StringComparison.Ordinal));
     }
 
     [Fact]
