@@ -289,34 +289,11 @@ internal sealed class StreamHold : IDisposable
     private static ReadOnlySpan<byte> Data(ReadOnlySpan<byte> block) => Field(block, "data:"u8);
 
     /// <summary>The held bytes, then the pending read's, then the rest of the upstream's stream.</summary>
-    private sealed class HeldContent : HttpContent
+    private sealed class HeldContent(HttpContent original, StreamHold hold) : StreamedContent(original)
     {
-        private readonly StreamHold _hold;
+        private readonly StreamHold _hold = hold;
 
-        public HeldContent(HttpContent original, StreamHold hold)
-        {
-            _hold = hold;
-            foreach (var header in original.Headers.NonValidated)
-            {
-                Headers.TryAddWithoutValidation(header.Key, header.Value);
-            }
-        }
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
-        {
-            var read = new HeldStream(_hold);
-            await read.CopyToAsync(stream, cancellationToken);
-        }
-
-        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-        protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult<Stream>(new HeldStream(_hold));
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = 0;
-            return false;
-        }
+        protected override Task<Stream> OpenAsync(CancellationToken cancellationToken) => Task.FromResult<Stream>(new HeldStream(_hold));
 
         protected override void Dispose(bool disposing)
         {

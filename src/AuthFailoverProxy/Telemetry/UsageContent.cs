@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Compression;
 using System.IO.Pipelines;
-using System.Net;
 
 namespace AuthFailoverProxy.Telemetry;
 
@@ -11,7 +10,7 @@ namespace AuthFailoverProxy.Telemetry;
 /// decompressed on the side, through a pipe that never holds the agent back, and only for the reading: the agent gets
 /// the bytes as the provider sent them.
 /// </summary>
-internal sealed class UsageContent : HttpContent
+internal sealed class UsageContent : Failover.StreamedContent
 {
     private readonly HttpContent _inner;
     private readonly UsageReader _reader;
@@ -19,15 +18,12 @@ internal sealed class UsageContent : HttpContent
     private readonly Action<UsageReader> _done;
 
     public UsageContent(HttpContent inner, UsageReader reader, Action<UsageReader> done)
+        : base(inner)
     {
         _inner = inner;
         _reader = reader;
         _done = done;
         _encoding = inner.Headers.ContentEncoding.Count == 1 ? inner.Headers.ContentEncoding.First().ToLowerInvariant() : null;
-        foreach (var header in inner.Headers.NonValidated)
-        {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
-        }
     }
 
     /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br).</summary>
@@ -38,24 +34,8 @@ internal sealed class UsageContent : HttpContent
         _ => false,
     };
 
-    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
-    {
-        await using var read = await CreateContentReadStreamAsync(cancellationToken);
-        await read.CopyToAsync(stream, cancellationToken);
-    }
-
-    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-    protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken)
+    protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
         => new TapStream(await _inner.ReadAsStreamAsync(cancellationToken), Side());
-
-    protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
-
-    protected override bool TryComputeLength(out long length)
-    {
-        length = 0;
-        return false;
-    }
 
     protected override void Dispose(bool disposing)
     {
