@@ -98,7 +98,17 @@ from the Secret; the names here line up with them by index or by name.
 {{- $_ := set $pools $poolName $p -}}
 {{- end -}}
 {{- $clients := list -}}
-{{- range .Values.clients.tokens }}{{- $clients = append $clients (dict "Name" .) -}}{{- end -}}
+{{- range .Values.clients.tokens -}}
+{{- $client := dict "Name" . -}}
+{{- with (get ($.Values.clients.budgets | default dict) .) -}}
+{{- $budget := dict -}}
+{{- if .requestsPerMinute }}{{- $_ := set $budget "RequestsPerMinute" .requestsPerMinute -}}{{- end -}}
+{{- if .tokensPerMinute }}{{- $_ := set $budget "TokensPerMinute" .tokensPerMinute -}}{{- end -}}
+{{- if .tokensPerDay }}{{- $_ := set $budget "TokensPerDay" .tokensPerDay -}}{{- end -}}
+{{- $_ := set $client "Budget" $budget -}}
+{{- end -}}
+{{- $clients = append $clients $client -}}
+{{- end -}}
 {{- $admins := list -}}
 {{- range .Values.admin.tokens }}{{- $admins = append $admins (dict "Name" .) -}}{{- end -}}
 {{- $channels := dict -}}
@@ -137,6 +147,11 @@ naming the value to fix.
 {{- end }}
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)." .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- range $name, $_ := .Values.clients.budgets }}
+{{- if not (has $name $.Values.clients.tokens) }}
+{{- fail (printf "clients.budgets.%s names no client: add '%s' to clients.tokens, or remove its budget." $name $name) }}
+{{- end }}
 {{- end }}
 {{- range $poolName, $pool := .Values.pools }}
 {{- $seen := dict }}

@@ -4,6 +4,7 @@ using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
+using AuthFailoverProxy.Usage;
 
 namespace AuthFailoverProxy.Admin;
 
@@ -34,12 +35,12 @@ internal static class ManagementEndpoints
         return app;
     }
 
-    private static Task WriteStatusAsync(HttpContext context)
+    private static async Task WriteStatusAsync(HttpContext context)
     {
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
         {
             context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
-            return Task.CompletedTask;
+            return;
         }
 
         var services = context.RequestServices;
@@ -51,7 +52,8 @@ internal static class ManagementEndpoints
         {
             Heartbeat = services.GetRequiredService<Heartbeat>().Status,
             Alerts = services.GetRequiredService<AlertDispatcher>().Status(),
+            Usage = await services.GetRequiredService<UsageFigures>().ReportAsync(),
         };
-        return Results.Json(report, AdminJsonContext.Readable.StatusReport).ExecuteAsync(context);
+        await Results.Json(report, AdminJsonContext.Readable.StatusReport).ExecuteAsync(context);
     }
 }

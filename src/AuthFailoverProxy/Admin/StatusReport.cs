@@ -16,6 +16,9 @@ internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyState
     /// <summary>Gets the alert channels by name and type (never a URL or secret), how their deliveries go, and how many problems are open.</summary>
     public AlertsStatus? Alerts { get; init; }
 
+    /// <summary>Gets the tokens spent per key and client over the last hour and day, and the client budgets.</summary>
+    public Usage.UsageReport? Usage { get; init; }
+
     public static StatusReport Capture(PoolRegistry registry, SafeMode safeMode, IKeyStateStore store, DateTimeOffset now)
     {
         var pools = registry.Pools.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => PoolStatus.Capture(p, safeMode, now)).ToList();

@@ -49,6 +49,8 @@ internal static class EventKinds
     public const string AlertRestored = "alert.restored";
     public const string AlertDelivered = "alert.delivered";
     public const string AlertTest = "alert.test";
+    public const string BudgetReached = "budget.reached";
+    public const string UsageSummary = "usage.summary";
 
     /// <summary>Gets every kind, for validating channel filters.</summary>
     public static IReadOnlyList<string> All { get; } =
@@ -56,6 +58,7 @@ internal static class EventKinds
         KeyDead, KeyCooling, KeyScoped, KeyFailover, KeyRecovered, KeyChecked, KeyAdded, KeyPending, KeyConfirmed, KeyDisabled, KeyEnabled,
         KeyRemoved, UpstreamIncident, UpstreamRecovered, PoolDegraded, PoolExhausted, PoolRestored, SafeModeEntered, SafeModeLeft, CircuitOpened, CircuitClosed,
         StoreLost, StoreRestored, StartupSummary, ConfigurationReloaded, ConfigurationRejected, AlertFailed, AlertRestored, AlertDelivered, AlertTest,
+        BudgetReached, UsageSummary,
     ];
 }
 
@@ -108,6 +111,9 @@ internal sealed record ProxyEvent
 
     /// <summary>Gets who made the change, for operators' actions: the admin token's name.</summary>
     public string? Actor { get; init; }
+
+    /// <summary>Gets the client (by its token's name, never the token) the event is about, for a <c>budget.reached</c> event.</summary>
+    public string? Client { get; init; }
 
     /// <summary>
     /// Gets the problem this event opens, updates or ends, stable while it lasts (<c>key:anthropic:primary</c>,

@@ -44,6 +44,7 @@ internal sealed partial class FailoverForwarder
     private readonly Health.UpstreamIncidents _incidents;
     private readonly RequestRejections _rejections;
     private readonly TimeSpan _incidentRecheck;
+    private readonly Usage.ClientBudgets _budgets;
 
     public FailoverForwarder(
         IHttpForwarder forwarder,
@@ -62,8 +63,10 @@ internal sealed partial class FailoverForwarder
         KeyScopeBoard scopes,
         PoolRegistry registry,
         Health.UpstreamIncidents incidents,
-        RequestRejections rejections)
+        RequestRejections rejections,
+        Usage.ClientBudgets budgets)
     {
+        _budgets = budgets;
         _rejections = rejections;
         _incidents = incidents;
         _incidentRecheck = probes.Value.IncidentRecheckDelay;
@@ -89,6 +92,21 @@ internal sealed partial class FailoverForwarder
         _trialPassed = OnTrialPassed;
     }
 
+    private async Task RespondBudgetSpentAsync(HttpContext context, Pool pool, Usage.BudgetRefusal spent)
+    {
+        var (what, kind) = spent.Limit switch
+        {
+            Usage.BudgetLimit.RequestsPerMinute => ("requests per minute", ProxyErrorKind.RequestBudgetSpent),
+            Usage.BudgetLimit.TokensPerMinute => ("tokens per minute", ProxyErrorKind.TokenBudgetSpent),
+            _ => ("tokens per day (UTC)", ProxyErrorKind.TokenBudgetSpent),
+        };
+        var wait = spent.ResetsAt - _time.GetUtcNow();
+        await ProviderErrorResponse.WriteAsync(context, pool.Kind, kind, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"client '{spent.Client}' has spent its budget of {spent.Allowed:N0} {what}, set by this proxy's operator. It resets at {spent.ResetsAt:yyyy-MM-dd HH:mm:ss} UTC. Nothing was sent upstream."),
+            retryAfter: wait);
+        _telemetry.BudgetRefused(context, pool, spent);
+    }
+
     /// <summary>Forwards the request to <paramref name="pool"/>; <paramref name="target"/> is the path and query to send after the upstream's base path.</summary>
     public async Task ForwardAsync(HttpContext context, Pool pool, string target)
     {
@@ -97,6 +115,13 @@ internal sealed partial class FailoverForwarder
             await ProviderErrorResponse.WriteAsync(context, pool.Kind, ProxyErrorKind.ClientUnauthorized,
                 "missing or invalid client token. Send the token this proxy issued you as x-api-key, as Authorization: Bearer, or (Azure OpenAI SDKs) as api-key.");
             _telemetry.RequestRefused(context, pool);
+            return;
+        }
+
+        if (_budgets.Admit(client) is { } spent)
+        {
+            // Before the body is read: a runaway agent costs neither an upstream call nor the proxy's memory.
+            await RespondBudgetSpentAsync(context, pool, spent);
             return;
         }
 

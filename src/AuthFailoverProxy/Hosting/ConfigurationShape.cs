@@ -11,6 +11,7 @@ using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Telemetry;
+using AuthFailoverProxy.Usage;
 
 namespace AuthFailoverProxy.Hosting;
 
@@ -42,6 +43,7 @@ internal static class ConfigurationShape
         ("Probes", typeof(ProbeOptions)),
         (AlertOptions.Section, typeof(AlertOptions)),
         ("Management", typeof(ManagementOptions)),
+        (UsageOptions.Section, typeof(UsageOptions)),
     ];
 
     /// <summary>Returns every problem in the proxy's sections of <paramref name="configuration"/>, each naming its key.</summary>

@@ -8,6 +8,7 @@ using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.Proxying;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Telemetry;
+using AuthFailoverProxy.Usage;
 using Microsoft.Extensions.Options;
 
 namespace AuthFailoverProxy.Hosting;
@@ -37,6 +38,7 @@ internal static class ProxyApplication
         builder.Services.AddAuditTrail(builder.Configuration);
         builder.Services.AddKeyPools();
         builder.Services.AddKeyStateStore(builder.Configuration);
+        builder.Services.AddUsage(builder.Configuration);
         builder.Services.AddFailover();
         builder.Services.AddProxyHealth();
         builder.Services.AddCredentialChecks();

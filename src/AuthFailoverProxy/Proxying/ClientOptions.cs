@@ -22,4 +22,7 @@ public sealed class ClientTokenOptions
 
     /// <summary>Gets or sets the token. Never logged or shown.</summary>
     public string? Token { get; set; }
+
+    /// <summary>Gets or sets what this client may spend (requests and tokens per minute, tokens per day). <value>The default value is none: no budget.</value></summary>
+    public Usage.ClientBudgetOptions? Budget { get; set; }
 }

@@ -37,6 +37,17 @@ internal sealed class ClientOptionsValidator : IValidateOptions<ClientOptions>
             {
                 errors.Add($"{path}:Name '{token.Name}' is used twice.");
             }
+
+            if (token.Budget is { } budget)
+            {
+                foreach (var (setting, limit) in new[] { ("RequestsPerMinute", budget.RequestsPerMinute), ("TokensPerMinute", budget.TokensPerMinute), ("TokensPerDay", budget.TokensPerDay) })
+                {
+                    if (limit is <= 0)
+                    {
+                        errors.Add($"{path}:Budget:{setting} must be more than zero, or left out for no limit.");
+                    }
+                }
+            }
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -37,6 +37,12 @@ internal enum ProxyErrorKind
 
     /// <summary>503: the proxy itself has no room for the request right now (its spill for large bodies is full).</summary>
     Busy,
+
+    /// <summary>429: the client has started all the requests its budget allows in this window.</summary>
+    RequestBudgetSpent,
+
+    /// <summary>429: the client has spent all the tokens its budget allows in this window.</summary>
+    TokenBudgetSpent,
 }
 
 /// <summary>
@@ -79,6 +85,9 @@ internal static class ProviderErrorResponse
             ProxyErrorKind.CircuitOpen => (503, "api_error", "server_error", "upstream_circuit_open"),
             ProxyErrorKind.Busy => (503, "overloaded_error", "server_error", "proxy_busy"),
             ProxyErrorKind.BadRequest => (statusCode ?? 400, "invalid_request_error", "invalid_request_error", "invalid_request"),
+            // Shaped like the provider's own rate limit, so the SDKs back off as they would from it.
+            ProxyErrorKind.RequestBudgetSpent => (429, "rate_limit_error", "requests", "rate_limit_exceeded"),
+            ProxyErrorKind.TokenBudgetSpent => (429, "rate_limit_error", "tokens", "rate_limit_exceeded"),
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, null),
         };
 
@@ -107,12 +116,12 @@ internal static class ProviderErrorResponse
 
     /// <summary>
     /// Returns whether the agent should try again: when the upstream may be back (it failed, or its circuit is open),
-    /// and, when no key can serve, only if one will be back within the time the SDKs wait. Never for the agent's own
+    /// and, when no key can serve or a client's budget is spent, only if that ends within the time the SDKs wait. Never for the agent's own
     /// mistakes (token, size, path, method), which a retry cannot change.
     /// </summary>
     internal static bool WorthRetrying(ProxyErrorKind error, TimeSpan? retryAfter) => error switch
     {
-        ProxyErrorKind.NoUsableKey => retryAfter is { } wait && wait <= LongestObeyedRetryAfter,
+        ProxyErrorKind.NoUsableKey or ProxyErrorKind.RequestBudgetSpent or ProxyErrorKind.TokenBudgetSpent => retryAfter is { } wait && wait <= LongestObeyedRetryAfter,
         ProxyErrorKind.CircuitOpen or ProxyErrorKind.UpstreamUnreachable or ProxyErrorKind.UpstreamTimeout or ProxyErrorKind.Busy => true,
         _ => false,
     };

@@ -40,6 +40,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _events;
     private readonly Histogram<long> _tokenUsage;
     private readonly Counter<long> _tokens;
+    private readonly Counter<long> _budgetRefusals;
     private PoolRegistry? _registry;
 
     public ProxyMetrics(IMeterFactory meterFactory, IServiceProvider services, TimeProvider time)
@@ -66,6 +67,8 @@ internal sealed class ProxyMetrics
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304] });
         _tokens = Meter.CreateCounter<long>("afp.tokens", "{token}",
             "Tokens spent, by pool, key, client, model and type (input: every input token, cached ones included; output; cache_read and cache_creation: the cache's part of input).");
+        _budgetRefusals = Meter.CreateCounter<long>("afp.budget.refusals", "{request}",
+            "Requests refused with 429 before any upstream call because their client had spent its budget, by client and limit (requests_per_minute, tokens_per_minute, tokens_per_day).");
         _alerts = Meter.CreateCounter<long>("afp.alerts", "{alert}", "Alerts sent, by channel and outcome (delivered, failed).");
         _events = Meter.CreateCounter<long>("afp.events", "{event}", "Events this replica raised (key.dead, pool.exhausted and the others), by kind.");
 
@@ -168,6 +171,15 @@ internal sealed class ProxyMetrics
             _tokens.Add(usage.CacheRead, in tags);
             tags[^1] = new("type", "cache_creation");
             _tokens.Add(usage.CacheCreation, in tags);
+        }
+    }
+
+    public void BudgetRefused(string client, string limit)
+    {
+        if (_budgetRefusals.Enabled)
+        {
+            var tags = new TagList { { "client", client }, { "limit", limit } };
+            _budgetRefusals.Add(1, in tags);
         }
     }
 

@@ -14,7 +14,7 @@ namespace AuthFailoverProxy.Telemetry;
 /// The summary line has its own category, <c>AuthFailoverProxy.Requests</c>, so it can be turned on alone:
 /// <c>Serilog:MinimumLevel:Override:AuthFailoverProxy.Requests=Debug</c>.
 /// </remarks>
-internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory, ModelLabels models)
+internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvider time, ILoggerFactory loggerFactory, ModelLabels models, Usage.UsageLedger ledger, Usage.ClientBudgets budgets)
 {
     /// <summary>The logger category of the per-request summary line.</summary>
     public const string RequestLogCategory = "AuthFailoverProxy.Requests";
@@ -44,7 +44,10 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
             // The provider answered for these models: they are real, and may become labels.
             models.Learn(reader.Model);
             models.Learn(requested);
-            metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), models.Label(reader.Model), poolName, keyName, client), reader.Usage);
+            var responseModel = models.Label(reader.Model);
+            metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), responseModel, poolName, keyName, client), reader.Usage);
+            ledger.Record(poolName, keyName, client, responseModel, reader.Usage);
+            budgets.Spent(client, reader.Usage.Input + reader.Usage.Output);
         };
     }
 
@@ -157,6 +160,18 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
 
     /// <summary>Records a request answered before any upstream call (no client token, an unreadable or oversized body).</summary>
     public void RequestRefused(HttpContext context, Pool pool) => Answered(context, pool, ProxyTelemetry.NoKey, 0, startedAt: 0);
+
+    /// <summary>Records a request refused because its client had spent its budget.</summary>
+    public void BudgetRefused(HttpContext context, Pool pool, Usage.BudgetRefusal refusal)
+    {
+        metrics.BudgetRefused(refusal.Client, refusal.Limit switch
+        {
+            Usage.BudgetLimit.RequestsPerMinute => "requests_per_minute",
+            Usage.BudgetLimit.TokensPerMinute => "tokens_per_minute",
+            _ => "tokens_per_day",
+        });
+        RequestRefused(context, pool);
+    }
 
     // startedAt: when the first upstream call was sent (0: none was), for the summary line's duration.
     private void Answered(HttpContext context, Pool pool, string key, int attempts, long startedAt)

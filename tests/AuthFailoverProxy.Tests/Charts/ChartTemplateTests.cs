@@ -172,6 +172,23 @@ public sealed class ChartTemplateTests
         }
     }
 
+    [Fact]
+    public async Task ClientBudgets_ReachTheApp_ABudgetForNoClientFailsNamingIt()
+    {
+        var manifests = await Chart.ManifestsAsync("default-values.yaml",
+            "--set", "clients.budgets.agents.requestsPerMinute=60", "--set", "clients.budgets.agents.tokensPerDay=2000000");
+
+        var client = Chart.AppSettings(manifests).GetProperty("Clients").GetProperty("Tokens")[0];
+        Assert.Equal("agents", client.GetProperty("Name").GetString());
+        Assert.Equal(60, client.GetProperty("Budget").GetProperty("RequestsPerMinute").GetInt64());
+        Assert.Equal(2_000_000, client.GetProperty("Budget").GetProperty("TokensPerDay").GetInt64());
+        Assert.False(client.GetProperty("Budget").TryGetProperty("TokensPerMinute", out _));
+
+        var result = await Chart.RunHelmAsync("template", Chart.Release, Chart.Directory, "-f", Path.Combine(Chart.Directory, "ci", "default-values.yaml"), "--set", "clients.budgets.nobody.requestsPerMinute=60");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("clients.budgets.nobody names no client", result.Error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("pools.anthropic.scheme=basic", "scheme")]
     [InlineData("pools.anthropic.probePath=v1/models", "probePath")]

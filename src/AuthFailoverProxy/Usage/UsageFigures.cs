@@ -1,0 +1,109 @@
+namespace AuthFailoverProxy.Usage;
+
+/// <summary>
+/// Reads the usage figures for <c>/status</c> and the hourly summary: from Redis when it is there and answers (the
+/// deployment's), else from this replica's own store, saying so.
+/// </summary>
+internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, ClientBudgets budgets, TimeProvider time, IServiceProvider services)
+{
+    private readonly RedisUsageStore? _shared = services.GetService<RedisUsageStore>();
+
+    /// <summary>Gets whether the figures are kept for several replicas (Redis).</summary>
+    public bool Shared => _shared is not null;
+
+    public async Task<UsageReport> ReportAsync()
+    {
+        var now = time.GetUtcNow();
+        var minute = UsageRetention.MinuteOf(now);
+        var hour = UsageRetention.HourOf(minute);
+        var (store, scope, note) = Source();
+        Dictionary<UsageRow, UsageCounts> lastHour, lastDay;
+        try
+        {
+            lastHour = await store.ReadAsync(UsageGrain.Minute, minute - 59, minute);
+            lastDay = await store.ReadAsync(UsageGrain.Hour, hour - 23, hour);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            (store, scope, note) = (local, "replica", "Redis could not be read just now: these are this replica's own figures.");
+            lastHour = await store.ReadAsync(UsageGrain.Minute, minute - 59, minute);
+            lastDay = await store.ReadAsync(UsageGrain.Hour, hour - 23, hour);
+        }
+
+        return new UsageReport(
+            scope,
+            note,
+            prices.Currency,
+            Window(lastHour, Minutes(minute - 59), Minutes(minute + 1)),
+            Window(lastDay, Minutes((hour - 23) * 60), Minutes((hour + 1) * 60)),
+            budgets.Status());
+    }
+
+    /// <summary>Returns the figures of one whole hour (Unix hours), and whether they are the deployment's.</summary>
+    public async Task<(UsageWindow Window, bool Deployment)> HourAsync(long hour)
+    {
+        var (store, scope, _) = Source();
+        try
+        {
+            return (Window(await store.ReadAsync(UsageGrain.Hour, hour, hour), Minutes(hour * 60), Minutes((hour + 1) * 60)), scope == "deployment");
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            return (Window(await local.ReadAsync(UsageGrain.Hour, hour, hour), Minutes(hour * 60), Minutes((hour + 1) * 60)), false);
+        }
+    }
+
+    private (IUsageStore Store, string Scope, string? Note) Source() => _shared switch
+    {
+        { Connected: true } shared => (shared, "deployment", null),
+        not null => (local, "replica", "Redis is unreachable: these are this replica's own figures."),
+        null => (local, "replica", "No shared store (Redis) is configured: these are this process's figures, the whole deployment's only if it runs alone."),
+    };
+
+    private static DateTimeOffset Minutes(long unixMinutes) => DateTimeOffset.FromUnixTimeSeconds(unixMinutes * 60);
+
+    private UsageWindow Window(Dictionary<UsageRow, UsageCounts> rows, DateTimeOffset from, DateTimeOffset to)
+    {
+        var keys = rows.Where(r => r.Key.Of == UsageOf.Key).GroupBy(r => (r.Key.Pool, r.Key.Name))
+            .Select(g => Figure(g) with { Pool = g.Key.Pool, Key = g.Key.Name });
+        var clients = rows.Where(r => r.Key.Of == UsageOf.Client).GroupBy(r => r.Key.Name)
+            .Select(g => Figure(g) with { Client = g.Key });
+        // Every answer is counted once under its key and once under its client: the keys' rows make the total.
+        var total = Figure(rows.Where(r => r.Key.Of == UsageOf.Key)) with { Models = null };
+        return new UsageWindow(from, to, total, Largest(keys), Largest(clients));
+    }
+
+    private static List<UsageFigure> Largest(IEnumerable<UsageFigure> figures)
+        => [.. figures.OrderByDescending(f => f.Tokens).ThenBy(f => f.Pool + "/" + f.Key + f.Client, StringComparer.Ordinal)];
+
+    private UsageFigure Figure(IEnumerable<KeyValuePair<UsageRow, UsageCounts>> rows)
+    {
+        var byModel = rows.GroupBy(r => r.Key.Model, r => r.Value)
+            .Select(g => (Model: g.Key, Counts: g.Aggregate(default(UsageCounts), (a, b) => a + b)))
+            .OrderByDescending(m => m.Counts.Tokens)
+            .ToList();
+        var sum = byModel.Aggregate(default(UsageCounts), (a, m) => a + m.Counts);
+        var priced = prices.Currency is not null;
+        decimal? cost = priced ? 0m : null;
+        long? unpriced = priced ? 0 : null;
+        var models = new List<UsageModelFigure>(byModel.Count);
+        foreach (var (model, counts) in byModel)
+        {
+            var modelCost = prices.Cost(model, counts);
+            if (priced)
+            {
+                cost += modelCost ?? 0m;
+                unpriced += modelCost is null ? counts.Tokens : 0;
+            }
+
+            models.Add(new UsageModelFigure(model, counts.Requests, counts.Input, counts.Output, counts.CacheRead, counts.CacheCreation, modelCost is { } c ? Math.Round(c, 6) : null));
+        }
+
+        return new UsageFigure(sum.Requests, sum.Input, sum.Output, sum.CacheRead, sum.CacheCreation)
+        {
+            Cost = cost is { } total ? Math.Round(total, 6) : null,
+            UnpricedTokens = unpriced,
+            Models = models,
+        };
+    }
+}
