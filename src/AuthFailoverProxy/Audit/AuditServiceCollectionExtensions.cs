@@ -24,6 +24,7 @@ internal static class AuditServiceCollectionExtensions
         services.AddSingleton<AuditWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditWriter>());
         services.AddSingleton<AuditEndpoints>();
+        services.AddSingleton<EventStream>();
         return services;
     }
 }

@@ -26,6 +26,20 @@ internal sealed class ProxyEvents
         return channel.Reader;
     }
 
+    /// <summary>
+    /// Returns a reader that receives every event published from now until <paramref name="until"/> is cancelled (a
+    /// console's live view), after which it is forgotten.
+    /// </summary>
+    public ChannelReader<ProxyEvent> SubscribeUntil(int capacity, CancellationToken until)
+    {
+        var reader = Subscribe(capacity);
+        until.Register(() =>
+        {
+            ImmutableInterlocked.Update(ref _readers, readers => readers.RemoveAll(c => c.Reader == reader));
+        });
+        return reader;
+    }
+
     public void Publish(ProxyEvent proxyEvent)
     {
         foreach (var reader in _readers)
