@@ -30,11 +30,18 @@ internal static class DemoMode
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out);
 
     /// <summary>Tells the story to <paramref name="output"/>; exits when done with <c>--exit</c>, under CI or without a terminal.</summary>
-    internal static async Task<int> RunAsync(string[] args, TextWriter output)
+    /// <param name="args">The command line.</param>
+    /// <param name="output">Where the story is told.</param>
+    /// <param name="reader">
+    /// Where the story waits for Enter before it starts, pacing its steps by <paramref name="pace"/> so they can be watched
+    /// on the console; by default the terminal's, unless the demo exits when done.
+    /// </param>
+    /// <param name="pace">The pause between steps when the story is paced; 3 seconds by default.</param>
+    internal static async Task<int> RunAsync(string[] args, TextWriter output, TextReader? reader = null, TimeSpan? pace = null)
     {
         try
         {
-            return await TellAsync(args, output);
+            return await TellAsync(args, output, reader, pace ?? TimeSpan.FromSeconds(3));
         }
         finally
         {
@@ -51,7 +58,7 @@ internal static class DemoMode
 
     private static string AuditDirectory { get; } = Path.Combine(Path.GetTempPath(), $"afp-demo-{Environment.ProcessId}-{Guid.NewGuid():N}");
 
-    private static async Task<int> TellAsync(string[] args, TextWriter output)
+    private static async Task<int> TellAsync(string[] args, TextWriter output, TextReader? reader, TimeSpan pace)
     {
         var exitWhenDone = args.Contains(ExitFlag) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) || Console.IsInputRedirected;
         string[] proxyArgs = [.. args.Where(a => a is not (DemoFlag or ExitFlag))];
@@ -78,7 +85,7 @@ internal static class DemoMode
         var management = Reachable(listeners.ManagementEndpoints);
         bool held;
         // At a terminal the story waits for the reader to open the console, and leaves it time to watch each step there.
-        using (var story = new Story(output, upstream, agent, management, exitWhenDone ? null : Console.In))
+        using (var story = new Story(output, upstream, agent, management, reader ?? (exitWhenDone ? null : Console.In), pace))
         {
             held = await story.TellAsync();
         }
@@ -171,13 +178,12 @@ internal static class DemoMode
     }
 
     /// <summary>The scripted requests and what is said about them.</summary>
-    private sealed class Story(TextWriter output, SimulatedProvider upstream, Uri agent, Uri management, TextReader? reader) : IDisposable
+    private sealed class Story(TextWriter output, SimulatedProvider upstream, Uri agent, Uri management, TextReader? reader, TimeSpan pace) : IDisposable
     {
         public const string MessageBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say hello."}]}""";
         private const string StreamBody = """{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}""";
         private const int Width = 100;
         private static readonly TimeSpan StreamPace = TimeSpan.FromMilliseconds(80);
-        private static readonly TimeSpan StepPace = TimeSpan.FromSeconds(3);
 
         private readonly HttpClient _agent = new() { BaseAddress = agent };
         private readonly HttpClient _management = new() { BaseAddress = management };
@@ -301,7 +307,7 @@ internal static class DemoMode
             """);
 
         /// <summary>At a terminal, leaves the reader time to see the step on the console before the next one.</summary>
-        private Task PauseAsync() => reader is null ? Task.CompletedTask : Task.Delay(StepPace, _time);
+        private Task PauseAsync() => reader is null ? Task.CompletedTask : Task.Delay(pace, _time);
 
         private async Task<Reply> SendAsync(bool countFailure = true)
         {

@@ -10,7 +10,8 @@ namespace AuthFailoverProxy.Audit;
 /// the trail holds; a comment every <see cref="KeepAlive"/> keeps proxies between the page and the proxy from closing a
 /// quiet stream. Events carry no secret (keys by name and fingerprint, provider messages masked).
 /// </summary>
-internal sealed class EventStream(ProxyEvents events, TimeProvider time)
+/// <remarks>A stream ends when the proxy begins to stop, so an open console never holds up a shutdown.</remarks>
+internal sealed class EventStream(ProxyEvents events, TimeProvider time, IHostApplicationLifetime lifetime)
 {
     /// <summary>How long a quiet stream waits before it says it is still there.</summary>
     internal static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
@@ -19,7 +20,8 @@ internal sealed class EventStream(ProxyEvents events, TimeProvider time)
 
     public async Task StreamAsync(HttpContext context)
     {
-        var aborted = context.RequestAborted;
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        var aborted = ending.Token;
         var reader = events.SubscribeUntil(capacity: 1_000, aborted);
         var response = context.Response;
         response.ContentType = "text/event-stream; charset=utf-8";
@@ -62,7 +64,7 @@ internal sealed class EventStream(ProxyEvents events, TimeProvider time)
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
-            // The page went away; its subscription goes with it.
+            // The page went away, or the proxy is stopping (the page reconnects to another replica); the subscription goes with it.
         }
     }
 }
