@@ -16,7 +16,10 @@ namespace AuthFailoverProxy.Telemetry;
 internal static class TelemetryServiceCollectionExtensions
 {
     /// <summary>The instruments whose histograms need buckets up to minutes.</summary>
-    private static readonly HashSet<string> DurationInstruments = new(StringComparer.Ordinal) { "afp.upstream.duration", "afp.upstream.time_to_first_byte" };
+    private static readonly HashSet<string> DurationInstruments = new(StringComparer.Ordinal)
+    {
+        "afp.upstream.duration", "afp.upstream.time_to_first_byte", "gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk",
+    };
 
     public static IServiceCollection AddProxyTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
