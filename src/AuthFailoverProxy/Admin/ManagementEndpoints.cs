@@ -4,6 +4,7 @@ using AuthFailoverProxy.Health;
 using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace AuthFailoverProxy.Admin;
 
@@ -18,6 +19,12 @@ internal static class ManagementEndpoints
     {
         app.MapWhen(ProxyListeners.IsManagement, management =>
         {
+            // Scrapes and probes stay out of http.server.request.duration, which then tells of agents' requests only.
+            management.Use(static (context, next) =>
+            {
+                context.Features.Get<IHttpMetricsTagsFeature>()?.MetricsDisabled = true;
+                return next(context);
+            });
             management.UseProxyHealth();
             var access = management.ApplicationServices.GetRequiredService<ManagementAccess>();
             management.Use(access.InvokeAsync);

@@ -11,8 +11,9 @@ namespace AuthFailoverProxy.Tests.Telemetry;
 
 /// <summary>
 /// OpenTelemetry's GenAI conventions on every upstream call made for a model: its duration until the answer has passed,
-/// a stream's time to first content, the same attributes on the attempt's span with the tokens spent, and model labels
-/// no client can multiply.
+/// a stream's time to first content, the same attributes on the attempt's span with the tokens spent, model labels no
+/// client can multiply; and the platform's own meters (runtime, ASP.NET Core, HttpClient) beside them, per host and
+/// without a path as a label.
 /// </summary>
 public sealed class GenAiTelemetryTests
 {
@@ -221,6 +222,46 @@ public sealed class GenAiTelemetryTests
         Assert.Equal(["claude-sonnet-4-5", "other"], models.Order(StringComparer.Ordinal));
         Assert.Equal(MadeUp, metrics.Value(Duration + "_count", ("gen_ai_request_model", "other"), ("error_type", "404")));
         Assert.Equal(2, metrics.Find(Duration + "_count").Count());
+    }
+
+    [Fact]
+    public async Task PlatformMeters_RuntimeServerAndClient_PerHost_WithoutAPathAsALabel()
+    {
+        await using var a = await Scenario.StartAsync();
+        await using var b = await Scenario.StartAsync();
+        using (var response = await a.Proxy.Agent.PostAsync("/v1/messages?beta=true", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        using (var response = await a.Proxy.Agent.GetAsync("/v1/agents/secret-project-4711/files?name=x", Ct))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
+
+        // Every call each host made to its upstream (the agent's two, and its key checks), and nothing else: not the other
+        // host's, not the test's own HttpClients, not the /metrics scrapes.
+        var metrics = await ScrapeUntilAsync(a.Proxy, m =>
+            m.Find("http_server_request_duration_seconds_count").Sum(x => x.Value) == 2
+            && m.Find("http_client_request_duration_seconds_count").Sum(x => x.Value) == a.Upstream.RequestCount);
+        var other = await ScrapeUntilAsync(b.Proxy, m => m.Find("http_client_request_duration_seconds_count").Sum(x => x.Value) == b.Upstream.RequestCount);
+
+        Assert.Contains(metrics.Samples, x => x.Name.StartsWith("dotnet_gc_", StringComparison.Ordinal));
+        Assert.Contains(metrics.Samples, x => x.Name.StartsWith("dotnet_process_cpu_time", StringComparison.Ordinal));
+        Assert.Contains(metrics.Samples, x => x.Name.StartsWith("kestrel_", StringComparison.Ordinal));
+        Assert.Empty(other.Find("http_server_request_duration_seconds_count"));
+
+        var server = metrics.Find("http_server_request_duration_seconds_count").ToList();
+        Assert.Equal(["200", "404"], server.Select(x => x["http_response_status_code"]!).Order(StringComparer.Ordinal));
+        Assert.All(server, x => Assert.Equal(["http_request_method", "http_response_status_code", "network_protocol_version", "url_scheme"], x.Labels.Keys.Where(k => k is not ("job" or "instance" or "otel_scope_name" or "otel_scope_version")).Order(StringComparer.Ordinal)));
+        Assert.All(metrics.Find("http_client_request_duration_seconds_count"), x => Assert.Equal(new SimulatedProviderOptions().Name, x["server_address"]));
+        // The upstream's IP, which a CDN front changes, is no label of the connection count.
+        Assert.All(metrics.Find("http_client_open_connections"), x => Assert.DoesNotContain("network_peer_address", x.Labels.Keys));
+        Assert.NotEmpty(metrics.Find("http_client_open_connections"));
+        Assert.Contains("600", metrics.Find("http_server_request_duration_seconds_bucket").Select(x => x["le"]));
+        Assert.DoesNotContain("/v1/", metrics.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-project", metrics.Text, StringComparison.Ordinal);
+        AssertNoSecret(a, metrics.Text);
     }
 
     private static (string Label, string Value)[] Labels(string provider, string requestModel, string? responseModel, string key)
