@@ -6,6 +6,7 @@ using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.OperatorConsole;
 using AuthFailoverProxy.State;
 using AuthFailoverProxy.Usage;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace AuthFailoverProxy.Admin;
 
@@ -20,6 +21,12 @@ internal static class ManagementEndpoints
     {
         app.MapWhen(ProxyListeners.IsManagement, management =>
         {
+            // Scrapes and probes stay out of http.server.request.duration, which then tells of agents' requests only.
+            management.Use(static (context, next) =>
+            {
+                context.Features.Get<IHttpMetricsTagsFeature>()?.MetricsDisabled = true;
+                return next(context);
+            });
             management.UseProxyHealth();
             management.UseConsolePage();
             var access = management.ApplicationServices.GetRequiredService<ManagementAccess>();

@@ -56,6 +56,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     private Pool? _uriPool;
     private KeyFailure? _firstRefusal;
     private RequestScope? _scope;
+    private StreamHold? _opening;
+    private Telemetry.UsageReader? _answer;
 
     /// <summary>Gets the pool being walked: the request's own, or its fallback in safe mode.</summary>
     public Pool Pool { get; private set; } = pool;
@@ -111,7 +113,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
 
     /// <summary>
     /// Gets what the request asks for that a key can be out for (its model, the model's class, whether it is Claude
-    /// Code's): read from the body on first use, which only a key with scopes, a rate limit or a refusal causes.
+    /// Code's): read from the body on first use, once per request (and again in safe mode, whose body may name another
+    /// model): the telemetry of each call made for a model labels with its model.
     /// </summary>
     public RequestScope Scope => _scope ??= RequestScope.Of(Body.InMemory, RequestHeaders ?? EmptyHeaders);
 
@@ -160,6 +163,21 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets the status the upstream answered the current try with; 0 while there is no answer.</summary>
     public int UpstreamStatus { get; private set; }
 
+    /// <summary>
+    /// Gets when the delivered stream's first content came, as a timestamp (telemetry): the event the stream's hold waited
+    /// for, or, when the opening outlasted the hold, the first bytes after it. 0 for anything else.
+    /// </summary>
+    public long FirstChunkAt => _opening?.ContentAt ?? 0;
+
+    /// <summary>Gets the status an error event the delivered stream opened with stands for (the final try's); 0 when none did.</summary>
+    public int StreamErrorStatus => _opening is { Opening: StreamOpening.Error } opening ? opening.ErrorEvent.Status : 0;
+
+    /// <summary>
+    /// Gets what was read of the delivered answer (its model and usage) once it has passed, or null: not read, or not yet
+    /// (a compressed answer cut short is read a moment after).
+    /// </summary>
+    public Telemetry.UsageReader? Answer => Volatile.Read(ref _answer);
+
     private int TriesOnKey { get; set; }
 
     private bool IsFinalTry { get; set; }
@@ -197,6 +215,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         TryWasUnwell = false;
         UpstreamStatus = 0;
         RespondedAt = 0;
+        _opening = null;
+        _answer = null;
         TryStartedAt = time.GetTimestamp();
         FirstTryStartedAt = Attempts == 1 ? TryStartedAt : FirstTryStartedAt;
         if (Body.HasBody)
@@ -222,6 +242,16 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         Hung = true;
         return Verdict = AttemptVerdict.Hung;
     }
+
+    /// <summary>Records that the connection broke while the answer was already passing to the client: delivered, cut off.</summary>
+    public AttemptVerdict BrokeMidAnswer(ForwarderError error)
+    {
+        TransportError = error;
+        return Verdict = AttemptVerdict.Delivered;
+    }
+
+    /// <summary>Takes what was read of the delivered answer, once it has passed (see <see cref="Answer"/>).</summary>
+    public void AnswerRead(Telemetry.UsageReader reader) => Volatile.Write(ref _answer, reader);
 
     /// <summary>Judges a transport failure (refused, reset, timed out) of the current try.</summary>
     public AttemptVerdict TransportFailed(ForwarderError error, Exception? exception)
@@ -415,6 +445,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
             UpstreamStatus = (int)proxyResponse.StatusCode;
         }
 
+        _opening = hold;
         proxyResponse.Content = hold.ToContent(proxyResponse.Content);
         return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
     }

@@ -537,7 +537,7 @@ internal sealed partial class FailoverForwarder
             {
                 // The answer was already flowing when the connection broke: too late to replay, and the client sees the cut.
                 LogBrokenMidResponse(_logger, pool.Name, attempt.Key.Name, error);
-                return attempt.Verdict = AttemptVerdict.Delivered;
+                return attempt.BrokeMidAnswer(error);
             }
 
             var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;

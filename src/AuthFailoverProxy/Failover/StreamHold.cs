@@ -33,11 +33,16 @@ internal sealed class StreamHold : IDisposable
 {
     private const int MaxHeldBytes = 64 * 1024;
 
+    private readonly TimeProvider _time;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(4096);
     private int _filled;
     private int _scanned;
 
-    private StreamHold(Stream upstream) => Upstream = upstream;
+    private StreamHold(Stream upstream, TimeProvider time)
+    {
+        Upstream = upstream;
+        _time = time;
+    }
 
     /// <summary>Gets the upstream's body stream; whatever was not read yet is still in it.</summary>
     public Stream Upstream { get; }
@@ -51,6 +56,13 @@ internal sealed class StreamHold : IDisposable
     /// <summary>Gets, for <see cref="StreamOpening.Error"/>, the error event's body and the status it stands for.</summary>
     public (int Status, ProviderError Error) ErrorEvent { get; private set; }
 
+    /// <summary>
+    /// Gets when the first content came, as a <see cref="TimeProvider"/> timestamp: the content event that ended the
+    /// opening, or, for an opening that outlasted the hold, the first bytes passed on after it (the stream is not read
+    /// twice to find its first content event); 0 while none came (telemetry: the time to first chunk).
+    /// </summary>
+    public long ContentAt { get; private set; }
+
     /// <summary>Gets the bytes read and held so far.</summary>
     public ReadOnlyMemory<byte> Held => _buffer.AsMemory(0, _filled);
 
@@ -61,7 +73,7 @@ internal sealed class StreamHold : IDisposable
     /// <summary>Reads the stream's opening until its first content event, an error event, its end, or <paramref name="cap"/>.</summary>
     public static async Task<StreamHold> ReadOpeningAsync(HttpContent content, ProviderKind kind, TimeSpan cap, TimeProvider time, CancellationToken cancellationToken)
     {
-        var hold = new StreamHold(await content.ReadAsStreamAsync(cancellationToken));
+        var hold = new StreamHold(await content.ReadAsStreamAsync(cancellationToken), time);
         try
         {
             using var timer = new CancellationTokenSource(cap, time);
@@ -99,6 +111,7 @@ internal sealed class StreamHold : IDisposable
                 if (hold.ScanEvents(kind) is { } opening)
                 {
                     hold.Opening = opening;
+                    hold.ContentAt = opening == StreamOpening.Content ? time.GetTimestamp() : 0;
                     return hold;
                 }
             }
@@ -148,6 +161,15 @@ internal sealed class StreamHold : IDisposable
         ("invalid_request_error", _) => 400,
         _ => 500,
     };
+
+    /// <summary>Notes bytes passed on after an opening that outlasted the hold: the first of them stand for its first content.</summary>
+    private void Passed(int count)
+    {
+        if (count > 0 && ContentAt == 0 && Opening == StreamOpening.TimedOut)
+        {
+            ContentAt = _time.GetTimestamp();
+        }
+    }
 
     private void Grow()
     {
@@ -318,7 +340,9 @@ internal sealed class StreamHold : IDisposable
             {
                 // The read the hold left running writes its bytes after the held ones.
                 _pending = null;
-                _end += await pending;
+                var pendingCount = await pending;
+                hold.Passed(pendingCount);
+                _end += pendingCount;
             }
 
             if (_served < _end)
@@ -343,7 +367,9 @@ internal sealed class StreamHold : IDisposable
 
             // Everything held is passed on: reads go to the upstream, zero-byte ones too, so the copier waiting on a quiet
             // stream holds no buffer of its own meanwhile (YARP's copy returns its buffer while such a read waits).
-            return await hold.Upstream.ReadAsync(buffer, cancellationToken);
+            var read = await hold.Upstream.ReadAsync(buffer, cancellationToken);
+            hold.Passed(read);
+            return read;
         }
 
     }

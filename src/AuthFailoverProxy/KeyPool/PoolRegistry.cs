@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.Proxying;
 using Microsoft.Extensions.Options;
@@ -12,7 +13,7 @@ internal sealed class PoolRegistry : IDisposable
     private readonly Pool[] _pools;
     private readonly Pool? _default;
 
-    public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IConfiguration configuration, TimeProvider time)
+    public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IConfiguration configuration, TimeProvider time, IMeterFactory meterFactory)
     {
         var now = time.GetUtcNow();
         var built = new List<Pool>();
@@ -38,7 +39,7 @@ internal sealed class PoolRegistry : IDisposable
                 isDefault,
                 options.Selection,
                 keys,
-                transport.CreateClient(failover.Value.ConnectTimeout),
+                transport.CreateClient(failover.Value.ConnectTimeout, meterFactory),
                 new ForwarderRequestConfig
                 {
                     ActivityTimeout = failover.Value.ActivityTimeout,

@@ -84,8 +84,11 @@ internal sealed class UpstreamTransport
         return errors.Count == before ? new UpstreamTransport(extraRoots, clientCertificate, version, policy, connectTo) : null;
     }
 
-    /// <summary>Creates the pool's connection pool.</summary>
-    public HttpMessageInvoker CreateClient(TimeSpan connectTimeout)
+    /// <summary>
+    /// Creates the pool's connection pool. Its <c>http.client.*</c> metrics go to a meter of the host's
+    /// <paramref name="meterFactory"/>, so that each host exports its own calls (see TelemetryServiceCollectionExtensions).
+    /// </summary>
+    public HttpMessageInvoker CreateClient(TimeSpan connectTimeout, System.Diagnostics.Metrics.IMeterFactory? meterFactory)
     {
         var handler = new SocketsHttpHandler
         {
@@ -98,6 +101,7 @@ internal sealed class UpstreamTransport
             ConnectTimeout = connectTimeout,
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
             ActivityHeadersPropagator = UpstreamTracePropagator.Instance,
+            MeterFactory = meterFactory,
         };
 
         if (ExtraRoots is not null)

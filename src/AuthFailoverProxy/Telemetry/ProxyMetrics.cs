@@ -18,7 +18,9 @@ namespace AuthFailoverProxy.Telemetry;
 /// <c>afp_requests_total</c>, <c>afp_failovers_total</c>, <c>afp_retries_total</c>,
 /// <c>afp_upstream_duration_seconds</c>, <c>afp_upstream_time_to_first_byte_seconds</c>, <c>afp_key_state</c>,
 /// <c>afp_pool_usable_keys</c>, <c>afp_pool_safe_mode</c>, <c>afp_circuit_state</c>, <c>afp_store_connected</c>,
-/// <c>afp_alerts_total</c>, <c>afp_events_total</c>. The pools, the state board and the store are resolved at the first
+/// <c>afp_alerts_total</c>, <c>afp_events_total</c>, <c>afp_tokens_total</c>, and OpenTelemetry's GenAI conventions
+/// <c>gen_ai_client_token_usage</c>, <c>gen_ai_client_operation_duration_seconds</c> and
+/// <c>gen_ai_client_operation_time_to_first_chunk_seconds</c>. The pools, the state board and the store are resolved at the first
 /// collection: this is built before the host validates options.
 /// </remarks>
 internal sealed class ProxyMetrics
@@ -39,6 +41,8 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _alerts;
     private readonly Counter<long> _events;
     private readonly Histogram<long> _tokenUsage;
+    private readonly Histogram<double> _operationDuration;
+    private readonly Histogram<double> _timeToFirstChunk;
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _budgetRefusals;
     private PoolRegistry? _registry;
@@ -65,6 +69,10 @@ internal sealed class ProxyMetrics
         _tokenUsage = Meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}",
             "Tokens used per answer, by gen_ai.token.type (input, output), provider, operation, request and response model, and the proxy's pool, key and client.",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304] });
+        _operationDuration = Meter.CreateHistogram<double>("gen_ai.client.operation.duration", "s",
+            "Duration of each upstream call made for a model (chat, text completion, embeddings), until its answer had passed to the agent or was judged, by provider, operation, request and response model, error.type (when it failed), and the proxy's pool, key and client.");
+        _timeToFirstChunk = Meter.CreateHistogram<double>("gen_ai.client.operation.time_to_first_chunk", "s",
+            "Time from sending a streamed upstream call to its first content event, by the labels of gen_ai.client.operation.duration but error.type. Streams only.");
         _tokens = Meter.CreateCounter<long>("afp.tokens", "{token}",
             "Tokens spent, by pool, key, client, model and type (input: every input token, cached ones included; output; cache_read and cache_creation: the cache's part of input).");
         _budgetRefusals = Meter.CreateCounter<long>("afp.budget.refusals", "{request}",
@@ -145,16 +153,7 @@ internal sealed class ProxyMetrics
     {
         if (_tokenUsage.Enabled)
         {
-            var tags = new TagList
-            {
-                { "gen_ai.provider.name", where.Provider },
-                { "gen_ai.operation.name", where.Operation },
-                { "gen_ai.request.model", where.RequestModel },
-                { "gen_ai.response.model", where.ResponseModel },
-                { "afp.pool", where.Pool },
-                { "afp.key", where.Key },
-                { "afp.client", where.Client },
-            };
+            var tags = GenAiTags(in where);
             tags.Add("gen_ai.token.type", "input");
             _tokenUsage.Record(usage.Input, in tags);
             tags[^1] = new("gen_ai.token.type", "output");
@@ -181,6 +180,55 @@ internal sealed class ProxyMetrics
             var tags = new TagList { { "client", client }, { "limit", limit } };
             _budgetRefusals.Add(1, in tags);
         }
+    }
+
+    /// <summary>
+    /// Records one upstream call as a GenAI operation: its duration, and for a stream its time to first content. Model
+    /// names are labels already bounded by <see cref="ModelLabels"/>; the response model is null when the answer named
+    /// none (or was not read), <paramref name="errorType"/> when the call did not fail.
+    /// </summary>
+    public void OperationEnded(in TokenUsageTags where, string? errorType, TimeSpan duration, TimeSpan? timeToFirstChunk)
+    {
+        if (!_operationDuration.Enabled && !_timeToFirstChunk.Enabled)
+        {
+            return;
+        }
+
+        var tags = GenAiTags(in where);
+        if (timeToFirstChunk is { } ttfc)
+        {
+            _timeToFirstChunk.Record(ttfc.TotalSeconds, in tags);
+        }
+
+        if (errorType is not null)
+        {
+            tags.Add("error.type", errorType);
+        }
+
+        _operationDuration.Record(duration.TotalSeconds, in tags);
+    }
+
+    /// <summary>
+    /// The labels every GenAI instrument shares (the response model only when known): seven at most, so that with the one
+    /// an instrument adds a <see cref="TagList"/> keeps them all on the stack (it holds eight inline).
+    /// </summary>
+    private static TagList GenAiTags(in TokenUsageTags where)
+    {
+        var tags = new TagList
+        {
+            { "gen_ai.provider.name", where.Provider },
+            { "gen_ai.operation.name", where.Operation },
+            { "gen_ai.request.model", where.RequestModel },
+            { "afp.pool", where.Pool },
+            { "afp.key", where.Key },
+            { "afp.client", where.Client },
+        };
+        if (where.ResponseModel is { } responseModel)
+        {
+            tags.Add("gen_ai.response.model", responseModel);
+        }
+
+        return tags;
     }
 
     public void AlertSent(string channel, string outcome)
@@ -266,5 +314,9 @@ internal sealed class ProxyMetrics
     }
 }
 
-/// <summary>Where tokens were spent: the labels of <see cref="ProxyMetrics.TokensUsed"/>, never a secret.</summary>
-internal readonly record struct TokenUsageTags(string Provider, string Operation, string RequestModel, string ResponseModel, string Pool, string Key, string Client);
+/// <summary>
+/// Where tokens were spent, or a GenAI operation ran: the labels of <see cref="ProxyMetrics.TokensUsed"/> and
+/// <see cref="ProxyMetrics.OperationEnded"/>, never a secret. <see cref="ResponseModel"/> is null only for an operation
+/// whose answer named no model.
+/// </summary>
+internal readonly record struct TokenUsageTags(string Provider, string Operation, string RequestModel, string? ResponseModel, string Pool, string Key, string Client);

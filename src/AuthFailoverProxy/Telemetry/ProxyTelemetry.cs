@@ -35,6 +35,38 @@ internal static class ProxyTelemetry
 
     /// <summary>Returns <c>2xx</c>, <c>4xx</c>… for an HTTP status, <c>none</c> for no answer, without allocating.</summary>
     public static string StatusClass(int status) => status is >= 100 and < 600 ? StatusClasses[(status / 100) - 1] : NoStatus;
+
+    /// <summary>Returns the <c>gen_ai.provider.name</c> of a pool's dialect (OpenTelemetry's well-known values).</summary>
+    public static string ProviderName(KeyPool.ProviderKind kind) => kind == KeyPool.ProviderKind.Anthropic ? "anthropic" : "openai";
+}
+
+/// <summary>
+/// Why an upstream call made for a model failed: the <c>error.type</c> of <c>gen_ai.client.operation.duration</c> and of
+/// the attempt's span. Few values, as OpenTelemetry asks: the upstream's error status as a number (<c>401</c>,
+/// <c>429</c>, <c>529</c>: also the status an error event at a stream's start stands for), or one of these.
+/// </summary>
+internal static class ErrorTypes
+{
+    /// <summary>The agent went away before the answer had passed.</summary>
+    public const string ClientGone = "client_gone";
+
+    /// <summary>The upstream sent nothing for <c>Failover:ActivityTimeout</c>, or a stream's headers not within <c>Failover:StreamHeadersTimeout</c>.</summary>
+    public const string Timeout = "timeout";
+
+    /// <summary>No connection (refused, reset, DNS, TLS), or it broke before an answer.</summary>
+    public const string Connection = "connection";
+
+    /// <summary>The connection broke while the answer was passing to the agent: the agent saw it cut off.</summary>
+    public const string ResponseCut = "response_cut";
+
+    /// <summary>The request could not be sent as it is (a header or target invalid for the upstream): nothing went out.</summary>
+    public const string RequestInvalid = "request_invalid";
+
+    private static readonly string[] Statuses = [.. Enumerable.Range(400, 200).Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+
+    /// <summary>Returns an error status (400–599) as text without allocating.</summary>
+    public static string Status(int status)
+        => status is >= 400 and < 600 ? Statuses[status - 400] : status.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>Why a request moved past a key: the <c>reason</c> label of <c>afp.failovers</c>.</summary>

@@ -22,68 +22,105 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     /// <summary>The name of the activity of one upstream attempt.</summary>
     public const string AttemptActivityName = "afp.upstream_attempt";
 
+    /// <summary>The <c>gen_ai.operation.name</c> of tokens read from an answer to a path that is no known GenAI operation.</summary>
+    private const string OtherOperation = "other";
+
     private readonly ILogger _requestLog = loggerFactory.CreateLogger(RequestLogCategory);
 
     /// <summary>
     /// Returns what records the tokens a delivered answer spent, once it has passed: the labels are taken now (the
-    /// attempt is reused by the next request's walk), the models bounded by <see cref="ModelLabels"/>.
+    /// attempt is reused by the next request's walk), the models bounded by <see cref="ModelLabels"/>. It then hands the
+    /// answer's model and usage to the attempt, whose end (<see cref="AttemptEnded"/>) labels its duration and span with them.
     /// </summary>
     public Action<UsageReader> UsageRecorder(FailoverAttempt attempt)
     {
         var pool = attempt.Pool;
         var (poolName, keyName, client, requested) = (pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model);
-        var provider = pool.Kind == ProviderKind.Anthropic ? "anthropic" : "openai";
-        var operation = OperationOf(attempt.Target);
+        var provider = ProxyTelemetry.ProviderName(pool.Kind);
+        var operation = OperationOf(attempt.Target) ?? OtherOperation;
         return reader =>
         {
-            if (!reader.Seen)
+            if (reader.Seen)
             {
-                return;
+                // The provider answered for these models: they are real, and may become labels.
+                models.Learn(reader.Model);
+                models.Learn(requested);
+                var responseModel = models.Label(reader.Model);
+                metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), responseModel, poolName, keyName, client), reader.Usage);
+                ledger.Record(poolName, keyName, client, responseModel, reader.Usage);
+                budgets.Spent(client, reader.Usage.Input + reader.Usage.Output);
             }
 
-            // The provider answered for these models: they are real, and may become labels.
-            models.Learn(reader.Model);
-            models.Learn(requested);
-            var responseModel = models.Label(reader.Model);
-            metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), responseModel, poolName, keyName, client), reader.Usage);
-            ledger.Record(poolName, keyName, client, responseModel, reader.Usage);
-            budgets.Spent(client, reader.Usage.Input + reader.Usage.Output);
+            attempt.AnswerRead(reader);
         };
     }
 
-    /// <summary>The GenAI operation a path stands for.</summary>
-    internal static string OperationOf(string target)
+    /// <summary>
+    /// Returns the GenAI operation a path stands for (<c>chat</c> for Messages, chat completions and the Responses API,
+    /// <c>text_completion</c>, <c>embeddings</c>), or null for a call that asks no model for anything (model lists,
+    /// token counts, files, batches, <c>HEAD /</c>): those are no GenAI operation.
+    /// </summary>
+    internal static string? OperationOf(string target)
     {
-        var path = target.AsSpan(0, target.IndexOf('?') is var q and >= 0 ? q : target.Length);
-        return path.EndsWith("/embeddings") ? "embeddings"
-            : path.EndsWith("/completions") && !path.EndsWith("/chat/completions") ? "text_completion"
-            : "chat";
+        var path = target.AsSpan(0, target.IndexOf('?') is var q and >= 0 ? q : target.Length).TrimEnd('/');
+        return path.EndsWith("/chat/completions") || path.EndsWith("/messages") || path.EndsWith("/responses") ? "chat"
+            : path.EndsWith("/completions") ? "text_completion"
+            : path.EndsWith("/embeddings") ? "embeddings"
+            : null;
     }
 
-    /// <summary>Starts the activity of an upstream attempt, when someone listens; tags never carry a secret.</summary>
+    /// <summary>Starts the activity of an upstream attempt, when someone listens; tags never carry a secret, a request id or a path.</summary>
     public static Activity? AttemptStarted(FailoverAttempt attempt)
     {
+        var operation = OperationOf(attempt.Target);
+        // Read before the first answer is delivered, which lets the request's body go: the attempt's end labels with it.
+        var requested = operation is null ? null : attempt.Scope.Model;
         var activity = ProxyTelemetry.Source.StartActivity(AttemptActivityName, ActivityKind.Internal);
         if (activity is { IsAllDataRequested: true })
         {
             activity.SetTag("afp.pool", attempt.Pool.Name);
             activity.SetTag("afp.key", attempt.Key.Name);
+            activity.SetTag("afp.client", attempt.Client);
             activity.SetTag("afp.attempt", attempt.Attempts);
             if (attempt.SafeModeFrom is { } from)
             {
                 activity.SetTag("afp.safe_mode_for", from.Name);
+            }
+
+            if (operation is not null)
+            {
+                activity.SetTag("gen_ai.provider.name", ProxyTelemetry.ProviderName(attempt.Pool.Kind));
+                activity.SetTag("gen_ai.operation.name", operation);
+                // A span is no series: the model as the agent named it (at most 128 characters, RequestScope).
+                activity.SetTag("gen_ai.request.model", requested);
             }
         }
 
         return activity;
     }
 
-    /// <summary>Records an upstream attempt once its verdict is known, and ends its activity.</summary>
+    /// <summary>
+    /// Records an upstream attempt and ends its activity, once its verdict is known and a delivered answer has passed to
+    /// the agent: YARP returns from forwarding only when it has copied the whole answer, so this is the end of a stream,
+    /// not its response headers.
+    /// </summary>
     public void AttemptEnded(FailoverAttempt attempt, Activity? activity)
     {
         var end = time.GetTimestamp();
+        var duration = time.GetElapsedTime(attempt.TryStartedAt, end);
         TimeSpan? firstByte = attempt.RespondedAt == 0 ? null : time.GetElapsedTime(attempt.TryStartedAt, attempt.RespondedAt);
-        metrics.UpstreamCalled(attempt.Pool.Name, attempt.Key.Name, attempt.UpstreamStatus, time.GetElapsedTime(attempt.TryStartedAt, end), firstByte);
+        metrics.UpstreamCalled(attempt.Pool.Name, attempt.Key.Name, attempt.UpstreamStatus, duration, firstByte);
+        var operation = OperationOf(attempt.Target);
+        var errorType = ErrorTypeOf(attempt);
+        var answer = attempt.Answer;
+        if (operation is not null)
+        {
+            TimeSpan? firstChunk = attempt.FirstChunkAt == 0 ? null : time.GetElapsedTime(attempt.TryStartedAt, attempt.FirstChunkAt);
+            var responseModel = answer?.Model is { } model ? models.Label(model) : null;
+            var where = new TokenUsageTags(ProxyTelemetry.ProviderName(attempt.Pool.Kind), operation, models.Label(attempt.Scope.Model), responseModel, attempt.Pool.Name, attempt.Key.Name, attempt.Client);
+            metrics.OperationEnded(in where, errorType, duration, firstChunk);
+        }
+
         if (activity is null)
         {
             return;
@@ -102,9 +139,24 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
                 activity.SetTag("afp.failure", failure.Label);
             }
 
-            if (attempt.TransportError != ForwarderError.None)
+            if (errorType is not null)
             {
-                activity.SetTag("error.type", attempt.TransportError.ToString());
+                activity.SetTag("error.type", errorType);
+            }
+
+            if (operation is not null && answer is not null)
+            {
+                if (answer.Model is { Length: <= KeyPool.ModelClasses.MaxModelLength } model)
+                {
+                    activity.SetTag("gen_ai.response.model", model);
+                }
+
+                if (answer.Seen)
+                {
+                    var usage = answer.Usage;
+                    activity.SetTag("gen_ai.usage.input_tokens", usage.Input);
+                    activity.SetTag("gen_ai.usage.output_tokens", usage.Output);
+                }
             }
 
             if (attempt.Verdict is not (AttemptVerdict.Delivered or AttemptVerdict.ClientGone))
@@ -114,6 +166,36 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         }
 
         activity.Dispose();
+    }
+
+    /// <summary>
+    /// Returns why an attempt failed, in few values (<see cref="ErrorTypes"/>): the agent gone, a transport failure, or
+    /// the upstream's error status; null for an answer below 400 that passed whole.
+    /// </summary>
+    internal static string? ErrorTypeOf(FailoverAttempt attempt)
+    {
+        if (attempt.Verdict == AttemptVerdict.ClientGone)
+        {
+            return ErrorTypes.ClientGone;
+        }
+
+        switch (attempt.TransportError)
+        {
+            case ForwarderError.None:
+                var status = attempt.StreamErrorStatus is > 0 and var streamError ? streamError : attempt.UpstreamStatus;
+                return status >= 400 ? ErrorTypes.Status(status) : null;
+            case ForwarderError.RequestTimedOut or ForwarderError.ResponseBodyCanceled:
+                // Without the agent gone, a cancelled copy is the activity timeout.
+                return ErrorTypes.Timeout;
+            case ForwarderError.ResponseBodyDestination:
+                return ErrorTypes.ResponseCut;
+            case ForwarderError.ResponseBodyClient or ForwarderError.RequestBodyClient or ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled:
+                return ErrorTypes.ClientGone;
+            case ForwarderError.RequestCreation:
+                return ErrorTypes.RequestInvalid;
+            default:
+                return ErrorTypes.Connection;
+        }
     }
 
     /// <summary>

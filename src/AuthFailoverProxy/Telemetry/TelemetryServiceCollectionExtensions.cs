@@ -16,7 +16,41 @@ namespace AuthFailoverProxy.Telemetry;
 internal static class TelemetryServiceCollectionExtensions
 {
     /// <summary>The instruments whose histograms need buckets up to minutes.</summary>
-    private static readonly HashSet<string> DurationInstruments = new(StringComparer.Ordinal) { "afp.upstream.duration", "afp.upstream.time_to_first_byte" };
+    private static readonly HashSet<string> DurationInstruments = new(StringComparer.Ordinal)
+    {
+        "afp.upstream.duration", "afp.upstream.time_to_first_byte", "gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk",
+    };
+
+    /// <summary>
+    /// The platform's own meters, exported as they are: the runtime (GC, heap, thread pool, locks, JIT, exceptions, and the
+    /// process's CPU time and working set: <c>System.Runtime</c> is .NET 9's built-in meter, so no instrumentation package
+    /// is needed), ASP.NET Core's server (requests, connections, TLS handshakes, its memory pool, handled exceptions), and
+    /// HttpClient and DNS (the calls to the upstreams).
+    /// </summary>
+    private static readonly string[] PlatformMeters =
+    [
+        "System.Runtime",
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.MemoryPool",
+        "Microsoft.AspNetCore.Diagnostics",
+        HttpClientMeter,
+        "System.Net.NameResolution",
+    ];
+
+    /// <summary>The labels <c>http.server.request.duration</c> keeps: never <c>http.route</c> or anything else a path could reach.</summary>
+    private static readonly string[] ServerRequestTags = ["http.request.method", "http.response.status_code", "url.scheme", "network.protocol.version", "error.type"];
+
+    /// <summary>The labels <c>http.client.request.duration</c> keeps: the upstream's host, never its URL's path or template.</summary>
+    private static readonly string[] ClientRequestTags = ["http.request.method", "http.response.status_code", "server.address", "server.port", "url.scheme", "network.protocol.version", "error.type"];
+
+    /// <summary>
+    /// The labels HttpClient's connection instruments keep: not <c>network.peer.address</c>, the upstream's IP, which a
+    /// CDN front changes often enough to grow a series per address for good.
+    /// </summary>
+    private static readonly string[] ClientConnectionTags = ["http.connection.state", "network.protocol.version", "server.address", "server.port", "url.scheme"];
+
+    private const string HttpClientMeter = "System.Net.Http";
 
     public static IServiceCollection AddProxyTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
@@ -37,11 +71,13 @@ internal static class TelemetryServiceCollectionExtensions
         services.ConfigureOpenTelemetryMeterProvider((provider, metrics) =>
         {
             var own = provider.GetRequiredService<ProxyMetrics>().Meter;
-            metrics.AddView(instrument => ViewOf(instrument, own));
+            var factory = provider.GetRequiredService<IMeterFactory>();
+            metrics.AddView(instrument => ViewOf(instrument, own, factory));
         });
         telemetry.WithMetrics(metrics =>
         {
             metrics.AddMeter(ProxyTelemetry.Name);
+            metrics.AddMeter(PlatformMeters);
             metrics.AddPrometheusExporter();
             if (otlp is not null)
             {
@@ -71,25 +107,44 @@ internal static class TelemetryServiceCollectionExtensions
     };
 
     /// <summary>
-    /// Several hosts in one process (the test suite) each create a meter of the same name; each host's pipeline exports
-    /// its own and drops the others'. The upstream durations get buckets up to ten minutes.
+    /// Several hosts in one process (the test suite) each create meters of the same names through their own
+    /// <see cref="IMeterFactory"/> (the proxy's, ASP.NET Core's, the upstream clients'); each host's pipeline exports its
+    /// own and drops the others'. HttpClient's process-wide meter (clients made without a factory: another library's, a
+    /// test's) is dropped too: <c>http.client.*</c> are the proxy's own calls. The runtime's and DNS's meters are the
+    /// process's, the same for every host. Durations get buckets up to ten minutes (a streamed answer takes minutes), and the
+    /// HTTP request durations keep a fixed set of labels, so no path ever becomes one.
     /// </summary>
-    private static MetricStreamConfiguration? ViewOf(Instrument instrument, Meter own)
+    private static MetricStreamConfiguration? ViewOf(Instrument instrument, Meter own, IMeterFactory factory)
     {
-        if (instrument.Meter.Name != ProxyTelemetry.Name)
-        {
-            return null;
-        }
-
-        if (!ReferenceEquals(instrument.Meter, own))
+        var meter = instrument.Meter;
+        if (meter.Scope is IMeterFactory scope && !ReferenceEquals(scope, factory))
         {
             return MetricStreamConfiguration.Drop;
         }
 
-        return DurationInstruments.Contains(instrument.Name)
-            ? new ExplicitBucketHistogramConfiguration { Boundaries = [.. ProxyTelemetry.DurationBuckets] }
-            : null;
+        switch (meter.Name)
+        {
+            case ProxyTelemetry.Name when !ReferenceEquals(meter, own):
+                return MetricStreamConfiguration.Drop;
+            case ProxyTelemetry.Name:
+                return DurationInstruments.Contains(instrument.Name) ? MinutesBuckets(tagKeys: null) : null;
+            case HttpClientMeter when meter.Scope is null:
+                return MetricStreamConfiguration.Drop;
+            case HttpClientMeter when instrument.Name == "http.client.request.duration":
+                return MinutesBuckets(ClientRequestTags);
+            case HttpClientMeter when instrument.Name == "http.client.connection.duration":
+                return MinutesBuckets(ClientConnectionTags);
+            case HttpClientMeter when instrument.Name == "http.client.open_connections":
+                return new MetricStreamConfiguration { TagKeys = ClientConnectionTags };
+            case "Microsoft.AspNetCore.Hosting" when instrument.Name == "http.server.request.duration":
+                return MinutesBuckets(ServerRequestTags);
+            default:
+                return null;
+        }
     }
+
+    private static ExplicitBucketHistogramConfiguration MinutesBuckets(string[]? tagKeys)
+        => new() { Boundaries = [.. ProxyTelemetry.DurationBuckets], TagKeys = tagKeys };
 
     private static OtlpTarget? OtlpTargetOf(IConfiguration configuration)
     {

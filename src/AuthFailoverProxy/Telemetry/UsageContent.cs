@@ -58,11 +58,16 @@ internal sealed class UsageContent : Failover.StreamedContent
 
         /// <summary>The answer ended (<paramref name="whole"/>) or was cut: tell what was read, once.</summary>
         void End(bool whole);
+
+        /// <summary>Gets a task that completes once what was read has been told.</summary>
+        Task Told { get; }
     }
 
     private sealed class PlainSide(UsageReader reader, Action<UsageReader> done) : ISideReader
     {
         private int _ended;
+
+        public Task Told => Task.CompletedTask;
 
         public void Feed(ReadOnlySpan<byte> bytes) => reader.Feed(bytes);
 
@@ -83,7 +88,9 @@ internal sealed class UsageContent : Failover.StreamedContent
         private int _ended;
 
         public DecompressingSide(UsageReader reader, Action<UsageReader> done, string encoding)
-            => _ = DecodeAsync(reader, done, encoding);
+            => Told = DecodeAsync(reader, done, encoding);
+
+        public Task Told { get; }
 
         public void Feed(ReadOnlySpan<byte> bytes)
         {
@@ -147,6 +154,9 @@ internal sealed class UsageContent : Failover.StreamedContent
             else if (!buffer.IsEmpty)
             {
                 side.End(whole: true);
+                // Every byte has gone to the agent; the answer's end waits for the side to tell what it read (the rest of a
+                // compressed answer is decompressed by then), so the upstream attempt, which ends with the copy, knows it.
+                await side.Told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
             return read;

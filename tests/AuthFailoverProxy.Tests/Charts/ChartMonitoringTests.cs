@@ -7,12 +7,16 @@ namespace AuthFailoverProxy.Tests.Charts;
 /// <summary>charts/auth-failover-proxy: the ServiceMonitor, PrometheusRule and Grafana dashboard, gated on the Prometheus Operator API and using the metrics the proxy really exports.</summary>
 public sealed partial class ChartMonitoringTests
 {
-    /// <summary>Every metric the proxy exports (src/AuthFailoverProxy/Telemetry/ProxyMetrics.cs), as Prometheus names.</summary>
+    /// <summary>
+    /// Every metric the proxy exports (src/AuthFailoverProxy/Telemetry/ProxyMetrics.cs), as Prometheus names; the GenAI
+    /// ones are checked against a real scrape by GenAiTelemetryTests.
+    /// </summary>
     private static readonly HashSet<string> ProxyMetricNames =
     [
         "afp_requests_total", "afp_failovers_total", "afp_retries_total", "afp_upstream_duration_seconds",
         "afp_upstream_time_to_first_byte_seconds", "afp_key_state", "afp_pool_usable_keys", "afp_pool_safe_mode",
-        "afp_circuit_state", "afp_store_connected", "afp_alerts_total", "afp_events_total",
+        "afp_circuit_state", "afp_store_connected", "afp_alerts_total", "afp_events_total", "afp_tokens_total",
+        "gen_ai_client_token_usage", "gen_ai_client_operation_duration_seconds", "gen_ai_client_operation_time_to_first_chunk_seconds",
     ];
 
     [Fact]
@@ -64,6 +68,15 @@ public sealed partial class ChartMonitoringTests
         Assert.Subset(ProxyMetricNames, used);
         Assert.Contains("afp_pool_usable_keys", used);
         Assert.Contains("afp_key_state", used);
+
+        // What each key, model and client spends, and how long model calls and their first chunk take.
+        foreach (var by in new[] { "(pool, key)", "(model, type)", "(client)" })
+        {
+            Assert.Contains(exprs, e => e.Contains("afp_tokens_total", StringComparison.Ordinal) && e.Contains("sum by " + by, StringComparison.Ordinal));
+        }
+
+        Assert.Contains(exprs, e => e.StartsWith("histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket", StringComparison.Ordinal));
+        Assert.Contains(exprs, e => e.StartsWith("histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -152,8 +165,10 @@ public sealed partial class ChartMonitoringTests
     }
 
     private static IEnumerable<string> MetricNames(string expr)
-        => MetricName().Matches(expr).Select(m => Regex.Replace(m.Value, "_(bucket|sum|count)$", "")).Where(n => n.StartsWith("afp_", StringComparison.Ordinal) || n == "up");
+        => MetricName().Matches(expr).Select(m => Regex.Replace(m.Value, "_(bucket|sum|count)$", ""));
 
-    [GeneratedRegex(@"\b(afp_[a-z_]+|up)\b(?=\s*[{\[)])")]
+    // A metric is followed by its selector or range (every expression here selects by job): a label such as
+    // gen_ai_request_model in "by (le, gen_ai_request_model)" is not one.
+    [GeneratedRegex(@"\b(afp|gen_ai)_[a-z_]+\b(?=\s*[{\[])|\bup\b(?=\s*[{\[)])")]
     private static partial Regex MetricName();
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using AuthFailoverProxy.Demo.Provider;
@@ -18,30 +17,13 @@ public sealed class TracingTests
     {
         await using var s = await Scenario.StartAsync();
         s.Upstream.SetKeyFault(s.Secret("primary"), KeyFault.OAuthRejected);
-        var traceId = ActivityTraceId.CreateRandom();
-        var stopped = new ConcurrentQueue<Activity>();
-        // The listener is process-wide: keep only this request's trace.
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == ProxyTelemetry.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity =>
-            {
-                if (activity.TraceId == traceId)
-                {
-                    stopped.Enqueue(activity);
-                }
-            },
-        };
-        ActivitySource.AddActivityListener(listener);
-
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = Scenario.MessageBody() };
-        request.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01");
+        using var spans = new AttemptSpans();
+        using var request = spans.Message(HttpMethod.Post, "/v1/messages", Scenario.MessageBody());
         using var response = await s.Proxy.Agent.SendAsync(request, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await FailoverTests.WaitUntilAsync(() => stopped.Count == 2);
+        await FailoverTests.WaitUntilAsync(() => spans.Count == 2);
 
-        var attempts = stopped.OrderBy(a => a.StartTimeUtc).ToList();
+        var attempts = spans.Stopped;
         Assert.All(attempts, a => Assert.Equal(RequestTelemetry.AttemptActivityName, a.OperationName));
         Assert.Equal(["primary", "backup"], attempts.Select(a => a.GetTagItem("afp.key") as string));
         Assert.Equal([1, 2], attempts.Select(a => (int)a.GetTagItem("afp.attempt")!));
@@ -56,7 +38,7 @@ public sealed class TracingTests
         // something listens to System.Net.Http, as another test's tracer provider may).
         var parents = s.AgentRequests.Select(r => r.Headers["traceparent"].Split('-')).ToList();
         Assert.Equal(2, parents.Count);
-        Assert.All(parents, p => Assert.Equal(traceId.ToString(), p[1]));
+        Assert.All(parents, p => Assert.Equal(spans.TraceId.ToString(), p[1]));
         Assert.NotEqual(parents[0][2], parents[1][2]);
 
         var tagText = string.Join(' ', attempts.SelectMany(a => a.TagObjects).Select(t => $"{t.Key}={t.Value}"));
