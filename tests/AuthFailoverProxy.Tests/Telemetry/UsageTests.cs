@@ -143,6 +143,28 @@ public sealed class UsageTests
     }
 
     [Fact]
+    public async Task AStreamTheClientCuts_CountsWhatWasSeen()
+    {
+        await using var s = await Scenario.StartAsync();
+        // The provider holds the stream after its first text delta, until the caller goes away.
+        s.Upstream.BeforeStreamEvent = (index, gone) => index >= 4 ? Task.Delay(Timeout.Infinite, gone) : Task.CompletedTask;
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = Scenario.MessageBody(stream: true) })
+        using (var streamed = await s.Proxy.Agent.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct))
+        {
+            using var events = new StreamReader(await streamed.Content.ReadAsStreamAsync(Ct));
+            while (await events.ReadLineAsync(Ct) is { } line && !line.Contains("content_block_delta", StringComparison.Ordinal))
+            {
+            }
+        }
+
+        // The agent saw message_start (input, and 1 output token so far) and one delta: that is what counts.
+        var input = s.Upstream.Requests.Where(r => !Scenario.IsKeyCheck(r)).Select(r => Math.Max(1, r.Body.Length / 4)).Single();
+        var metrics = await ScrapeUntilAsync(s, m => m.Find("afp_tokens_total").Any(x => x["type"] == "input" && x.Value > 0));
+        Assert.Equal(input, metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "input")));
+        Assert.Equal(1, metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "output")));
+    }
+
+    [Fact]
     public async Task TenThousandMadeUpModels_MakeNoNewSeries()
     {
         await using var s = await Scenario.StartAsync();
