@@ -4,8 +4,9 @@ namespace AuthFailoverProxy.KeyPool;
 
 /// <summary>
 /// What a request asks for that a key can be out for while the rest of it serves (<see cref="State.KeyScope"/>): the
-/// model, the model's rate-limit class, and whether the request comes from Claude Code. Read from the request only when a
-/// key of its pool has a scope, so the common request never parses its body for it.
+/// model, the model's rate-limit class, and whether the request comes from Claude Code. Read once per request, when the
+/// walk first needs it (a key of its pool has a scope) or its first upstream call is labelled with the requested model
+/// (the GenAI metrics): a scan of the body's top level for <c>"model"</c>, which is near its start in every SDK's body.
 /// </summary>
 /// <param name="Model">The body's top-level <c>model</c>, if it names one.</param>
 /// <param name="ModelClass">The class the provider limits it with (<see cref="ModelClasses"/>).</param>
