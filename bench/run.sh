@@ -447,9 +447,13 @@ sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 
 # --- 1. throughput, latency, CPU -------------------------------------------------------------------------------------
 
 start_bare
-start_afp throughput
+# The client has a budget (far above what the run spends), so every measured request is checked against it: in memory,
+# with the totals synced to Redis in the background where there is Redis (issue 14: no Redis round trip on the request
+# path). A baseline build from before budgets is started without it (its strict configuration check would refuse it).
+BUDGET=(Clients__Tokens__0__Budget__RequestsPerMinute=1000000000 Clients__Tokens__0__Budget__TokensPerMinute=1000000000000 Clients__Tokens__0__Budget__TokensPerDay=1000000000000000)
+start_afp throughput AFP "${BUDGET[@]}"
 # The same build with key health shared through the redis-server above; the request path never waits for Redis.
-start_afp throughput-redis AFPR AFP_REDIS="127.0.0.1:$REDIS_PORT"
+start_afp throughput-redis AFPR AFP_REDIS="127.0.0.1:$REDIS_PORT" "${BUDGET[@]}"
 require_redis_store throughput-redis AFPR
 
 # Others' builds and test runs on the same cores make every number noisy. Before each measured run, wait for the
@@ -722,6 +726,7 @@ REPORT="$TMP/report.md"
   echo
   echo "Medians of $REPS run(s) of ${DURATION} s per target, order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections, after a ${WARMUP} s warm-up."
   echo "CPU is user+system time of the target's process (the proxy; nginx's worker for direct) over the run, divided by the requests wrk completed."
+  echo "Both *AuthFailoverProxy* runs check every request against a client budget set far above what they spend, and count every answer's usage (with Redis, synced in the background once a second): \`afp-throughput-status.json\` in the raw directory shows the budget's counts at the end."
   echo "*AuthFailoverProxy (Redis store)* is the same build with \`AFP_REDIS=127.0.0.1:$REDIS_PORT\` (redis-server $REDIS_VERSION on loopback, no persistence), checked connected before the runs; redis-server itself used ${REDIS_CPU_DURING} µs/req during its runs (median; at most ${REDIS_CPU_MAX} µs/req in any measured run; not included in the proxy's CPU column)."
   echo "Its store after the runs: \`${AFPR_STORE_END:-unknown}\`."
   echo
