@@ -16,6 +16,8 @@ namespace AuthFailoverProxy.Admin;
 /// is recorded with who, what and when.
 /// <list type="bullet">
 /// <item><c>GET /admin/keys</c>: every key by name, fingerprint, state, last error, since and source.</item>
+/// <item><c>GET /admin/config</c>: the shape of the configuration in force (pools, upstreams, keys by name, fingerprint,
+/// scheme and priority), never a secret: what <c>afp check-config --probe</c> compares a file with.</item>
 /// <item><c>POST /admin/pools/{pool}/keys</c> with <c>{"name", "secret", "priority"?, "scheme"?, "openAIOrganization"?, "openAIProject"?}</c>: adds a key. It starts
 /// <em>pending</em>: it is checked at once and the result shown, but it carries no traffic until an operator confirms
 /// it with <c>POST …/keys/{key}/confirm</c>. Nothing enables itself because credentials merely exist.</item>
@@ -47,7 +49,7 @@ internal sealed partial class AdminApi(
             return Error(context, StatusCodes.Status403Forbidden, "the admin API is off: set Admin:Tokens (or AFP_ADMIN_TOKEN) to use it.");
         }
 
-        // The management token (checked by ManagementAccess) reads the events; only an admin token changes keys.
+        // The management token (checked by ManagementAccess) reads the events and the configuration's shape; only an admin token changes keys.
         if ((reader ? "management" : _tokens.Match(TokenSet.Bearer(context.Request.Headers[HeaderNames.Authorization].ToString()))) is not { } who)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
@@ -60,6 +62,7 @@ internal sealed partial class AdminApi(
         return (method, segments) switch
         {
             ("GET", ["keys"]) => Json(context, StatusCodes.Status200OK, ListKeys()),
+            ("GET", ["config"]) => Json(context, StatusCodes.Status200OK, ConfigurationReport.Capture(registry)),
             ("GET", ["events"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().ListAsync(context),
             ("GET", ["events", "timeline"]) => context.RequestServices.GetRequiredService<Audit.AuditEndpoints>().TimelineAsync(context),
             ("GET", ["events", "stream"]) => context.RequestServices.GetRequiredService<Audit.EventStream>().StreamAsync(context),
@@ -68,7 +71,7 @@ internal sealed partial class AdminApi(
             ("POST", ["pools", var pool, "keys", var key, "disable"]) => WithKey(context, pool, key, (p, k) => DisableAsync(context, who, p, k, force)),
             ("POST", ["pools", var pool, "keys", var key, "enable"]) => WithKey(context, pool, key, (p, k) => EnableAsync(context, who, p, k, force)),
             ("DELETE", ["pools", var pool, "keys", var key]) => WithKey(context, pool, key, (p, k) => RemoveAsync(context, who, p, k, force)),
-            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]; GET /admin/events?since=…&until=…[&pool=&key=&kind=&severity=&limit=] and GET /admin/events/timeline?since=…&until=… (what happened, as text)."),
+            _ => Error(context, StatusCodes.Status404NotFound, "no such admin endpoint: GET /admin/keys; GET /admin/config; POST /admin/pools/{pool}/keys with {\"name\",\"secret\",\"priority\"}; POST /admin/pools/{pool}/keys/{key}/confirm, /disable[?force=true] or /enable; DELETE /admin/pools/{pool}/keys/{key}[?force=true]; GET /admin/events?since=…&until=…[&pool=&key=&kind=&severity=&limit=] and GET /admin/events/timeline?since=…&until=… (what happened, as text)."),
         };
     }
 
@@ -336,20 +339,16 @@ internal sealed partial class AdminApi(
     private async Task<AdminCheck> CheckAsync(Pool pool, PoolKey key, CancellationToken cancellationToken)
     {
         var result = await prober.ProbeAsync(pool, key, cancellationToken);
-        switch (result)
+        if (result.Outcome is ProbeOutcome.Usable or ProbeOutcome.Cooling)
         {
-            case { Outcome: ProbeOutcome.Usable }:
-                board.CheckedPending(key, failure: null);
-                return new AdminCheck("passed", $"the upstream accepted the key (GET {pool.DestinationPrefix}/v1/models).");
-            case { Outcome: ProbeOutcome.Cooling }:
-                board.CheckedPending(key, failure: null);
-                return new AdminCheck("passed", $"the key is valid but rate limited until {result.CoolUntil:O}.");
-            case { Outcome: ProbeOutcome.Dead, Failure: { } failure }:
-                board.CheckedPending(key, failure);
-                return new AdminCheck("rejected", $"{failure.Label} \"{failure.Message}\". {Remediation.ForDeadKey(key, failure)}");
-            default:
-                return new AdminCheck("unknown", $"the key could not be checked: {result.Reason}.");
+            board.CheckedPending(key, failure: null);
         }
+        else if (result is { Outcome: ProbeOutcome.Dead, Failure: { } failure })
+        {
+            board.CheckedPending(key, failure);
+        }
+
+        return AdminCheck.Of(pool, key, result);
     }
 
     private static async Task<AddKeyRequest?> ReadAddRequestAsync(HttpContext context)
@@ -415,7 +414,17 @@ internal sealed record AdminKey(string Pool, [property: JsonPropertyName("key")]
 internal sealed record AdminChange(string Pool, string Key, string State, bool Changed, string By, DateTimeOffset At, string Message, AdminCheck? Check = null);
 
 /// <summary>What checking a key against its upstream found: <c>passed</c>, <c>rejected</c> or <c>unknown</c>, and the detail.</summary>
-internal sealed record AdminCheck(string Outcome, string Detail);
+internal sealed record AdminCheck(string Outcome, string Detail)
+{
+    /// <summary>Says what a check of <paramref name="key"/> found, in the provider's words and with what to do; also what <c>afp check-config --probe</c> prints.</summary>
+    public static AdminCheck Of(Pool pool, PoolKey key, ProbeResult result) => result switch
+    {
+        { Outcome: ProbeOutcome.Usable } => new("passed", $"the upstream accepted the key (GET {pool.DestinationPrefix}/v1/models)."),
+        { Outcome: ProbeOutcome.Cooling } => new("passed", $"the key is valid but rate limited until {result.CoolUntil:O}."),
+        { Outcome: ProbeOutcome.Dead, Failure: { } failure } => new("rejected", $"{failure.Label} \"{failure.Message}\". {Remediation.ForDeadKey(key, failure)}"),
+        _ => new("unknown", $"the key could not be checked: {result.Reason}."),
+    };
+}
 
 internal sealed record AddKeyRequest(string? Name, string? Secret, int? Priority, string? Scheme = null, string? OpenAIOrganization = null, string? OpenAIProject = null);
 

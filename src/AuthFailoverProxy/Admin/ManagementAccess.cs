@@ -7,13 +7,13 @@ namespace AuthFailoverProxy.Admin;
 
 /// <summary>
 /// Who may read the management listener's state. With <see cref="ManagementOptions.Token"/> set, <c>/status</c>,
-/// <c>/metrics</c> and <c>GET /admin/events</c> need it (or an admin token) as a bearer token: they name keys,
+/// <c>/metrics</c>, <c>GET /admin/events</c> and <c>GET /admin/config</c> need it (or an admin token) as a bearer token: they name keys,
 /// fingerprints, pools and the night's story, which is no business of whoever else reaches the port. <c>/healthz</c>
 /// and <c>/readyz</c> stay open for the kubelet's probes. Without a token, the port is as open as its network.
 /// </summary>
 internal sealed class ManagementAccess
 {
-    /// <summary>Set on a request let in with the management token: it may read events, not change keys.</summary>
+    /// <summary>Set on a request let in with the management token: it may read events and the configuration's shape, not change keys.</summary>
     internal const string ReaderItem = "afp.management-reader";
 
     private readonly TokenSet _readers;
@@ -33,7 +33,7 @@ internal sealed class ManagementAccess
     {
         var path = context.Request.Path;
         var guarded = path.StartsWithSegments("/status") || path.StartsWithSegments("/metrics")
-            || (path.StartsWithSegments("/admin/events") && HttpMethods.IsGet(context.Request.Method));
+            || ((path.StartsWithSegments("/admin/events") || path.StartsWithSegments("/admin/config")) && HttpMethods.IsGet(context.Request.Method));
         if (!Required || !guarded)
         {
             return next(context);

@@ -164,16 +164,20 @@ internal sealed record KeyErrorStatus(int Status, string? Type, string? Code, st
 [JsonSerializable(typeof(AdminError))]
 [JsonSerializable(typeof(AdminAdded))]
 [JsonSerializable(typeof(AddKeyRequest))]
+[JsonSerializable(typeof(ConfigurationReport))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext
 {
     /// <summary>
     /// Gets the context the management endpoints write with: operators read this JSON in a terminal, so quotes and
     /// non-ASCII letters are written as they are rather than as <c>\u0027</c> (it is never embedded in HTML).
     /// </summary>
-    public static AdminJsonContext Readable { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    public static AdminJsonContext Readable { get; } = new(ReadableOptions());
+
+    /// <summary>Returns new options for JSON that people read (the management endpoints', afp's): indented, nulls left out, quotes as they are.</summary>
+    internal static JsonSerializerOptions ReadableOptions() => new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    });
+    };
 }

@@ -45,8 +45,19 @@ internal static class ProxyApplication
         builder.Services.AddHostedService<StartupReport>();
 
         var app = builder.Build();
-        app.MapManagement();
-        app.MapAgentProxy();
+        try
+        {
+            // Every problem at once, before the endpoints below resolve the options they need.
+            ConfigurationCheck.Validate(app);
+            app.MapManagement();
+            app.MapAgentProxy();
+        }
+        catch
+        {
+            ((IDisposable)app).Dispose();
+            throw;
+        }
+
         return app;
     }
 
@@ -131,15 +142,18 @@ internal static class ProxyApplication
         }
     }
 
-    internal static List<string> ConfigurationProblems(Exception exception) => exception switch
+    /// <summary>Returns the configuration mistakes <paramref name="exception"/> tells of, each once; none when it is not about configuration.</summary>
+    internal static List<string> ConfigurationProblems(Exception exception) => [.. ProblemsIn(exception).Distinct(StringComparer.Ordinal)];
+
+    private static List<string> ProblemsIn(Exception exception) => exception switch
     {
         OptionsValidationException options => [.. options.Failures],
         // A configuration file that does not parse: the file's path and the parser's place ("LineNumber: 3"), no content.
         InvalidDataException { InnerException: { } parse } data => [$"{data.Message} {parse.Message} {parse.InnerException?.Message}".TrimEnd()],
-        AggregateException aggregate => [.. aggregate.InnerExceptions.SelectMany(ConfigurationProblems)],
+        AggregateException aggregate => [.. aggregate.InnerExceptions.SelectMany(ProblemsIn)],
         // Binding failures ("Failed to convert configuration value at 'Failover:Deadline'…") and listener mistakes.
         InvalidOperationException { InnerException: null or FormatException or InvalidOperationException } invalid when IsConfigurationMessage(invalid.Message) => [invalid.Message],
-        _ when exception.InnerException is { } inner => ConfigurationProblems(inner),
+        _ when exception.InnerException is { } inner => ProblemsIn(inner),
         _ => [],
     };
 

@@ -22,19 +22,27 @@ internal sealed class ProxyListeners
     /// <summary>Gets the management listener's bound endpoints.</summary>
     public IEnumerable<IPEndPoint> ManagementEndpoints => _management.Select(o => o.IPEndPoint!);
 
+    /// <summary>Gets what is wrong with the listeners' addresses; nothing listens while there is anything.</summary>
+    public List<string> Problems { get; } = [];
+
     public static bool IsManagement(HttpContext context) => context.Features.Get<ManagementConnection>() is not null;
 
     internal void Configure(KestrelServerOptions kestrel, IConfiguration configuration)
     {
         var agentUrls = configuration["AgentUrls"] ?? DefaultAgentUrls;
         var managementUrls = configuration["Management:Urls"] ?? new ManagementOptions().Urls;
-        var agent = Parse("urls (--urls, ASPNETCORE_URLS)", agentUrls);
-        var management = Parse("Management:Urls (AFP_MANAGEMENT_URLS)", managementUrls);
+        var agent = Parse("urls (--urls, ASPNETCORE_URLS)", agentUrls, Problems);
+        var management = Parse("Management:Urls (AFP_MANAGEMENT_URLS)", managementUrls, Problems);
         var shared = agent.Select(a => a.Port).Intersect(management.Select(m => m.Port)).Where(p => p != 0).ToList();
         if (shared.Count > 0)
         {
-            throw new InvalidOperationException(
-                $"Management:Urls and urls both use port {shared[0]}: the management listener needs a port of its own so /status and admin are never reachable by agents.");
+            Problems.Add($"Management:Urls and urls both use port {shared[0]}: the management listener needs a port of its own so /status and admin are never reachable by agents.");
+        }
+
+        if (Problems.Count > 0)
+        {
+            // Told with every other problem of the configuration by ConfigurationCheck, which stops the start.
+            return;
         }
 
         // The proxy enforces its own body limit (RequestBody:MaxBytes) and answers 413 in the provider's format.
@@ -81,7 +89,7 @@ internal sealed class ProxyListeners
         }
     }
 
-    private static List<BindingAddress> Parse(string setting, string urls)
+    private static List<BindingAddress> Parse(string setting, string urls, List<string> problems)
     {
         var result = new List<BindingAddress>();
         foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -93,19 +101,25 @@ internal sealed class ProxyListeners
             }
             catch (FormatException)
             {
-                throw new InvalidOperationException($"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' is not a URL such as http://0.0.0.0:8080.");
+                problems.Add($"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' is not a URL such as http://0.0.0.0:8080.");
+                continue;
             }
 
             if (!string.Equals(address.Scheme, "http", StringComparison.OrdinalIgnoreCase))
             {
-                throw new InvalidOperationException(
-                    $"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' uses {address.Scheme}; the proxy listens on plain http and expects TLS to end at the ingress or service mesh.");
+                problems.Add($"{setting}: '{ConfigurationShape.WithoutCredentials(url)}' uses {address.Scheme}; the proxy listens on plain http and expects TLS to end at the ingress or service mesh.");
+                continue;
             }
 
             result.Add(address);
         }
 
-        return result.Count > 0 ? result : throw new InvalidOperationException($"{setting} is empty.");
+        if (result.Count == 0 && problems.Count == 0)
+        {
+            problems.Add($"{setting} is empty.");
+        }
+
+        return result;
     }
 
     /// <summary>Marks a connection accepted on the management listener.</summary>

@@ -51,6 +51,36 @@ public sealed class AdminApiTests
     }
 
     [Fact]
+    public async Task Config_ShowsPoolsKeysFingerprintsSchemesAndPriorities_NeverSecrets()
+    {
+        await using var s = await StartAsync();
+        using var admin = Admin(s);
+        using (var added = await admin.PostAsJsonAsync("/admin/pools/anthropic/keys", new { name = "late", secret = Secrets.AnthropicOAuthToken(), priority = 9 }, Ct))
+        {
+            Assert.Equal(HttpStatusCode.Created, added.StatusCode);
+        }
+
+        var body = await admin.GetStringAsync("/admin/config", Ct);
+
+        var root = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(AuthFailoverProxy.Events.ProxyEvent.ThisReplica, root.GetProperty("replica").GetString());
+        var pool = root.GetProperty("pools").EnumerateArray().Single();
+        Assert.Equal("anthropic", pool.GetProperty("name").GetString());
+        Assert.Equal(s.Upstream.BaseAddress.ToString().TrimEnd('/'), pool.GetProperty("upstream").GetString());
+        var keys = pool.GetProperty("keys").EnumerateArray().ToList();
+        Assert.Equal(["primary", "backup", "late"], keys.Select(k => k.GetProperty("name").GetString()));
+        Assert.Equal(KeyFormats.Fingerprint(s.Secret("primary")), keys[0].GetProperty("fingerprint").GetString());
+        Assert.Equal([0, 1, 9], keys.Select(k => k.GetProperty("priority").GetInt32()));
+        Assert.Equal(["x-api-key", "x-api-key", "oauth"], keys.Select(k => k.GetProperty("scheme").GetString()));
+        Assert.Equal([false, false, true], keys.Select(k => k.GetProperty("addedAtRuntime").GetBoolean()));
+        Assert.DoesNotContain(s.Secret("primary")[..^4], body, StringComparison.Ordinal);
+        Assert.DoesNotContain(s.Secret("backup")[..^4], body, StringComparison.Ordinal);
+        Assert.DoesNotContain("sk-ant-oat01-", body.Replace("sk-ant-oat01-…", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.DoesNotContain(AdminToken, body, StringComparison.Ordinal);
+        Assert.DoesNotContain(s.Proxy.ClientToken, body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ListKeys_ShowsNamesFingerprintsAndStates_NeverSecrets()
     {
         await using var s = await StartAsync();

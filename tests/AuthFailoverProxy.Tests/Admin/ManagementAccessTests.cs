@@ -24,6 +24,7 @@ public sealed class ManagementAccessTests
     [InlineData("/status")]
     [InlineData("/metrics")]
     [InlineData("/admin/events?since=2020-01-01T00:00:00Z")]
+    [InlineData("/admin/config")]
     public async Task WithAManagementToken_TheStateNeedsIt_AndProbesStayOpen(string path)
     {
         await using var s = await StartAsync(c => c.Set("Management:Token", ManagementToken));

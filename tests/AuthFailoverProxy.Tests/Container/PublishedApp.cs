@@ -18,7 +18,7 @@ public sealed partial class PublishedApp : IAsyncLifetime
 {
     private readonly string _root = Directory.CreateTempSubdirectory("afp-publish-").FullName;
 
-    /// <summary>Gets the publish output: what the image copies to its WORKDIR.</summary>
+    /// <summary>Gets the publish output of the service and of afp: what the image copies to its WORKDIR.</summary>
     public string PublishDirectory => Path.Combine(_root, "app");
 
     /// <summary>Gets the Dockerfile's ENV lines in order.</summary>
@@ -32,6 +32,9 @@ public sealed partial class PublishedApp : IAsyncLifetime
 
     public IReadOnlyList<int> ExposedPorts { get; private set; } = [];
 
+    /// <summary>Gets the build stage's <c>dotnet publish</c> commands, in order.</summary>
+    public IReadOnlyList<string> PublishCommands { get; private set; } = [];
+
     public async ValueTask InitializeAsync()
     {
         ReadDockerfile(await File.ReadAllTextAsync(Repository.PathOf("docker", "Dockerfile")));
@@ -42,6 +45,16 @@ public sealed partial class PublishedApp : IAsyncLifetime
         if (publish.ExitCode != 0 || !File.Exists(Path.Combine(PublishDirectory, "AuthFailoverProxy.dll")))
         {
             throw new InvalidOperationException($"dotnet publish failed: {publish}");
+        }
+
+        // afp goes beside the service, as an apphost: the image has no shell to run anything else.
+        var cli = await Repository.RunAsync("dotnet",
+            ["publish", Repository.PathOf("src", "AuthFailoverProxy.Cli", "AuthFailoverProxy.Cli.csproj"), "-c", Repository.Configuration, "--no-build",
+             "-o", PublishDirectory, "-nologo", "-v:q"],
+            timeout: TimeSpan.FromMinutes(3));
+        if (cli.ExitCode != 0 || !File.Exists(Path.Combine(PublishDirectory, "afp")))
+        {
+            throw new InvalidOperationException($"dotnet publish of afp failed: {cli}");
         }
     }
 
@@ -60,6 +73,7 @@ public sealed partial class PublishedApp : IAsyncLifetime
 
     private void ReadDockerfile(string dockerfile)
     {
+        PublishCommands = [.. PublishLine().Matches(dockerfile).Select(m => m.Value)];
         // Only the last stage (the runtime image) counts.
         var runtime = dockerfile[dockerfile.LastIndexOf("\nFROM ", StringComparison.Ordinal)..];
         Environment = [.. EnvLine().Matches(runtime).Select(m => new KeyValuePair<string, string>(m.Groups[1].Value, m.Groups[2].Value.Trim()))];
@@ -87,4 +101,7 @@ public sealed partial class PublishedApp : IAsyncLifetime
 
     [GeneratedRegex(@"^EXPOSE (.+)$", RegexOptions.Multiline)]
     private static partial Regex ExposeLine();
+
+    [GeneratedRegex(@"^RUN dotnet publish .+$", RegexOptions.Multiline)]
+    private static partial Regex PublishLine();
 }

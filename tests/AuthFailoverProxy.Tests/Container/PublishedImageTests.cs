@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.Versioning;
 using System.Text;
 using System.Text.Json;
 using AuthFailoverProxy.Demo.Provider;
@@ -24,6 +25,25 @@ public sealed class PublishedImageTests(PublishedApp app)
         Assert.DoesNotContain(files, f => f!.StartsWith("AuthFailoverProxy.Demo", StringComparison.Ordinal));
         var service = typeof(AuthFailoverProxy.Hosting.ProxyApplication).Assembly;
         Assert.DoesNotContain(service.GetTypes(), t => t.Namespace is { } ns && (ns.Contains(".Demo", StringComparison.Ordinal) || ns.Contains(".Drill", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    [UnsupportedOSPlatform("windows")]
+    public async Task Afp_IsPublishedBesideTheService_OnThePath_AsAnApphost_AndRuns()
+    {
+        // kubectl exec … afp status: no shell in the chiseled image, so afp is an executable of its own, found on PATH.
+        Assert.Contains(app.PublishCommands, c => c.Contains("src/AuthFailoverProxy/AuthFailoverProxy.csproj", StringComparison.Ordinal) && c.Contains($"-o {app.WorkingDirectory}", StringComparison.Ordinal));
+        Assert.Contains(app.PublishCommands, c => c.Contains("src/AuthFailoverProxy.Cli/AuthFailoverProxy.Cli.csproj", StringComparison.Ordinal) && c.Contains($"-o {app.WorkingDirectory}", StringComparison.Ordinal) && !c.Contains("UseAppHost=false", StringComparison.Ordinal));
+        var path = app.Environment.Single(e => e.Key == "PATH").Value.Split(':');
+        Assert.Equal(app.WorkingDirectory, path[0]);
+        Assert.Contains("/usr/bin", path);
+        var afp = Path.Combine(app.PublishDirectory, "afp");
+        Assert.True(File.GetUnixFileMode(afp).HasFlag(UnixFileMode.UserExecute));
+
+        var help = await Repository.RunAsync(afp, ["--help"], app.PublishDirectory, TimeSpan.FromSeconds(60), environment: []);
+
+        Assert.True(help.ExitCode == 0, help.ToString());
+        Assert.Contains("check-config", help.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -71,6 +91,11 @@ public sealed class PublishedImageTests(PublishedApp app)
             using var spilled = await agent.PostAsync("/v1/messages", new StringContent(large, Encoding.UTF8, "application/json"), ct);
             Assert.Equal(HttpStatusCode.OK, spilled.StatusCode);
             Assert.Equal(2, upstream.Requests.Count(r => r.Key == secret && r.PathAndQuery == "/v1/messages"));
+
+            // afp in the same container finds the proxy by the image's own AFP_MANAGEMENT_URLS: no --url, no AFP_URL.
+            var afp = await Repository.RunAsync(Path.Combine(app.PublishDirectory, "afp"), ["status", "--json"], app.PublishDirectory, TimeSpan.FromSeconds(60), environment);
+            Assert.True(afp.ExitCode == 0, afp.ToString());
+            Assert.Equal("primary", afp.Json().GetProperty("pools")[0].GetProperty("keys")[0].GetProperty("name").GetString());
 
             // The agent port proxies every path: management stays on its own port.
             using var statusOnAgentPort = await agent.GetAsync("/status", ct);

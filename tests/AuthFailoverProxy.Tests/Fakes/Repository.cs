@@ -32,8 +32,18 @@ internal static class Repository
 
     public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
 
-    /// <summary>Runs a tool to its end and returns its exit code and output; never throws for a non-zero exit.</summary>
-    public static async Task<ToolResult> RunAsync(string fileName, IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null)
+    /// <summary>
+    /// Runs a tool to its end and returns its exit code and output; never throws for a non-zero exit. With
+    /// <paramref name="environment"/>, the tool gets it instead of the test runner's own AFP_, ASPNETCORE_ and
+    /// <c>Section__Key</c> variables; <paramref name="input"/> is written to its standard input.
+    /// </summary>
+    public static async Task<ToolResult> RunAsync(
+        string fileName,
+        IEnumerable<string> arguments,
+        string? workingDirectory = null,
+        TimeSpan? timeout = null,
+        IEnumerable<KeyValuePair<string, string>>? environment = null,
+        string? input = null)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -51,10 +61,28 @@ internal static class Repository
         // A build server left behind would outlive the test run.
         start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        if (environment is not null)
+        {
+            foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("AFP_", StringComparison.Ordinal) || k.StartsWith("ASPNETCORE_", StringComparison.Ordinal) || k.Contains("__", StringComparison.Ordinal)).ToList())
+            {
+                start.Environment.Remove(name);
+            }
+
+            foreach (var (name, value) in environment)
+            {
+                start.Environment[name] = value;
+            }
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start.");
-        process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input);
+        }
+
+        process.StandardInput.Close();
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
         try
         {
@@ -73,6 +101,16 @@ internal static class Repository
 /// <summary>What a tool run printed and how it ended.</summary>
 internal sealed record ToolResult(int ExitCode, string Output, string Error)
 {
+    /// <summary>Gets everything it wrote, for looking for what must never be there.</summary>
+    public string Everything => Output + Error;
+
+    /// <summary>Parses standard output as JSON (a test fails on anything else).</summary>
+    public System.Text.Json.JsonElement Json()
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(Output);
+        return document.RootElement.Clone();
+    }
+
     public override string ToString()
     {
         var text = new StringBuilder().Append("exit code ").Append(ExitCode);

@@ -49,6 +49,24 @@ public sealed class ConfigurationValidationTests
     }
 
     [Fact]
+    public async Task MistakesOfSeveralSections_AreNamedTogether_NotTheFirstOneTouched()
+    {
+        // The clients' options are resolved while the app is built, the listeners when its server is made: each used to
+        // fail the start alone, so an operator fixed one mistake per restart.
+        var config = new ProxyConfig().Pool("anthropic", new Uri("ftp://x"), isDefault: true, keys: [("primary", "")])
+            .WithoutClientTokens()
+            .Set("Management:Urls", "https://127.0.0.1:0");
+
+        var problems = await StartupProblemsAsync(config);
+
+        Assert.Contains("Pools:anthropic:Upstream 'ftp://x/' is not an absolute http:// or https:// URL.", problems);
+        Assert.Contains("Pools:anthropic:Keys:0:Secret is empty (key 'primary').", problems);
+        Assert.Contains(problems, p => p.StartsWith("Clients:Tokens is empty", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("Management:Urls (AFP_MANAGEMENT_URLS): 'https://127.0.0.1:0' uses https", StringComparison.Ordinal));
+        Assert.Equal(problems.Count, problems.Distinct().Count());
+    }
+
+    [Fact]
     public async Task ManagementOnTheAgentPort_IsRefused()
     {
         var config = new ProxyConfig().Pool("anthropic", Upstream, isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())])
