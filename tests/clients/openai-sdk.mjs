@@ -25,11 +25,25 @@ switch (scenario) {
     await attempt('chat-stream', async () => {
       let text = '';
       let chunks = 0;
+      let usage = 0;
       for await (const chunk of await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true })) {
         chunks++;
+        if (chunk.choices.length === 0 || 'usage' in chunk) usage++;
         text += chunk.choices[0]?.delta?.content ?? '';
       }
-      return { text, chunks };
+      return { text, chunks, usage };
+    });
+    await attempt('chat-stream-usage', async () => {
+      let text = '';
+      let chunks = 0;
+      let usage = null;
+      const options = { model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } };
+      for await (const chunk of await client.chat.completions.create(options)) {
+        chunks++;
+        usage = chunk.usage ?? usage;
+        text += chunk.choices[0]?.delta?.content ?? '';
+      }
+      return { text, chunks, usage };
     });
     await attempt('responses-stream', async () => {
       let text = '';

@@ -83,6 +83,7 @@ from the Secret; the names here line up with them by index or by name.
 {{- if $pool.selection }}{{- $_ := set $p "Selection" $pool.selection -}}{{- end -}}
 {{- if $pool.fallback }}{{- $_ := set $p "Fallback" $pool.fallback -}}{{- end -}}
 {{- if $pool.fallbackModel }}{{- $_ := set $p "FallbackModel" $pool.fallbackModel -}}{{- end -}}
+{{- if hasKey $pool "askForStreamUsage" }}{{- $_ := set $p "AskForStreamUsage" $pool.askForStreamUsage -}}{{- end -}}
 {{- if $pool.scheme }}{{- $_ := set $p "Scheme" $pool.scheme -}}{{- end -}}
 {{- with $pool.transport -}}
 {{- $t := dict -}}

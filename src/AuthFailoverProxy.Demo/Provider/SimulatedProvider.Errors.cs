@@ -149,7 +149,15 @@ internal sealed partial class SimulatedProvider
         json.WriteStartObject("error"u8);
         json.WriteString("message"u8, error.Message);
         json.WriteString("type"u8, error.Type);
-        json.WriteNull("param"u8);
+        if (error.Param is null)
+        {
+            json.WriteNull("param"u8);
+        }
+        else
+        {
+            json.WriteString("param"u8, error.Param);
+        }
+
         if (error.Code is null)
         {
             json.WriteNull("code"u8);
@@ -162,5 +170,9 @@ internal sealed partial class SimulatedProvider
         json.WriteEndObject();
     }
 
-    private readonly record struct ErrorReply(int Status, string Type, string Message, string? Code);
+    private readonly record struct ErrorReply(int Status, string Type, string Message, string? Code)
+    {
+        /// <summary>Gets the request field an OpenAI error is about, if any.</summary>
+        public string? Param { get; init; }
+    }
 }

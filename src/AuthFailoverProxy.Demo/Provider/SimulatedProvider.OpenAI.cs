@@ -32,7 +32,8 @@ internal sealed partial class SimulatedProvider
 
         if (shape.Stream)
         {
-            return StreamAsync(context, Dialect.OpenAI, shape, 3 + Math.Max(0, StreamDeltas));
+            // The role chunk, the deltas, the finish chunk, the usage chunk when asked for, and [DONE].
+            return StreamAsync(context, Dialect.OpenAI, shape, (shape.IncludeUsage ? 4 : 3) + Math.Max(0, StreamDeltas));
         }
 
         WriteJson(context, Dialect.OpenAI, 200, shape, static (json, shape, upstream) =>
@@ -53,7 +54,7 @@ internal sealed partial class SimulatedProvider
             json.WriteString("finish_reason"u8, "stop"u8);
             json.WriteEndObject();
             json.WriteEndArray();
-            WriteOpenAIUsage(json, shape);
+            WriteOpenAIUsage(json, shape, details: true);
         });
         return Task.CompletedTask;
     }
@@ -166,18 +167,40 @@ internal sealed partial class SimulatedProvider
     private static void WriteResponse(Utf8JsonWriter json, RequestShape shape, SimulatedProvider upstream)
         => WriteResponseFields(json, NewId("resp_", 32), upstream._time.GetUtcNow().ToUnixTimeSeconds(), shape, completed: true, ReplyText);
 
-    private static void WriteOpenAIUsage(Utf8JsonWriter json, RequestShape shape)
+    /// <summary>Usage as chat and text completions give it; chat's with the details' parts (<paramref name="details"/>), in whole answers and in a stream's usage chunk.</summary>
+    private static void WriteOpenAIUsage(Utf8JsonWriter json, RequestShape shape, bool details = false)
     {
         json.WriteStartObject("usage"u8);
         json.WriteNumber("prompt_tokens"u8, shape.InputTokens);
         json.WriteNumber("completion_tokens"u8, OutputTokens);
         json.WriteNumber("total_tokens"u8, shape.InputTokens + OutputTokens);
+        if (!details)
+        {
+            json.WriteEndObject();
+            return;
+        }
+
+        json.WriteStartObject("prompt_tokens_details"u8);
+        json.WriteNumber("cached_tokens"u8, 0);
+        json.WriteNumber("audio_tokens"u8, 0);
+        json.WriteEndObject();
+        json.WriteStartObject("completion_tokens_details"u8);
+        json.WriteNumber("reasoning_tokens"u8, 0);
+        json.WriteNumber("audio_tokens"u8, 0);
+        json.WriteNumber("accepted_prediction_tokens"u8, 0);
+        json.WriteNumber("rejected_prediction_tokens"u8, 0);
+        json.WriteEndObject();
         json.WriteEndObject();
     }
 
+    /// <summary>
+    /// One chunk of a chat stream: the role, the deltas, the finish reason, then, when the request set
+    /// <c>stream_options.include_usage</c>, the usage chunk (no choices) before <c>[DONE]</c>; under that option every
+    /// other chunk carries <c>"usage":null</c>, as the API's do.
+    /// </summary>
     private static void WriteChatChunk(ReplyBuffer buffer, int index, int deltas, string id, long created, RequestShape shape)
     {
-        if (index == deltas + 2)
+        if (index == deltas + (shape.IncludeUsage ? 3 : 2))
         {
             buffer.Raw("data: [DONE]\n\n"u8);
             return;
@@ -190,6 +213,17 @@ internal sealed partial class SimulatedProvider
         json.WriteString("object"u8, "chat.completion.chunk"u8);
         json.WriteNumber("created"u8, created);
         json.WriteString("model"u8, shape.Model ?? DefaultOpenAIModel);
+        if (index == deltas + 2)
+        {
+            json.WriteStartArray("choices"u8);
+            json.WriteEndArray();
+            WriteOpenAIUsage(json, shape, details: true);
+            json.WriteEndObject();
+            buffer.EndJson();
+            buffer.Raw("\n\n"u8);
+            return;
+        }
+
         json.WriteStartArray("choices"u8);
         json.WriteStartObject();
         json.WriteNumber("index"u8, 0);
@@ -217,6 +251,11 @@ internal sealed partial class SimulatedProvider
 
         json.WriteEndObject();
         json.WriteEndArray();
+        if (shape.IncludeUsage)
+        {
+            json.WriteNull("usage"u8);
+        }
+
         json.WriteEndObject();
         buffer.EndJson();
         buffer.Raw("\n\n"u8);

@@ -135,6 +135,16 @@ internal sealed partial class SimulatedProvider
             return new ErrorReply(400, "invalid_request_error", $"Unrecognized request argument supplied: {extra}", null);
         }
 
+        if (shape.HasStreamOptions && !_options.TakesStreamOptions)
+        {
+            return new ErrorReply(400, "invalid_request_error", "Unrecognized request argument supplied: stream_options", null);
+        }
+
+        if (shape.HasStreamOptions && !shape.Stream)
+        {
+            return new ErrorReply(400, "invalid_request_error", "The 'stream_options' parameter is only allowed when 'stream' is enabled.", null) { Param = "stream_options" };
+        }
+
         return RefuseModel(context, Dialect.OpenAI, shape.Model);
     }
 

@@ -19,7 +19,7 @@ internal sealed partial class SimulatedProvider
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         AddDialectHeaders(context, dialect);
-        var deltas = events - format switch { StreamFormat.AnthropicMessages => 6, StreamFormat.ChatCompletions => 3, _ => 8 };
+        var deltas = events - format switch { StreamFormat.AnthropicMessages => 6, StreamFormat.ChatCompletions => shape.IncludeUsage ? 4 : 3, _ => 8 };
         var id = format switch { StreamFormat.AnthropicMessages => NewId("msg_01", 22), StreamFormat.ChatCompletions => NewId("chatcmpl-", 24), _ => NewId("resp_", 32) };
         var created = _time.GetUtcNow().ToUnixTimeSeconds();
         var gate = BeforeStreamEvent;

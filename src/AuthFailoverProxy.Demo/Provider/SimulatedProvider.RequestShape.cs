@@ -17,6 +17,12 @@ internal sealed partial class SimulatedProvider
         /// <summary>Gets a value indicating whether the body holds an image block whose data is not the image it claims.</summary>
         public bool HasBadImage { get; init; }
 
+        /// <summary>Gets a value indicating whether the body has a <c>stream_options</c> that is not null.</summary>
+        public bool HasStreamOptions { get; init; }
+
+        /// <summary>Gets a value indicating whether <c>stream_options.include_usage</c> is true: a chat stream then ends with a usage chunk.</summary>
+        public bool IncludeUsage { get; init; }
+
         public int InputTokens => Math.Max(1, Length / 4);
 
         public static RequestShape Parse(ReadOnlySpan<byte> body)
@@ -24,6 +30,7 @@ internal sealed partial class SimulatedProvider
             var stream = false;
             string? model = null;
             string? encodingFormat = null;
+            var (streamOptions, includeUsage) = (false, false);
             var fields = new List<string>(12);
             try
             {
@@ -49,6 +56,10 @@ internal sealed partial class SimulatedProvider
                         case "encoding_format" when reader.TokenType == JsonTokenType.String:
                             encodingFormat = reader.GetString();
                             break;
+                        case "stream_options":
+                            streamOptions = reader.TokenType != JsonTokenType.Null;
+                            includeUsage = reader.TokenType == JsonTokenType.StartObject && IncludesUsage(reader);
+                            break;
                     }
 
                     reader.Skip();
@@ -61,6 +72,8 @@ internal sealed partial class SimulatedProvider
 
                 return new RequestShape(true, stream, model, body.Length, [.. fields], encodingFormat)
                 {
+                    HasStreamOptions = streamOptions,
+                    IncludeUsage = includeUsage,
                     TripsTheFirewall = body.IndexOf("<script"u8) >= 0,
                     // A PNG in base64 starts "iVBORw0KGgo"; anything else labelled image/png is not one.
                     HasBadImage = body.IndexOf("\"media_type\":\"image/png\""u8) >= 0 && body.IndexOf("\"data\":\"iVBORw0KGgo"u8) < 0,
@@ -70,6 +83,25 @@ internal sealed partial class SimulatedProvider
             {
                 return new RequestShape(false, false, null, body.Length, []);
             }
+        }
+
+        /// <summary>Reads <c>include_usage</c> in the <c>stream_options</c> object the reader is at (a copy: the caller skips it); the last one counts, as in the provider's parser.</summary>
+        private static bool IncludesUsage(Utf8JsonReader reader)
+        {
+            var include = false;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isInclude = reader.ValueTextEquals("include_usage"u8);
+                reader.Read();
+                if (isInclude)
+                {
+                    include = reader.TokenType == JsonTokenType.True;
+                }
+
+                reader.Skip();
+            }
+
+            return include;
         }
 
         /// <summary>Returns the first field not in <paramref name="known"/>, as the provider names the first it refuses.</summary>

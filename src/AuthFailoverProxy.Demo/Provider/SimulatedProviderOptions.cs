@@ -36,6 +36,13 @@ internal sealed class SimulatedProviderOptions
     /// </summary>
     public bool ServesModels { get; set; } = true;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether chat completions take <c>stream_options</c>. Some OpenAI-compatible servers
+    /// do not, and refuse it as any unknown field ("Unrecognized request argument supplied: stream_options").
+    /// <value>The default value is <see langword="true"/>, as the OpenAI API.</value>
+    /// </summary>
+    public bool TakesStreamOptions { get; set; } = true;
+
     /// <summary>Gets or sets a value indicating whether it speaks HTTPS. <value>The default value is <see langword="true"/>.</value></summary>
     public bool Https { get; set; } = true;
 

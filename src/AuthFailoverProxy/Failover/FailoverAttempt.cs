@@ -136,6 +136,9 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets the path and query sent after the upstream's base path.</summary>
     public string Target => target;
 
+    /// <summary>Gets who asked for the usage of an OpenAI chat stream: when the proxy did, its usage chunk is not the agent's to see.</summary>
+    public Telemetry.StreamUsage StreamUsage { get; init; }
+
     /// <summary>Gets, for a delivered answer, what records the tokens it spent once it has passed (null: not counted).</summary>
     public Func<FailoverAttempt, Action<Telemetry.UsageReader>?>? UsageRecorder { get; init; }
 
@@ -289,10 +292,16 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         // The client's token stops here (the headers were copied from its request); the pool's key goes out instead.
         Pool.Authorize(proxyRequest.Headers, Key);
 
-        if (SafeModeFrom is not null && proxyRequest.Content?.Headers.ContentLength is not null)
+        if (Body.IsRewritten && proxyRequest.Content?.Headers.ContentLength is not null)
         {
-            // A rewritten model changes the body's length.
+            // A rewritten model, or a stream asked for its usage, changes the body's length.
             proxyRequest.Content.Headers.ContentLength = Body.Length;
+        }
+
+        if (StreamUsage == Telemetry.StreamUsage.AskedByProxy)
+        {
+            // The usage chunk is taken out of the stream as it passes, which a compressed stream would not allow.
+            proxyRequest.Headers.Remove("Accept-Encoding");
         }
     }
 
@@ -484,6 +493,13 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         {
             // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
             proxyResponse.Content = new Telemetry.UsageContent(proxyResponse.Content, usage, record);
+        }
+
+        if (StreamUsage == Telemetry.StreamUsage.AskedByProxy && UpstreamStatus < 300 && proxyResponse.Content.Headers.ContentEncoding.Count == 0
+            && proxyResponse.Content.Headers.ContentType?.MediaType == "text/event-stream")
+        {
+            // Outside the usage tap, which reads the chunk before it is taken out.
+            proxyResponse.Content = new Telemetry.UsageChunkFilter.FilteredContent(proxyResponse.Content);
         }
 
         // No replay can follow: the body goes as soon as the upstream has read it, not when the answer ends, so a long

@@ -157,9 +157,25 @@ internal sealed partial class FailoverForwarder
 
         await using (body)
         {
-            var attempt = new FailoverAttempt(pool, body, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers))
+            var asksForStream = RequestFacts.AsksForStream(body.InMemory);
+            var (sent, streamUsage) = (body, StreamUsage.Untouched);
+            if ((asksForStream || body.IsSpilled) && StreamUsageRequest.Applies(pool, target))
             {
-                AsksForStream = RequestFacts.AsksForStream(body.InMemory),
+                try
+                {
+                    // Asked once, before the first try: every replay sends the same bytes.
+                    (sent, streamUsage) = await StreamUsageRequest.AskAsync(body, asksForStream, context.RequestAborted);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+
+            var attempt = new FailoverAttempt(pool, sent, target, _time.GetUtcNow() + _options.Deadline, _options, _time, UpstreamHeaders.FindNotForwarded(context.Request.Headers))
+            {
+                AsksForStream = asksForStream,
+                StreamUsage = streamUsage,
                 TrialPassed = _trialPassed,
                 RequestHeaders = context.Request.Headers,
                 Client = client,

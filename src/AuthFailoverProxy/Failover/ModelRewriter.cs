@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 
@@ -13,8 +12,6 @@ namespace AuthFailoverProxy.Failover;
 /// </summary>
 internal static class ModelRewriter
 {
-    private const int ScanChunk = 64 * 1024;
-
     /// <summary>Returns <paramref name="json"/> with every top-level model replaced, or null when there is none to replace.</summary>
     public static byte[]? TryRewrite(ReadOnlySpan<byte> json, string model)
     {
@@ -54,19 +51,9 @@ internal static class ModelRewriter
         }
 
         var scanner = new JsonTopLevelScanner(0, "model");
-        var chunk = ArrayPool<byte>.Shared.Rent(ScanChunk);
-        try
+        await using (var read = body.OpenRead())
         {
-            await using var read = body.OpenRead();
-            int count;
-            while ((count = await read.ReadAsync(chunk, cancellationToken)) > 0)
-            {
-                scanner.Feed(chunk.AsSpan(0, count));
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(chunk);
+            await scanner.FeedAsync(read, cancellationToken);
         }
 
         return scanner.Complete() is { Count: > 0 } values ? ReplayableBody.Spliced(body, [.. values.Select(v => (v.Start, v.End))], Encoded(model)) : null;

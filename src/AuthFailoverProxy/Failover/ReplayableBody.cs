@@ -23,6 +23,7 @@ internal sealed class ReplayableBody : IAsyncDisposable
     private ReplayableBody? _inner;
     private IReadOnlyList<(long Start, long End)>? _cuts;
     private byte[]? _replacement;
+    private bool _edited;
     private int _reading;
     private int _releaseRequested;
     private int _disposed;
@@ -36,8 +37,11 @@ internal sealed class ReplayableBody : IAsyncDisposable
 
     public bool HasBody => _memory is not null || _owned is not null || _file is not null || _inner is not null;
 
-    /// <summary>Gets a value indicating whether the body was spilled to a file (it is larger than the memory threshold).</summary>
-    public bool IsSpilled => _file is not null;
+    /// <summary>Gets a value indicating whether the body was spilled to a file (it is larger than the memory threshold), or is a view of one.</summary>
+    public bool IsSpilled => _file is not null || _inner is { IsSpilled: true };
+
+    /// <summary>Gets a value indicating whether the proxy changed the agent's bytes (its length may differ from the one the agent declared).</summary>
+    public bool IsRewritten => _edited || _owned is not null || _inner is not null;
 
     private byte[] Memory => _memory ?? _owned!;
 
@@ -98,6 +102,45 @@ internal sealed class ReplayableBody : IAsyncDisposable
     /// </summary>
     public static ReplayableBody Spliced(ReplayableBody inner, IReadOnlyList<(long Start, long End)> cuts, byte[] replacement)
         => new() { _inner = inner, _cuts = cuts, _replacement = replacement };
+
+    /// <summary>
+    /// Returns the body with the bytes from <paramref name="start"/> to <paramref name="end"/> replaced by
+    /// <paramref name="replacement"/> (an insertion where they are equal), before any attempt has read it: a body in
+    /// memory is edited where it lies (moving only what follows the cut, in the array it already has when that has room),
+    /// a spilled one is read through a view that splices the replacement in (<see cref="Spliced"/>).
+    /// </summary>
+    public ReplayableBody Splice(long start, long end, byte[] replacement)
+    {
+        if (_file is not null || _inner is not null)
+        {
+            return Spliced(this, [(start, end)], replacement);
+        }
+
+        var (from, to) = ((int)start, (int)end);
+        var length = _memoryLength + replacement.Length - (to - from);
+        var memory = Memory;
+        if (memory.Length < length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(length);
+            memory.AsSpan(0, from).CopyTo(larger);
+            memory.AsSpan(to, _memoryLength - to).CopyTo(larger.AsSpan(from + replacement.Length));
+            if (_memory is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_memory);
+            }
+
+            (_memory, _owned) = (larger, null);
+        }
+        else
+        {
+            memory.AsSpan(to, _memoryLength - to).CopyTo(memory.AsSpan(from + replacement.Length));
+        }
+
+        replacement.CopyTo(Memory.AsSpan(from));
+        _memoryLength = length;
+        _edited = true;
+        return this;
+    }
 
     /// <summary>Returns a fresh stream positioned at the first byte; only one attempt reads at a time.</summary>
     public Stream OpenRead()

@@ -65,6 +65,16 @@ public sealed class KeyPoolOptions
     /// <summary>Gets or sets the model to ask the fallback pool for instead of the request's own (rewrites the body's top-level <c>model</c>).</summary>
     public string? FallbackModel { get; set; }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether an OpenAI pool asks chat-completion streams for their token usage when the
+    /// agent did not: the proxy adds <c>"stream_options":{"include_usage":true}</c> to the body it sends, counts the extra
+    /// usage chunk the upstream then sends, and takes that chunk out of the agent's stream. Turn it off for an
+    /// OpenAI-compatible server that refuses <c>stream_options</c>; such streams are then not counted. Anthropic pools
+    /// ignore it (their streams always carry usage).
+    /// <value>The default value is <see langword="true"/>.</value>
+    /// </summary>
+    public bool AskForStreamUsage { get; set; } = true;
+
     /// <summary>Gets or sets how connections to the upstream are made: extra CA certificates, a client certificate, the HTTP version, the address.</summary>
     public Proxying.UpstreamTransportOptions Transport { get; set; } = new();
 }

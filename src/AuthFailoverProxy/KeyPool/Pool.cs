@@ -49,6 +49,9 @@ internal sealed class Pool
 
     public bool IsDefault { get; }
 
+    /// <summary>Gets a value indicating whether the pool asks chat streams for their usage (<c>Pools:{name}:AskForStreamUsage</c>; OpenAI pools only).</summary>
+    public bool AsksForStreamUsage { get; init; }
+
     public KeySelection Selection { get; }
 
     public HttpMessageInvoker Client { get; }

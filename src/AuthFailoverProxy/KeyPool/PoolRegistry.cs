@@ -48,6 +48,7 @@ internal sealed class PoolRegistry : IDisposable
                 })
             {
                 ProbePath = options.ProbePath,
+                AsksForStreamUsage = options.Kind == ProviderKind.OpenAI && options.AskForStreamUsage,
             });
         }
 

@@ -146,9 +146,11 @@ public sealed class ChartTemplateTests
                 "--set", "pools.anthropic.transport.clientCertificateSecret=llm-gateway-client",
                 "--set", "pools.anthropic.transport.httpVersion=1.1",
                 "--set", "pools.anthropic.transport.connectTo=10.0.0.5:443",
-                "--set", "pools.anthropic.probePath=/v1/models/claude-haiku-4-5");
+                "--set", "pools.anthropic.probePath=/v1/models/claude-haiku-4-5",
+                "--set", "pools.anthropic.askForStreamUsage=false");
 
             var pool = Chart.AppSettings(manifests).GetProperty("Pools").GetProperty("anthropic");
+            Assert.False(pool.GetProperty("AskForStreamUsage").GetBoolean());
             Assert.Equal("oauth", pool.GetProperty("Keys")[0].GetProperty("Scheme").GetString());
             Assert.Equal("x-api-key", pool.GetProperty("Scheme").GetString());
             Assert.Equal("/v1/models/claude-haiku-4-5", pool.GetProperty("ProbePath").GetString());

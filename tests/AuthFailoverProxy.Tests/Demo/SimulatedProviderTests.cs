@@ -162,6 +162,49 @@ public sealed class SimulatedProviderTests
         Assert.True((await count.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("input_tokens").GetInt32() > 0);
     }
 
+    [Theory]
+    [InlineData("", false)]
+    [InlineData(""","stream_options":{"include_usage":false}""", false)]
+    [InlineData(""","stream_options":{"include_usage":true}""", true)]
+    public async Task OpenAIChatStream_EndsWithAUsageChunk_OnlyWhenAskedFor_AndItsOtherChunksThenSayUsageNull(string options, bool asked)
+    {
+        await using var provider = await SimulatedProvider.StartAsync(cancellationToken: Ct);
+        using var client = Client(provider);
+        var body = $$"""{"model":"gpt-4o","stream":true{{options}},"messages":[{"role":"user","content":"hi"}]}""";
+
+        using var response = await client.SendAsync(OpenAIPost("/v1/chat/completions", body), Ct);
+
+        var events = (await response.Content.ReadAsStringAsync(Ct)).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement).ToList();
+        Assert.Equal(asked ? 8 : 7, chunks.Count);
+        Assert.All(chunks[..7], c => Assert.Equal(1, c.GetProperty("choices").GetArrayLength()));
+        Assert.All(chunks[..7], c => Assert.Equal(asked, c.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Null));
+        if (asked)
+        {
+            var usage = chunks[^1].GetProperty("usage");
+            Assert.Equal(0, chunks[^1].GetProperty("choices").GetArrayLength());
+            Assert.Equal(body.Length / 4, usage.GetProperty("prompt_tokens").GetInt32());
+            Assert.Equal(9, usage.GetProperty("completion_tokens").GetInt32());
+            Assert.Equal((body.Length / 4) + 9, usage.GetProperty("total_tokens").GetInt32());
+            Assert.Equal(0, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+        }
+    }
+
+    [Fact]
+    public async Task OpenAIStreamOptions_WithoutAStream_AreRefusedAsTheAPIRefusesThem()
+    {
+        await using var provider = await SimulatedProvider.StartAsync(cancellationToken: Ct);
+        using var client = Client(provider);
+
+        using var response = await client.SendAsync(OpenAIPost("/v1/chat/completions", """{"model":"gpt-4o","stream_options":{"include_usage":true},"messages":[]}"""), Ct);
+
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("The 'stream_options' parameter is only allowed when 'stream' is enabled.", error.GetProperty("message").GetString());
+        Assert.Equal("stream_options", error.GetProperty("param").GetString());
+    }
+
     [Fact]
     public async Task OpenAIAccountHeaders_OfAnotherOrganization_Get401()
     {
@@ -179,7 +222,7 @@ public sealed class SimulatedProviderTests
     }
 
     /// <summary>A client that trusts the provider's CA and resolves its name to its loopback address, as the proxy's pool does.</summary>
-    private static HttpClient Client(SimulatedProvider provider, bool checkNames = true)
+    internal static HttpClient Client(SimulatedProvider provider, bool checkNames = true)
     {
         var ca = X509CertificateLoader.LoadCertificateFromFile(provider.CaBundlePath!);
         var handler = new SocketsHttpHandler
@@ -225,6 +268,13 @@ public sealed class SimulatedProviderTests
         var request = Get(path, key);
         request.Method = HttpMethod.Post;
         request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        return request;
+    }
+
+    private static HttpRequestMessage OpenAIPost(string path, string body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Secrets.OpenAIKey());
         return request;
     }
 

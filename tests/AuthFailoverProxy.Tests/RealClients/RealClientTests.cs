@@ -136,7 +136,7 @@ public sealed class RealClientTests
         });
 
         var results = new Dictionary<string, JsonElement>();
-        for (var i = 0; i < 5; i++)
+        for (var i = 0; i < 6; i++)
         {
             var result = await client.NextAsync(Ct);
             Assert.True(result.GetProperty("ok").GetBoolean(), client.Output);
@@ -145,7 +145,13 @@ public sealed class RealClientTests
 
         Assert.Equal(SimulatedProvider.ReplyText, results["chat"].GetProperty("text").GetString());
         Assert.Equal("main", results["chat"].GetProperty("key").GetString());
+        // The proxy asked the stream for its usage: the SDK sees neither the usage chunk nor a usage field it did not ask for.
         Assert.Equal(SimulatedProvider.ReplyText, results["chat-stream"].GetProperty("text").GetString());
+        Assert.Equal(7, results["chat-stream"].GetProperty("chunks").GetInt32());
+        Assert.Equal(0, results["chat-stream"].GetProperty("usage").GetInt32());
+        Assert.Equal(SimulatedProvider.ReplyText, results["chat-stream-usage"].GetProperty("text").GetString());
+        Assert.Equal(8, results["chat-stream-usage"].GetProperty("chunks").GetInt32());
+        Assert.Equal(9, results["chat-stream-usage"].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
         Assert.Equal(SimulatedProvider.ReplyText, results["responses-stream"].GetProperty("text").GetString());
         Assert.Equal("response.completed", results["responses-stream"].GetProperty("last").GetString());
         Assert.Equal(8, results["embeddings"].GetProperty("dimensions").GetInt32());

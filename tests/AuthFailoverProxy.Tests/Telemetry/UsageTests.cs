@@ -213,7 +213,7 @@ public sealed class UsageTests
         return output.ToArray();
     }
 
-    private static async Task<PrometheusText> ScrapeUntilAsync(Scenario s, Func<PrometheusText, bool> condition)
+    internal static async Task<PrometheusText> ScrapeUntilAsync(Scenario s, Func<PrometheusText, bool> condition)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(20));
