@@ -7,6 +7,15 @@ public sealed class TelemetryOptions
 {
     /// <summary>Gets the OTLP exporter's settings.</summary>
     public OtlpTelemetryOptions Otlp { get; set; } = new();
+
+    /// <summary>
+    /// Gets or sets a value indicating whether the platform's per-request meters are exported: ASP.NET Core's server
+    /// requests and HttpClient's calls, connections and DNS look-ups. Each request then records several more measurements
+    /// (see docs/observability.md for what they cost); the proxy's own <c>afp.requests</c> and <c>afp.upstream.*</c> say
+    /// much the same. The runtime's and the process's meters cost nothing per request and are always exported.
+    /// <value>The default value is <see langword="true"/>.</value>
+    /// </summary>
+    public bool RequestMeters { get; set; } = true;
 }
 
 /// <summary>

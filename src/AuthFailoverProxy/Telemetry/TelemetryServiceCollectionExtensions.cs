@@ -30,10 +30,15 @@ internal static class TelemetryServiceCollectionExtensions
     private static readonly string[] PlatformMeters =
     [
         "System.Runtime",
-        "Microsoft.AspNetCore.Hosting",
-        "Microsoft.AspNetCore.Server.Kestrel",
         "Microsoft.AspNetCore.MemoryPool",
         "Microsoft.AspNetCore.Diagnostics",
+    ];
+
+    /// <summary>The platform's meters that record on every request (<see cref="TelemetryOptions.RequestMeters"/>).</summary>
+    private static readonly string[] RequestMeters =
+    [
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
         HttpClientMeter,
         "System.Net.NameResolution",
     ];
@@ -78,6 +83,10 @@ internal static class TelemetryServiceCollectionExtensions
         {
             metrics.AddMeter(ProxyTelemetry.Name);
             metrics.AddMeter(PlatformMeters);
+            if (configuration.GetValue("Telemetry:RequestMeters", defaultValue: true))
+            {
+                metrics.AddMeter(RequestMeters);
+            }
             metrics.AddPrometheusExporter();
             if (otlp is not null)
             {

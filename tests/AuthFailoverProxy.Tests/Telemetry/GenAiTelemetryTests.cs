@@ -264,6 +264,22 @@ public sealed class GenAiTelemetryTests
         AssertNoSecret(a, metrics.Text);
     }
 
+    [Fact]
+    public async Task RequestMetersOff_TheRuntimeStays_NoPerRequestPlatformMeasurement()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Telemetry:RequestMeters", "false"));
+        using (var response = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var metrics = await ScrapeUntilAsync(s.Proxy, m => m.Find("afp_requests_total").Any());
+
+        Assert.Contains(metrics.Samples, x => x.Name.StartsWith("dotnet_gc_", StringComparison.Ordinal));
+        Assert.DoesNotContain(metrics.Samples, x => x.Name.StartsWith("http_server_", StringComparison.Ordinal)
+            || x.Name.StartsWith("http_client_", StringComparison.Ordinal) || x.Name.StartsWith("kestrel_", StringComparison.Ordinal));
+    }
+
     private static (string Label, string Value)[] Labels(string provider, string requestModel, string? responseModel, string key)
     {
         var labels = new List<(string, string)>
