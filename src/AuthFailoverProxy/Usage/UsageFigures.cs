@@ -6,6 +6,9 @@ namespace AuthFailoverProxy.Usage;
 /// </summary>
 internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, ClientBudgets budgets, TimeProvider time, IServiceProvider services)
 {
+    private const string Deployment = "deployment";
+    private const string Replica = "replica";
+
     private readonly RedisUsageStore? _shared = services.GetService<RedisUsageStore>();
 
     /// <summary>Gets whether the figures are kept for several replicas (Redis).</summary>
@@ -13,23 +16,10 @@ internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, Cl
 
     public async Task<UsageReport> ReportAsync()
     {
-        var now = time.GetUtcNow();
-        var minute = UsageRetention.MinuteOf(now);
+        var minute = UsageRetention.MinuteOf(time.GetUtcNow());
         var hour = UsageRetention.HourOf(minute);
-        var (store, scope, note) = Source();
-        Dictionary<UsageRow, UsageCounts> lastHour, lastDay;
-        try
-        {
-            lastHour = await store.ReadAsync(UsageGrain.Minute, minute - 59, minute);
-            lastDay = await store.ReadAsync(UsageGrain.Hour, hour - 23, hour);
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            (store, scope, note) = (local, "replica", "Redis could not be read just now: these are this replica's own figures.");
-            lastHour = await store.ReadAsync(UsageGrain.Minute, minute - 59, minute);
-            lastDay = await store.ReadAsync(UsageGrain.Hour, hour - 23, hour);
-        }
-
+        var ((lastHour, lastDay), scope, note) = await ReadAsync(async store =>
+            (await store.ReadAsync(UsageGrain.Minute, minute - 59, minute), await store.ReadAsync(UsageGrain.Hour, hour - 23, hour)));
         return new UsageReport(
             scope,
             note,
@@ -42,23 +32,28 @@ internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, Cl
     /// <summary>Returns the figures of one whole hour (Unix hours), and whether they are the deployment's.</summary>
     public async Task<(UsageWindow Window, bool Deployment)> HourAsync(long hour)
     {
-        var (store, scope, _) = Source();
+        var (rows, scope, _) = await ReadAsync(store => store.ReadAsync(UsageGrain.Hour, hour, hour));
+        return (Window(rows, Minutes(hour * 60), Minutes((hour + 1) * 60)), scope == Deployment);
+    }
+
+    /// <summary>Reads from the deployment's figures where Redis answers, else from this replica's, and says which.</summary>
+    private async Task<(T Value, string Scope, string? Note)> ReadAsync<T>(Func<IUsageStore, Task<T>> read)
+    {
+        var (store, scope, note) = _shared switch
+        {
+            { Connected: true } shared => ((IUsageStore)shared, Deployment, (string?)null),
+            not null => (local, Replica, "Redis is unreachable: these are this replica's own figures."),
+            null => (local, Replica, "No shared store (Redis) is configured: these are this process's figures, the whole deployment's only if it runs alone."),
+        };
         try
         {
-            return (Window(await store.ReadAsync(UsageGrain.Hour, hour, hour), Minutes(hour * 60), Minutes((hour + 1) * 60)), scope == "deployment");
+            return (await read(store), scope, note);
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
-            return (Window(await local.ReadAsync(UsageGrain.Hour, hour, hour), Minutes(hour * 60), Minutes((hour + 1) * 60)), false);
+            return (await read(local), Replica, "Redis could not be read just now: these are this replica's own figures.");
         }
     }
-
-    private (IUsageStore Store, string Scope, string? Note) Source() => _shared switch
-    {
-        { Connected: true } shared => (shared, "deployment", null),
-        not null => (local, "replica", "Redis is unreachable: these are this replica's own figures."),
-        null => (local, "replica", "No shared store (Redis) is configured: these are this process's figures, the whole deployment's only if it runs alone."),
-    };
 
     private static DateTimeOffset Minutes(long unixMinutes) => DateTimeOffset.FromUnixTimeSeconds(unixMinutes * 60);
 

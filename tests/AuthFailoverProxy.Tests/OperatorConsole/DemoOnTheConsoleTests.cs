@@ -55,7 +55,8 @@ public sealed partial class DemoOnTheConsoleTests(ConsoleBrowser chromium) : ICl
         await session.ScreenshotsAsync("demo-3-every-key-dead");
 
         Assert.True(await demo == 0, Story());
-        Assert.True(session.Errors.All(e => e.Contains("Failed to load resource", StringComparison.Ordinal) || e.Contains("net::ERR", StringComparison.Ordinal)), string.Join("\n", session.Errors));
+        // Only the calls the stopping demo cut off may fail: its event stream and last refreshes (net::ERR_…).
+        Assert.True(session.Errors.All(e => e.Contains("net::ERR", StringComparison.Ordinal)), string.Join("\n", session.Errors));
     }
 
     [GeneratedRegex(@"http://[0-9.:\[\]]+/console/")]
