@@ -9,10 +9,12 @@ namespace AuthFailoverProxy.KeyPool;
 /// (the GenAI metrics): a scan of the body's top level for <c>"model"</c>, which is near its start in every SDK's body.
 /// </summary>
 /// <param name="Model">The body's top-level <c>model</c>, if it names one.</param>
-/// <param name="ModelClass">The class the provider limits it with (<see cref="ModelClasses"/>).</param>
 /// <param name="FromClaudeCode">Whether the request carries Claude Code's own beta, as Claude Code's requests do.</param>
-internal readonly record struct RequestScope(string? Model, string? ModelClass, bool FromClaudeCode)
+internal readonly record struct RequestScope(string? Model, bool FromClaudeCode)
 {
+    /// <summary>Gets the class the provider limits the model with (<see cref="ModelClasses"/>), worked out when a scope asks.</summary>
+    public string? ModelClass => ModelClasses.Of(Model);
+
     /// <summary>The <c>anthropic-beta</c> value Claude Code sends with every request, and a subscription token is accepted with.</summary>
     public const string ClaudeCodeBeta = "claude-code-20250219";
 
@@ -30,7 +32,7 @@ internal readonly record struct RequestScope(string? Model, string? ModelClass, 
             }
         }
 
-        return new RequestScope(model, ModelClasses.Of(model), fromClaudeCode);
+        return new RequestScope(model, fromClaudeCode);
     }
 
     /// <summary>Returns the top-level <c>model</c> of a JSON object, or null when there is none (or no JSON).</summary>

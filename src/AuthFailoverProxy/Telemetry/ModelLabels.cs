@@ -17,12 +17,20 @@ internal sealed class ModelLabels
 
     private readonly ConcurrentDictionary<string, byte> _known = new(StringComparer.Ordinal);
 
+    // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
+    private int _count;
+
     /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
     public void Learn(string? model)
     {
-        if (model is { Length: > 0 and <= KeyPool.ModelClasses.MaxModelLength } && _known.Count < Capacity)
+        if (model is not { Length: > 0 and <= KeyPool.ModelClasses.MaxModelLength } || _known.ContainsKey(model) || Volatile.Read(ref _count) >= Capacity)
         {
-            _known.TryAdd(model, 0);
+            return;
+        }
+
+        if (Interlocked.Increment(ref _count) > Capacity || !_known.TryAdd(model, 0))
+        {
+            Interlocked.Decrement(ref _count);
         }
     }
 

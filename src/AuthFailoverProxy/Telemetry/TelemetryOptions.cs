@@ -9,13 +9,14 @@ public sealed class TelemetryOptions
     public OtlpTelemetryOptions Otlp { get; set; } = new();
 
     /// <summary>
-    /// Gets or sets a value indicating whether the platform's per-request meters are exported: ASP.NET Core's server
-    /// requests and HttpClient's calls, connections and DNS look-ups. Each request then records several more measurements
-    /// (see docs/observability.md for what they cost); the proxy's own <c>afp.requests</c> and <c>afp.upstream.*</c> say
-    /// much the same. The runtime's and the process's meters cost nothing per request and are always exported.
-    /// <value>The default value is <see langword="true"/>.</value>
+    /// Gets or sets a value indicating whether the platform's per-request meters are exported: ASP.NET Core's
+    /// <c>http.server.*</c> and HttpClient's <c>http.client.*</c>. Each proxied request then records about ten more
+    /// measurements (see docs/observability.md for what they cost), while the proxy's own <c>afp.requests</c>,
+    /// <c>afp.upstream.*</c> and <c>gen_ai.client.*</c> tell the same with the labels that matter here. The runtime's,
+    /// the process's, Kestrel's connection and DNS meters cost nothing per request and are always exported.
+    /// <value>The default value is <see langword="false"/>.</value>
     /// </summary>
-    public bool RequestMeters { get; set; } = true;
+    public bool RequestMeters { get; set; }
 }
 
 /// <summary>

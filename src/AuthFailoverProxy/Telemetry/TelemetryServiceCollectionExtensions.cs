@@ -22,25 +22,28 @@ internal static class TelemetryServiceCollectionExtensions
     };
 
     /// <summary>
-    /// The platform's own meters, exported as they are: the runtime (GC, heap, thread pool, locks, JIT, exceptions, and the
-    /// process's CPU time and working set: <c>System.Runtime</c> is .NET 9's built-in meter, so no instrumentation package
-    /// is needed), ASP.NET Core's server (requests, connections, TLS handshakes, its memory pool, handled exceptions), and
-    /// HttpClient and DNS (the calls to the upstreams).
+    /// The platform's own meters that cost nothing per request, always exported: the runtime (GC, heap, thread pool, locks,
+    /// JIT, exceptions, and the process's CPU time and working set: <c>System.Runtime</c> is .NET 9's built-in meter, so no
+    /// instrumentation package is needed), Kestrel's connections and TLS handshakes, ASP.NET Core's memory pool and handled
+    /// exceptions, and DNS look-ups. They record per connection or per look-up, or are read at a scrape.
     /// </summary>
     private static readonly string[] PlatformMeters =
     [
         "System.Runtime",
+        "Microsoft.AspNetCore.Server.Kestrel",
         "Microsoft.AspNetCore.MemoryPool",
         "Microsoft.AspNetCore.Diagnostics",
+        "System.Net.NameResolution",
     ];
 
-    /// <summary>The platform's meters that record on every request (<see cref="TelemetryOptions.RequestMeters"/>).</summary>
+    /// <summary>
+    /// The platform's meters that record on every request (<see cref="TelemetryOptions.RequestMeters"/>): ASP.NET Core's
+    /// server requests, and HttpClient's calls and connection states (about ten measurements per proxied request).
+    /// </summary>
     private static readonly string[] RequestMeters =
     [
         "Microsoft.AspNetCore.Hosting",
-        "Microsoft.AspNetCore.Server.Kestrel",
         HttpClientMeter,
-        "System.Net.NameResolution",
     ];
 
     /// <summary>The labels <c>http.server.request.duration</c> keeps: never <c>http.route</c> or anything else a path could reach.</summary>
@@ -83,7 +86,7 @@ internal static class TelemetryServiceCollectionExtensions
         {
             metrics.AddMeter(ProxyTelemetry.Name);
             metrics.AddMeter(PlatformMeters);
-            if (configuration.GetValue("Telemetry:RequestMeters", defaultValue: true))
+            if (configuration.GetValue("Telemetry:RequestMeters", defaultValue: false))
             {
                 metrics.AddMeter(RequestMeters);
             }

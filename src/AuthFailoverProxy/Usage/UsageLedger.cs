@@ -4,37 +4,56 @@ using AuthFailoverProxy.Telemetry;
 namespace AuthFailoverProxy.Usage;
 
 /// <summary>
-/// Where this replica counts what every delivered answer spent, per key and per client, until the next sync takes it
-/// (<see cref="UsageSync"/>). Counting is a dictionary look-up and a few interlocked adds on rows that already exist: no
-/// lock, no allocation once a row is there, and nothing leaves the process on the request path.
+/// Where this replica counts what every delivered answer spent, by pool, key, client and model, since it started. The
+/// request path makes one dictionary look-up and a few interlocked adds on a row that already exists: no lock, no
+/// allocation, and nothing leaves the process. The sync (<see cref="UsageSync"/>) takes what was added since its last
+/// take, rolled up per key and per client; the metrics read the totals at a scrape (<c>afp.tokens</c>).
 /// </summary>
 internal sealed class UsageLedger
 {
-    private readonly ConcurrentDictionary<UsageRow, Cell> _cells = new();
+    private readonly ConcurrentDictionary<UsageSource, Cell> _cells = new();
+    private readonly Lock _taking = new();
 
-    /// <summary>Counts one delivered answer under its key and under its client; <paramref name="model"/> is a bounded label.</summary>
+    /// <summary>Counts one delivered answer; <paramref name="model"/> is a bounded label (<see cref="ModelLabels"/>).</summary>
     public void Record(string pool, string key, string client, string model, TokenUsage usage)
     {
-        CellOf(new UsageRow(UsageOf.Key, pool, key, model)).Add(usage);
-        CellOf(new UsageRow(UsageOf.Client, string.Empty, client, model)).Add(usage);
+        var source = new UsageSource(pool, key, client, model);
+        (_cells.TryGetValue(source, out var cell) ? cell : _cells.GetOrAdd(source, static _ => new Cell())).Add(usage);
     }
 
-    /// <summary>Takes everything counted since the last take, leaving every row at zero.</summary>
+    /// <summary>
+    /// Takes what was counted since the last take, one row per key (in its pool) and one per client, each by model. Rows
+    /// with nothing new are left out.
+    /// </summary>
     public List<(UsageRow Row, UsageCounts Counts)> Take()
     {
-        var taken = new List<(UsageRow, UsageCounts)>();
-        foreach (var (row, cell) in _cells)
+        var rows = new Dictionary<UsageRow, UsageCounts>();
+        lock (_taking)
         {
-            if (cell.Take() is { IsZero: false } counts)
+            foreach (var (source, cell) in _cells)
             {
-                taken.Add((row, counts));
+                if (cell.TakeNew() is { IsZero: false } counts)
+                {
+                    Add(rows, new UsageRow(UsageOf.Key, source.Pool, source.Key, source.Model), counts);
+                    Add(rows, new UsageRow(UsageOf.Client, string.Empty, source.Client, source.Model), counts);
+                }
             }
         }
 
-        return taken;
+        return [.. rows.Select(r => (r.Key, r.Value))];
+
+        static void Add(Dictionary<UsageRow, UsageCounts> rows, UsageRow row, UsageCounts counts)
+            => rows[row] = rows.TryGetValue(row, out var sum) ? sum + counts : counts;
     }
 
-    private Cell CellOf(UsageRow row) => _cells.TryGetValue(row, out var cell) ? cell : _cells.GetOrAdd(row, static _ => new Cell());
+    /// <summary>Gets everything counted since this replica started, by pool, key, client and model.</summary>
+    public IEnumerable<(UsageSource Source, UsageCounts Totals)> Totals()
+    {
+        foreach (var (source, cell) in _cells)
+        {
+            yield return (source, cell.Totals);
+        }
+    }
 
     private sealed class Cell
     {
@@ -43,6 +62,12 @@ internal sealed class UsageLedger
         private long _output;
         private long _cacheRead;
         private long _cacheCreation;
+
+        // What the last take saw; only ever touched under the ledger's take lock.
+        private UsageCounts _taken;
+
+        public UsageCounts Totals => new(
+            Volatile.Read(ref _requests), Volatile.Read(ref _input), Volatile.Read(ref _output), Volatile.Read(ref _cacheRead), Volatile.Read(ref _cacheCreation));
 
         public void Add(TokenUsage usage)
         {
@@ -60,11 +85,20 @@ internal sealed class UsageLedger
             }
         }
 
-        public UsageCounts Take() => new(
-            Interlocked.Exchange(ref _requests, 0),
-            Interlocked.Exchange(ref _input, 0),
-            Interlocked.Exchange(ref _output, 0),
-            Interlocked.Exchange(ref _cacheRead, 0),
-            Interlocked.Exchange(ref _cacheCreation, 0));
+        /// <summary>
+        /// Returns what was added since the last call. An answer being added meanwhile may count partly in this take and
+        /// partly in the next: nothing is lost or counted twice.
+        /// </summary>
+        public UsageCounts TakeNew()
+        {
+            var totals = Totals;
+            var taken = _taken;
+            _taken = totals;
+            return new(totals.Requests - taken.Requests, totals.Input - taken.Input, totals.Output - taken.Output,
+                totals.CacheRead - taken.CacheRead, totals.CacheCreation - taken.CacheCreation);
+        }
     }
 }
+
+/// <summary>Where tokens were spent: a key of a pool, the client it answered, and the model label. Never a secret.</summary>
+internal readonly record struct UsageSource(string Pool, string Key, string Client, string Model);

@@ -1,0 +1,81 @@
+using AuthFailoverProxy.Telemetry;
+using AuthFailoverProxy.Usage;
+
+namespace AuthFailoverProxy.Tests.Usage;
+
+/// <summary>
+/// The request path's counts: one row per pool, key, client and model, taken by the sync as what is new per key and per
+/// client, and read whole by the metrics.
+/// </summary>
+public sealed class UsageLedgerTests
+{
+    [Fact]
+    public void Take_RollsUpPerKeyAndPerClient_AndGivesOnlyWhatIsNew()
+    {
+        var ledger = new UsageLedger();
+        ledger.Record("anthropic", "primary", "agent-a", "claude-sonnet-4", new TokenUsage(100, 10, 5, 1));
+        ledger.Record("anthropic", "primary", "agent-b", "claude-sonnet-4", new TokenUsage(200, 20, 0, 0));
+        ledger.Record("anthropic", "backup", "agent-a", "claude-sonnet-4", new TokenUsage(7, 3, 0, 0));
+
+        var first = ledger.Take().ToDictionary(t => t.Row, t => t.Counts);
+
+        Assert.Equal(new UsageCounts(2, 300, 30, 5, 1), first[new UsageRow(UsageOf.Key, "anthropic", "primary", "claude-sonnet-4")]);
+        Assert.Equal(new UsageCounts(1, 7, 3, 0, 0), first[new UsageRow(UsageOf.Key, "anthropic", "backup", "claude-sonnet-4")]);
+        Assert.Equal(new UsageCounts(2, 107, 13, 5, 1), first[new UsageRow(UsageOf.Client, string.Empty, "agent-a", "claude-sonnet-4")]);
+        Assert.Equal(new UsageCounts(1, 200, 20, 0, 0), first[new UsageRow(UsageOf.Client, string.Empty, "agent-b", "claude-sonnet-4")]);
+        Assert.Equal(4, first.Count);
+        Assert.Empty(ledger.Take());
+
+        ledger.Record("anthropic", "primary", "agent-b", "claude-sonnet-4", new TokenUsage(1, 2, 0, 0));
+        var second = ledger.Take();
+        Assert.Equal(
+            [(new UsageRow(UsageOf.Key, "anthropic", "primary", "claude-sonnet-4"), new UsageCounts(1, 1, 2, 0, 0)),
+             (new UsageRow(UsageOf.Client, string.Empty, "agent-b", "claude-sonnet-4"), new UsageCounts(1, 1, 2, 0, 0))],
+            second.OrderBy(t => t.Row.Of));
+
+        // The metrics read everything since the start, whatever the sync took.
+        var totals = ledger.Totals().ToDictionary(t => t.Source, t => t.Totals);
+        Assert.Equal(new UsageCounts(2, 201, 22, 0, 0), totals[new UsageSource("anthropic", "primary", "agent-b", "claude-sonnet-4")]);
+        Assert.Equal(3, totals.Count);
+    }
+
+    [Fact]
+    public async Task CountsAddedWhileTaking_AreNeitherLostNorCountedTwice()
+    {
+        var ledger = new UsageLedger();
+        const int PerWriter = 20_000;
+        var taken = new UsageCounts();
+        var writers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                ledger.Record("p", "k", "c", "m", new TokenUsage(3, 1, 0, 0));
+            }
+        }, TestContext.Current.CancellationToken)).ToArray();
+
+        while (!writers.All(w => w.IsCompleted))
+        {
+            taken += Sum(ledger.Take());
+        }
+
+        await Task.WhenAll(writers);
+        taken += Sum(ledger.Take());
+
+        Assert.Equal(new UsageCounts(2 * PerWriter, 6 * PerWriter, 2 * PerWriter, 0, 0), taken);
+
+        static UsageCounts Sum(List<(UsageRow Row, UsageCounts Counts)> rows)
+            => rows.Where(r => r.Row.Of == UsageOf.Key).Aggregate(new UsageCounts(), (sum, r) => sum + r.Counts);
+    }
+
+    [Fact]
+    public void ModelLabels_LearnAtMostTheirCapacity_EvenLearnedInParallel()
+    {
+        var models = new ModelLabels();
+        Parallel.For(0, ModelLabels.Capacity * 3, i => models.Learn($"model-{i % (ModelLabels.Capacity + 50)}"));
+
+        var learned = Enumerable.Range(0, ModelLabels.Capacity + 50).Count(i => models.Label($"model-{i}") != ModelLabels.Other);
+        Assert.Equal(ModelLabels.Capacity, learned);
+        Assert.Equal(ModelLabels.Other, models.Label(null));
+        Assert.Equal(ModelLabels.Other, models.Label("never-answered"));
+    }
+}
