@@ -1,3 +1,6 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
@@ -9,6 +12,12 @@ namespace AuthFailoverProxy.Proxying;
 /// as SHA-256 digests in constant time, and every configured token is compared, so neither the token's length nor which
 /// one matched shows in the timing.
 /// </summary>
+/// <remarks>
+/// An agent sends the same token on every request of a keep-alive connection, and a SHA-256 digest per request is the
+/// largest single cost of the check. So an HTTP/1.x connection remembers the token its last request was admitted with
+/// (<see cref="AdmittedToken"/>), and a request presenting it again is admitted by a constant-time comparison with it.
+/// HTTP/1.x only: its requests on a connection come one at a time, while HTTP/2's streams would share the memo at once.
+/// </remarks>
 internal sealed partial class ClientAuthenticator
 {
     /// <summary>The name recorded for requests admitted without a token under <see cref="ClientOptions.AllowAnonymous"/>.</summary>
@@ -32,11 +41,14 @@ internal sealed partial class ClientAuthenticator
     public string? Authenticate(HttpRequest request)
     {
         var headers = request.Headers;
+        var connection = HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol)
+            ? request.HttpContext.Features.Get<IConnectionItemsFeature>()?.Items
+            : null;
         var presented = false;
         if (headers.TryGetValue("x-api-key", out var apiKey) && apiKey.Count == 1)
         {
             presented = true;
-            if (_tokens.Match(apiKey[0]) is { } name)
+            if (Match(apiKey[0], connection) is { } name)
             {
                 return name;
             }
@@ -46,7 +58,7 @@ internal sealed partial class ClientAuthenticator
         if (authorization.Count == 1 && TokenSet.Bearer(authorization[0]) is { IsEmpty: false } bearer)
         {
             presented = true;
-            if (_tokens.Match(bearer) is { } name)
+            if (Match(bearer, connection) is { } name)
             {
                 return name;
             }
@@ -55,7 +67,7 @@ internal sealed partial class ClientAuthenticator
         if (headers.TryGetValue("api-key", out var azureKey) && azureKey.Count == 1)
         {
             presented = true;
-            if (_tokens.Match(azureKey[0]) is { } name)
+            if (Match(azureKey[0], connection) is { } name)
             {
                 return name;
             }
@@ -68,6 +80,72 @@ internal sealed partial class ClientAuthenticator
 
         LogRefused(_logger, request.Path.Value ?? "/", presented ? "an unknown client token" : "no client token");
         return null;
+    }
+
+    private string? Match(ReadOnlySpan<char> token, IDictionary<object, object?>? connection)
+    {
+        if (connection is null)
+        {
+            return _tokens.Match(token);
+        }
+
+        if (connection.TryGetValue(typeof(AdmittedToken), out var memo) && memo is AdmittedToken admitted && admitted.Is(token))
+        {
+            return admitted.Name;
+        }
+
+        var name = _tokens.Match(token);
+        if (name is not null && AdmittedToken.For(token, name) is { } remembered)
+        {
+            connection[typeof(AdmittedToken)] = remembered;
+        }
+
+        return name;
+    }
+
+    /// <summary>
+    /// The token a connection's last request was admitted with, kept as UTF-8 in a buffer of fixed size, zero-padded, so
+    /// that comparing a presented token with it takes a time that depends on the presented token's length only: neither
+    /// the remembered token's length nor where a guess differs shows, even on a connection a front shares between agents.
+    /// </summary>
+    internal sealed class AdmittedToken
+    {
+        /// <summary>The longest token remembered, in UTF-8 bytes; a longer one is checked by digest each time.</summary>
+        public const int MaxBytes = 512;
+
+        private readonly byte[] _padded = new byte[MaxBytes];
+        private readonly int _length;
+
+        private AdmittedToken(ReadOnlySpan<byte> utf8, string name)
+        {
+            utf8.CopyTo(_padded);
+            _length = utf8.Length;
+            Name = name;
+        }
+
+        public string Name { get; }
+
+        public static AdmittedToken? For(ReadOnlySpan<char> token, string name)
+        {
+            Span<byte> utf8 = stackalloc byte[MaxBytes];
+            return Encoding.UTF8.TryGetBytes(token, utf8, out var length) ? new AdmittedToken(utf8[..length], name) : null;
+        }
+
+        /// <summary>Returns whether <paramref name="token"/> is the remembered one, in a time set by its own length.</summary>
+        public bool Is(ReadOnlySpan<char> token)
+        {
+            if (token.Length > MaxBytes)
+            {
+                // Not remembered (every remembered token fits), whatever was: said at once, as for any over-long guess.
+                return false;
+            }
+
+            Span<byte> utf8 = stackalloc byte[MaxBytes];
+            var length = Encoding.UTF8.TryGetBytes(token, utf8, out var written) ? written : -1;
+            var span = length < 0 ? utf8 : utf8[..length];
+            var same = CryptographicOperations.FixedTimeEquals(span, _padded.AsSpan(0, span.Length));
+            return same & (length == _length);
+        }
     }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Refused a request to {Path:l}: {Reason:l}. The upstream was not contacted.")]

@@ -3,6 +3,7 @@ using System.Text;
 using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;
+using AuthFailoverProxy.Tests.Telemetry;
 
 namespace AuthFailoverProxy.Tests.Proxying;
 
@@ -90,6 +91,52 @@ public sealed class ProxyingTests
         Assert.Equal("error", body.GetProperty("type").GetString());
         Assert.Equal("authentication_error", body.GetProperty("error").GetProperty("type").GetString());
         Assert.Equal(0, s.Upstream.RequestCount);
+    }
+
+    [Fact]
+    public async Task OnOneKeepAliveConnection_EveryRequestsTokenCounts_NotTheOneBefore()
+    {
+        // A front may pool one connection for several agents: what one token admitted must not admit the next request.
+        var second = Secrets.ClientToken();
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Clients:Tokens:1:Name", "second-agent").Set("Clients:Tokens:1:Token", second));
+        var first = s.Proxy.ClientToken;
+        var connections = 0;
+        using var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 1,
+            ConnectCallback = async (context, ct) =>
+            {
+                Interlocked.Increment(ref connections);
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(context.DnsEndPoint, ct);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        };
+        using var client = new HttpClient(handler) { BaseAddress = s.Proxy.AgentAddress };
+
+        async Task<HttpStatusCode> SendAsync(string? token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = Scenario.MessageBody() };
+            if (token is not null)
+            {
+                request.Headers.Add("x-api-key", token);
+            }
+
+            using var response = await client.SendAsync(request, Ct);
+            return response.StatusCode;
+        }
+
+        var flipped = first[..^1] + (first[^1] == 'x' ? 'y' : 'x');
+        Assert.Equal(
+            [HttpStatusCode.OK, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.OK, HttpStatusCode.Unauthorized, HttpStatusCode.OK, HttpStatusCode.OK],
+            [await SendAsync(first), await SendAsync(flipped), await SendAsync(first[..^1]), await SendAsync(first + "x"), await SendAsync(second), await SendAsync(null), await SendAsync(first), await SendAsync(first)]);
+        Assert.Equal(1, connections);
+        Assert.Equal(4, s.Upstream.RequestCount);
+
+        // Each answer counted under the client whose token its own request carried.
+        var metrics = await UsageTests.ScrapeUntilAsync(s, m => m.Find("afp_tokens_total", ("type", "output")).Sum(x => x.Value) >= 4 * 9);
+        Assert.Equal(3 * 9, metrics.Find("afp_tokens_total", ("client", "test-agent"), ("type", "output")).Sum(x => x.Value));
+        Assert.Equal(9, metrics.Find("afp_tokens_total", ("client", "second-agent"), ("type", "output")).Sum(x => x.Value));
     }
 
     [Fact]
