@@ -139,8 +139,8 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets who asked for the usage of an OpenAI chat stream: when the proxy did, its usage chunk is not the agent's to see.</summary>
     public Telemetry.StreamUsage StreamUsage { get; init; }
 
-    /// <summary>Gets, for a delivered answer, what records the tokens it spent once it has passed (null: not counted).</summary>
-    public Func<FailoverAttempt, Action<Telemetry.UsageReader>?>? UsageRecorder { get; init; }
+    /// <summary>Gets what records the tokens a delivered answer spent once it has passed (null: not counted).</summary>
+    public Telemetry.RequestTelemetry? Usage { get; init; }
 
     /// <summary>Gets or sets the timer that gives up on a stream whose response headers do not come; stopped when they do.</summary>
     public CancellationTokenSource? HeadersTimer { get; set; }
@@ -486,13 +486,13 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
     {
         Verdict = AttemptVerdict.Delivered;
-        // Before the body goes: the recorder reads the request's model from it.
-        if (UpstreamStatus < 300 && UsageRecorder?.Invoke(this) is { } record
+        // Before the body goes: the reader's labels take the request's model from it.
+        if (UpstreamStatus < 300 && Usage is { } telemetry
             && Telemetry.UsageContent.Readable(proxyResponse.Content)
-            && Telemetry.UsageReader.For(proxyResponse.Content.Headers.ContentType?.MediaType) is { } usage)
+            && Telemetry.RequestTelemetry.OpenUsage(this, proxyResponse.Content.Headers.ContentType?.MediaType) is { } usage)
         {
             // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
-            proxyResponse.Content = new Telemetry.UsageContent(proxyResponse.Content, usage, record);
+            proxyResponse.Content = new Telemetry.UsageContent(proxyResponse.Content, usage, telemetry.UsagePassed);
         }
 
         if (StreamUsage == Telemetry.StreamUsage.AskedByProxy && UpstreamStatus < 300 && proxyResponse.Content.Headers.ContentEncoding.Count == 0

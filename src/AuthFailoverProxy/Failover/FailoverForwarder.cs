@@ -38,7 +38,6 @@ internal sealed partial class FailoverForwarder
     private readonly Health.KeySuspicions _suspicions;
     private readonly TimeSpan _checkBound;
     private readonly Action<PoolKey> _trialPassed;
-    private readonly Func<FailoverAttempt, Action<Telemetry.UsageReader>?> _usageRecorder;
     private readonly KeyScopeBoard _scopes;
     private readonly PoolRegistry _registry;
     private readonly Health.UpstreamIncidents _incidents;
@@ -83,7 +82,6 @@ internal sealed partial class FailoverForwarder
         _ = circuits;
         _options = options.Value;
         _bodySpill = bodySpill;
-        _usageRecorder = telemetry.UsageRecorder;
         _bodyOptions = bodySpill.Options;
         _time = time;
         _logger = logger;
@@ -179,7 +177,7 @@ internal sealed partial class FailoverForwarder
                 TrialPassed = _trialPassed,
                 RequestHeaders = context.Request.Headers,
                 Client = client,
-                UsageRecorder = _usageRecorder,
+                Usage = _telemetry,
             };
             PoolKey? trial = null;
             TaskCompletionSource? walked = null;

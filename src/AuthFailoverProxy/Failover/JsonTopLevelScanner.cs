@@ -17,7 +17,7 @@ internal sealed class JsonTopLevelScanner
 
     private readonly byte[][] _names;
     private readonly int _capture;
-    private readonly List<JsonTopLevelValue> _found = [];
+    private readonly List<JsonTopLevelValue> _found;
     private byte[]? _captured;
     private int _capturedLength;
     private int _matchedName = -1;
@@ -41,6 +41,7 @@ internal sealed class JsonTopLevelScanner
     {
         _capture = capture;
         _names = names;
+        _found = new(names.Length);
     }
 
     /// <summary>Encodes names once, for scanners made per answer.</summary>
@@ -94,10 +95,7 @@ internal sealed class JsonTopLevelScanner
                 run = run < 0 ? chunk.Length - at : run;
                 if (_captured is not null)
                 {
-                    foreach (var skipped in chunk.Slice(at, run))
-                    {
-                        Keep(skipped);
-                    }
+                    Keep(chunk.Slice(at, run));
                 }
 
                 (at, _position) = (at + run, _position + run);
@@ -108,7 +106,7 @@ internal sealed class JsonTopLevelScanner
             Step(b);
             if (_captured is not null && _state is State.InStringValue or State.InNested or State.InNestedString or State.InScalar)
             {
-                Keep(b);
+                Keep(new ReadOnlySpan<byte>(in b));
             }
 
             _position++;
@@ -139,19 +137,22 @@ internal sealed class JsonTopLevelScanner
     /// <summary>Gets the values found so far, whether or not the object was whole (an answer cut short).</summary>
     public IReadOnlyList<JsonTopLevelValue> Found => _found;
 
-    private void Keep(byte b)
+    /// <summary>Keeps the value's next bytes, growing the buffer up to the cap; past it only their count is kept.</summary>
+    private void Keep(ReadOnlySpan<byte> bytes)
     {
-        if (_capturedLength == _captured!.Length && _captured.Length < _capture)
+        // Saturated: a value of gigabytes is only ever over the cap.
+        var needed = (int)Math.Min(int.MaxValue, (long)_capturedLength + bytes.Length);
+        if (needed > _captured!.Length && _captured.Length < _capture)
         {
-            Array.Resize(ref _captured, Math.Min(_capture, _captured.Length * 2));
+            Array.Resize(ref _captured, Math.Min(_capture, Math.Max(_captured.Length * 2, needed)));
         }
 
         if (_capturedLength < _captured.Length)
         {
-            _captured[_capturedLength] = b;
+            bytes[..Math.Min(bytes.Length, _captured.Length - _capturedLength)].CopyTo(_captured.AsSpan(_capturedLength));
         }
 
-        _capturedLength++;
+        _capturedLength = needed;
     }
 
     private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
@@ -277,7 +278,7 @@ internal sealed class JsonTopLevelScanner
         {
             if (_captured is not null && last is { } closing)
             {
-                Keep(closing);
+                Keep(new ReadOnlySpan<byte>(in closing));
             }
 
             var value = _captured is not null && _capturedLength <= _captured.Length ? _captured.AsMemory(0, _capturedLength) : (ReadOnlyMemory<byte>?)null;

@@ -26,33 +26,45 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     private const string OtherOperation = "other";
 
     private readonly ILogger _requestLog = loggerFactory.CreateLogger(RequestLogCategory);
+    private Action<UsageReader>? _usagePassed;
 
     /// <summary>
-    /// Returns what records the tokens a delivered answer spent, once it has passed: the labels are taken now (the
-    /// attempt is reused by the next request's walk), the models bounded by <see cref="ModelLabels"/>. It then hands the
-    /// answer's model and usage to the attempt, whose end (<see cref="AttemptEnded"/>) labels its duration and span with them.
+    /// Returns a reader for the usage of a delivered answer of <paramref name="mediaType"/> (null: nothing to read), with
+    /// the labels it will be counted under taken now (the attempt is reused by the next try of the walk). Once the answer
+    /// has passed, <see cref="UsagePassed"/> records its tokens, the models bounded by <see cref="ModelLabels"/>, and hands
+    /// its model and usage to the attempt, whose end (<see cref="AttemptEnded"/>) labels its duration and span with them.
     /// </summary>
-    public Action<UsageReader> UsageRecorder(FailoverAttempt attempt)
+    public static UsageReader? OpenUsage(FailoverAttempt attempt, string? mediaType)
     {
-        var pool = attempt.Pool;
-        var (poolName, keyName, client, requested) = (pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model);
-        var provider = ProxyTelemetry.ProviderName(pool.Kind);
-        var operation = OperationOf(attempt.Target) ?? OtherOperation;
-        return reader =>
+        if (UsageReader.For(mediaType) is not { } reader)
         {
-            if (reader.Seen)
-            {
-                // The provider answered for these models: they are real, and may become labels.
-                models.Learn(reader.Model);
-                models.Learn(requested);
-                var responseModel = models.Label(reader.Model);
-                metrics.TokensUsed(new TokenUsageTags(provider, operation, models.Label(requested), responseModel, poolName, keyName, client), reader.Usage);
-                ledger.Record(poolName, keyName, client, responseModel, reader.Usage);
-                budgets.Spent(client, reader.Usage.Input + reader.Usage.Output);
-            }
+            return null;
+        }
 
-            attempt.AnswerRead(reader);
-        };
+        var pool = attempt.Pool;
+        reader.Attempt = attempt;
+        reader.Where = new UsageWhere(pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model, ProxyTelemetry.ProviderName(pool.Kind), OperationOf(attempt.Target) ?? OtherOperation);
+        return reader;
+    }
+
+    /// <summary>Gets what is called once an answer opened by <see cref="OpenUsage"/> has passed: one delegate for every answer.</summary>
+    public Action<UsageReader> UsagePassed => _usagePassed ??= Passed;
+
+    private void Passed(UsageReader reader)
+    {
+        var where = reader.Where;
+        if (reader.Seen)
+        {
+            // The provider answered for these models: they are real, and may become labels.
+            models.Learn(reader.Model);
+            models.Learn(where.RequestedModel);
+            var responseModel = models.Label(reader.Model);
+            metrics.TokensUsed(new TokenUsageTags(where.Provider, where.Operation, models.Label(where.RequestedModel), responseModel, where.Pool, where.Key, where.Client), reader.Usage);
+            ledger.Record(where.Pool, where.Key, where.Client, responseModel, reader.Usage);
+            budgets.Spent(where.Client, reader.Usage.Input + reader.Usage.Output);
+        }
+
+        reader.Attempt?.AnswerRead(reader);
     }
 
     /// <summary>

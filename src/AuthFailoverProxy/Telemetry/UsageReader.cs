@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using AuthFailoverProxy.Failover;
 
@@ -9,6 +10,9 @@ namespace AuthFailoverProxy.Telemetry;
 /// cache, so its cache reads and writes are added), and the cache's part is told apart.
 /// </summary>
 internal readonly record struct TokenUsage(long Input, long Output, long CacheRead, long CacheCreation);
+
+/// <summary>Where an answer's tokens count: its pool, key and client, the model the agent asked for, and the GenAI provider and operation. Never a secret.</summary>
+internal readonly record struct UsageWhere(string Pool, string Key, string Client, string? RequestedModel, string Provider, string Operation);
 
 /// <summary>
 /// Reads the token usage of an answer as its bytes pass to the agent, keeping nothing but a few numbers: a JSON answer
@@ -41,6 +45,12 @@ internal sealed class UsageReader
             _json = new JsonTopLevelScanner(MaxValue, Names);
         }
     }
+
+    /// <summary>Gets or sets the attempt whose delivered answer this is, told what was read once it has passed.</summary>
+    public FailoverAttempt? Attempt { get; set; }
+
+    /// <summary>Gets or sets the labels the answer's tokens count under.</summary>
+    public UsageWhere Where { get; set; }
 
     /// <summary>Gets a value indicating whether the answer said what it spent.</summary>
     public bool Seen { get; private set; }
@@ -113,14 +123,17 @@ internal sealed class UsageReader
 
             try
             {
-                using var document = JsonDocument.Parse(bytes);
                 if (value.Name == 0)
                 {
-                    Take(document.RootElement);
+                    Take(bytes.Span);
                 }
-                else if (document.RootElement.ValueKind == JsonValueKind.String)
+                else
                 {
-                    Model = document.RootElement.GetString();
+                    var reader = new Utf8JsonReader(bytes.Span);
+                    if (reader.Read() && reader.TokenType == JsonTokenType.String)
+                    {
+                        Model = reader.GetString();
+                    }
                 }
             }
             catch (JsonException)
@@ -176,7 +189,7 @@ internal sealed class UsageReader
 
             if (body.TryGetProperty("usage", out var spent) || root.TryGetProperty("usage", out spent))
             {
-                Take(spent);
+                Take(JsonMarshal.GetRawUtf8Value(spent));
             }
         }
         catch (JsonException)
@@ -185,44 +198,122 @@ internal sealed class UsageReader
         }
     }
 
-    /// <summary>Takes what a usage object says; a later one (cumulative) replaces what an earlier one said.</summary>
-    private void Take(JsonElement usage)
+    /// <summary>
+    /// Takes what a usage object (its JSON) says; a later one (cumulative) replaces what an earlier one said. Read with a
+    /// reader over the bytes: nothing is allocated.
+    /// </summary>
+    private void Take(ReadOnlySpan<byte> usage)
     {
-        if (usage.ValueKind != JsonValueKind.Object)
+        var reader = new Utf8JsonReader(usage);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
             return;
         }
 
-        Seen = true;
-        foreach (var property in usage.EnumerateObject())
+        // Taken whole or not at all: a usage object that turns out not to be JSON (it throws) changes nothing.
+        var (input, output, cacheRead, cacheCreation, inputIncludesCache) = (_input, _output, _cacheRead, _cacheCreation, _inputIncludesCache);
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            switch (property.Name)
+            var field = FieldOf(ref reader);
+            if (!reader.Read())
             {
-                case "input_tokens" when property.Value.TryGetInt64(out var input):
-                    _input = input;
-                    break;
-                case "prompt_tokens" when property.Value.TryGetInt64(out var prompt):
-                    (_input, _inputIncludesCache) = (prompt, true);
-                    break;
-                case "output_tokens" or "completion_tokens" when property.Value.TryGetInt64(out var output):
-                    _output = output;
-                    break;
-                case "cache_read_input_tokens" when property.Value.TryGetInt64(out var read):
-                    _cacheRead = read;
-                    break;
-                case "cache_creation_input_tokens" when property.Value.TryGetInt64(out var created):
-                    _cacheCreation = created;
-                    break;
-                case "input_tokens_details" or "prompt_tokens_details" when property.Value.ValueKind == JsonValueKind.Object:
-                    // OpenAI: the input already counts its cached part.
-                    _inputIncludesCache = true;
-                    if (property.Value.TryGetProperty("cached_tokens", out var cached) && cached.TryGetInt64(out var cachedTokens))
-                    {
-                        _cacheRead = cachedTokens;
-                    }
+                return;
+            }
 
+            if (field == UsageField.Details && reader.TokenType == JsonTokenType.StartObject)
+            {
+                // OpenAI: the input already counts its cached part.
+                inputIncludesCache = true;
+                cacheRead = CachedTokens(ref reader) ?? cacheRead;
+                continue;
+            }
+
+            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+            {
+                // Anthropic's cache_creation breakdown, server tool use and the like.
+                reader.Skip();
+                continue;
+            }
+
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var count))
+            {
+                continue;
+            }
+
+            switch (field)
+            {
+                case UsageField.Input:
+                    input = count;
+                    break;
+                case UsageField.Prompt:
+                    (input, inputIncludesCache) = (count, true);
+                    break;
+                case UsageField.Output:
+                    output = count;
+                    break;
+                case UsageField.CacheRead:
+                    cacheRead = count;
+                    break;
+                case UsageField.CacheCreation:
+                    cacheCreation = count;
                     break;
             }
         }
+
+        if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+        {
+            // Not one whole object.
+            return;
+        }
+
+        (_input, _output, _cacheRead, _cacheCreation, _inputIncludesCache) = (input, output, cacheRead, cacheCreation, inputIncludesCache);
+        Seen = true;
+    }
+
+    private static UsageField FieldOf(ref Utf8JsonReader reader)
+        => reader.ValueTextEquals("input_tokens"u8) ? UsageField.Input
+        : reader.ValueTextEquals("output_tokens"u8) || reader.ValueTextEquals("completion_tokens"u8) ? UsageField.Output
+        : reader.ValueTextEquals("prompt_tokens"u8) ? UsageField.Prompt
+        : reader.ValueTextEquals("cache_read_input_tokens"u8) ? UsageField.CacheRead
+        : reader.ValueTextEquals("cache_creation_input_tokens"u8) ? UsageField.CacheCreation
+        : reader.ValueTextEquals("input_tokens_details"u8) || reader.ValueTextEquals("prompt_tokens_details"u8) ? UsageField.Details
+        : UsageField.Other;
+
+    /// <summary>Reads an OpenAI <c>*_tokens_details</c> object (the reader on its start) to its end; returns its <c>cached_tokens</c>.</summary>
+    private static long? CachedTokens(ref Utf8JsonReader reader)
+    {
+        long? cached = null;
+        var depth = reader.CurrentDepth;
+        while (reader.Read() && reader.CurrentDepth > depth)
+        {
+            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == depth + 1 && reader.ValueTextEquals("cached_tokens"u8))
+            {
+                if (reader.Read() && reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var count))
+                {
+                    cached = count;
+                }
+                else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                {
+                    reader.Skip();
+                }
+            }
+            else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+            {
+                reader.Skip();
+            }
+        }
+
+        return cached;
+    }
+
+    private enum UsageField
+    {
+        Other,
+        Input,
+        Prompt,
+        Output,
+        CacheRead,
+        CacheCreation,
+        Details,
     }
 }

@@ -184,6 +184,21 @@ public sealed class UsageTests
         Assert.Contains("claude-sonnet-4-5", models);
     }
 
+    [Fact]
+    public void OddUsageValues_AreSkipped_NotGuessed()
+    {
+        var odd = Read("application/json", """{"model":"gpt-4o","usage":{"prompt_tokens":"12","completion_tokens":3.5,"extra":[{"prompt_tokens":99}],"prompt_tokens_details":{"audio":{"cached_tokens":5},"cached_tokens":7},"total_tokens":15}}""", chunk: 3);
+        Assert.True(odd.Seen);
+        Assert.Equal(new TokenUsage(0, 0, 7, 0), odd.Usage);
+        Assert.Equal("gpt-4o", odd.Model);
+
+        var none = Read("application/json", """{"model":"gpt-4o","usage":null}""", chunk: 64);
+        Assert.False(none.Seen);
+
+        var broken = Read("application/json", """{"model":"gpt-4o","usage":{"prompt_tokens":12,}}""", chunk: 64);
+        Assert.Equal(new TokenUsage(0, 0, 0, 0), broken.Usage);
+    }
+
     private static UsageReader Read(string mediaType, string text, int chunk)
     {
         var reader = UsageReader.For(mediaType)!;
