@@ -12,7 +12,11 @@ internal abstract class StreamedContent : HttpContent
     {
         foreach (var header in original.Headers.NonValidated)
         {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
+            // One value at a time: handing the values over as an IEnumerable boxes them, on every answer.
+            foreach (var value in header.Value)
+            {
+                Headers.TryAddWithoutValidation(header.Key, value);
+            }
         }
     }
 

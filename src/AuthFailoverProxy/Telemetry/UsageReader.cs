@@ -114,8 +114,11 @@ internal sealed class UsageReader
             return;
         }
 
-        foreach (var value in _json.Found)
+        // By index: a foreach over the read-only list would box its enumerator, on every answer.
+        var found = _json.Found;
+        for (var i = 0; i < found.Count; i++)
         {
+            var value = found[i];
             if (value.Value is not { } bytes)
             {
                 continue;
