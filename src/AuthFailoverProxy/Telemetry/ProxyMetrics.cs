@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using AuthFailoverProxy.Failover;
 using AuthFailoverProxy.KeyPool;
 using AuthFailoverProxy.State;
@@ -32,7 +33,8 @@ internal sealed class ProxyMetrics
 
     private readonly IServiceProvider _services;
     private readonly TimeProvider _time;
-    private readonly Counter<long> _requests;
+    // afp.requests, counted here and read at a scrape: one dictionary look-up per request instead of a measurement.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Pool, string Key, string StatusClass), StrongBox<long>> _answered = new();
     private readonly Counter<long> _failovers;
     private readonly Counter<long> _retries;
     private readonly Counter<long> _rejections;
@@ -52,7 +54,7 @@ internal sealed class ProxyMetrics
         _time = time;
         Meter = meterFactory.Create(new MeterOptions(ProxyTelemetry.Name) { Version = typeof(ProxyMetrics).Assembly.GetName().Version?.ToString() });
 
-        _requests = Meter.CreateCounter<long>("afp.requests", "{request}",
+        Meter.CreateObservableCounter("afp.requests", ObserveAnswered, "{request}",
             "Agent requests answered, by pool, the key whose answer was delivered (none: the proxy answered itself) and status class.");
         _failovers = Meter.CreateCounter<long>("afp.failovers", "{failover}",
             "Moves of a request past a key to the next one (to=none: there was no next key), by pool, from, to and reason (dead, cooling, circuit_open).");
@@ -98,11 +100,8 @@ internal sealed class ProxyMetrics
 
     public void RequestAnswered(string pool, string key, string statusClass)
     {
-        if (_requests.Enabled)
-        {
-            var tags = new TagList { { "pool", pool }, { "key", key }, { "status_class", statusClass } };
-            _requests.Add(1, in tags);
-        }
+        var where = (pool, key, statusClass);
+        Interlocked.Increment(ref (_answered.TryGetValue(where, out var count) ? count : _answered.GetOrAdd(where, static _ => new StrongBox<long>())).Value);
     }
 
     public void FailedOver(string pool, string from, string to, string reason)
@@ -237,6 +236,14 @@ internal sealed class ProxyMetrics
                     yield return new Measurement<int>(KeyStates[i] == state ? 1 : 0, new("pool", pool.Name), new("key", key.Name), new("state", KeyStateNames[i]));
                 }
             }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveAnswered()
+    {
+        foreach (var ((pool, key, statusClass), count) in _answered)
+        {
+            yield return new Measurement<long>(Volatile.Read(ref count.Value), new("pool", pool), new("key", key), new("status_class", statusClass));
         }
     }
 
