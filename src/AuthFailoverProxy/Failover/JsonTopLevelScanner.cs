@@ -86,14 +86,25 @@ internal sealed class JsonTopLevelScanner
             // bytes up to the next such one are passed over at once (a prompt of a megabyte in well under a millisecond).
             var run = _state switch
             {
-                State.InStringValue or State.InNestedString when !_escape => chunk[at..].IndexOfAny((byte)'"', (byte)'\\'),
+                State.InStringValue or State.InNestedString or State.InKey when !_escape => chunk[at..].IndexOfAny((byte)'"', (byte)'\\'),
                 State.InNested => chunk[at..].IndexOfAny(NestedSyntax),
                 _ => 0,
             };
             if (run != 0)
             {
                 run = run < 0 ? chunk.Length - at : run;
-                if (_captured is not null)
+                if (_state == State.InKey)
+                {
+                    // A key's plain bytes: kept for the match, up to the longest name worth matching.
+                    if (_keyLength < MaxKey)
+                    {
+                        var kept = chunk.Slice(at, Math.Min(run, MaxKey - _keyLength));
+                        kept.CopyTo(_key.AsSpan(_keyLength));
+                    }
+
+                    _keyLength = (int)Math.Min(int.MaxValue, (long)_keyLength + run);
+                }
+                else if (_captured is not null)
                 {
                     Keep(chunk.Slice(at, run));
                 }

@@ -50,4 +50,21 @@ public sealed class JsonTopLevelScannerTests
         Assert.Equal((9L, 311L), (found[0].Start, found[0].End));
         Assert.Equal("\"m\"", Encoding.UTF8.GetString(found[1].Value!.Value.Span));
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(1000)]
+    public void ALongKeyStartingWithAName_IsNotThatName(int chunk)
+    {
+        var bytes = Encoding.UTF8.GetBytes("{\"model" + new string('x', 100) + "\":1,\"" + new string('k', 70) + "\":{\"model\":2},\"model\":\"m\"}");
+        var scanner = new JsonTopLevelScanner(64, "model");
+        for (var i = 0; i < bytes.Length; i += chunk)
+        {
+            scanner.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
+        }
+
+        var found = Assert.Single(scanner.Complete()!);
+        Assert.Equal("\"m\"", Encoding.UTF8.GetString(found.Value!.Value.Span));
+    }
 }
