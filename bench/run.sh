@@ -5,7 +5,7 @@
 # bench/results/<UTC date>-issue2.md and <UTC date>-issue4.md (the same report). Raw wrk output and process logs go
 # to bench/results/raw/<stamp>/ (git-ignored).
 #
-#   bench/run.sh            full run: 3 alternating repetitions of 10 s per target (about 4 minutes)
+#   bench/run.sh            full run: a 20 s warm-up, then 3 alternating repetitions of 10 s per target (about 9 minutes)
 #   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE, failover and propagation runs (about 1 minute)
 #   bench/run.sh --no-build use the Release builds already on disk instead of building first
 #   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
@@ -34,7 +34,7 @@ done
 if ((QUICK)); then
   WARMUP=2 DURATION=3 REPS=1 SSE_N=30 SSE_WARM=5 FAILOVER_DURATION=4 PROP_N=20 PROP_BUDGET=15 MODE=quick
 else
-  WARMUP=5 DURATION=10 REPS=3 SSE_N=200 SSE_WARM=20 FAILOVER_DURATION=10 PROP_N=100 PROP_BUDGET=60 MODE=full
+  WARMUP=20 DURATION=10 REPS=3 SSE_N=200 SSE_WARM=20 FAILOVER_DURATION=10 PROP_N=100 PROP_BUDGET=60 MODE=full
 fi
 # For steadier numbers on a noisy machine: BENCH_REPS=5 or BENCH_DURATION=20 (mind the run time).
 REPS=${BENCH_REPS:-$REPS}
