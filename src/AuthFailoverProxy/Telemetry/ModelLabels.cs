@@ -18,6 +18,7 @@ internal sealed class ModelLabels
     private readonly ConcurrentDictionary<string, byte> _known = new(StringComparer.Ordinal);
 
     // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
+    private readonly Lock _learning = new();
     private int _count;
 
     /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
@@ -28,10 +29,31 @@ internal sealed class ModelLabels
             return;
         }
 
-        if (Interlocked.Increment(ref _count) > Capacity || !_known.TryAdd(model, 0))
+        // Once per model at most: a lock keeps the count exact when answers for new models come at once.
+        lock (_learning)
         {
-            Interlocked.Decrement(ref _count);
+            if (_count < Capacity && _known.TryAdd(model, 0))
+            {
+                Volatile.Write(ref _count, _count + 1);
+            }
         }
+    }
+
+    /// <summary>Learns <paramref name="model"/> (see <see cref="Learn"/>) and returns its label: one look-up once it is known.</summary>
+    public string LearnAndLabel(string? model)
+    {
+        if (model is null)
+        {
+            return Other;
+        }
+
+        if (_known.ContainsKey(model))
+        {
+            return model;
+        }
+
+        Learn(model);
+        return Label(model);
     }
 
     /// <summary>Returns the label for <paramref name="model"/>: itself when known, else <c>other</c>.</summary>

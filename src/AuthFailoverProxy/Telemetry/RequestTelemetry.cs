@@ -56,10 +56,9 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         if (reader.Seen)
         {
             // The provider answered for these models: they are real, and may become labels.
-            models.Learn(reader.Model);
-            models.Learn(where.RequestedModel);
-            var responseModel = models.Label(reader.Model);
-            metrics.TokensUsed(new TokenUsageTags(where.Provider, where.Operation, models.Label(where.RequestedModel), responseModel, where.Pool, where.Key, where.Client), reader.Usage);
+            var responseModel = reader.ResponseLabel = models.LearnAndLabel(reader.Model);
+            reader.RequestLabel = models.LearnAndLabel(where.RequestedModel);
+            metrics.TokensUsed(new TokenUsageTags(where.Provider, where.Operation, reader.RequestLabel, responseModel, where.Pool, where.Key, where.Client), reader.Usage);
             ledger.Record(where.Pool, where.Key, where.Client, responseModel, reader.Usage);
             budgets.Spent(where.Client, reader.Usage.Input + reader.Usage.Output);
         }
@@ -128,8 +127,10 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         if (operation is not null)
         {
             TimeSpan? firstChunk = attempt.FirstChunkAt == 0 ? null : time.GetElapsedTime(attempt.TryStartedAt, attempt.FirstChunkAt);
-            var responseModel = answer?.Model is { } model ? models.Label(model) : null;
-            var where = new TokenUsageTags(ProxyTelemetry.ProviderName(attempt.Pool.Kind), operation, models.Label(attempt.Scope.Model), responseModel, attempt.Pool.Name, attempt.Key.Name, attempt.Client);
+            // The labels an answer whose usage was counted got then; worked out here otherwise.
+            var responseModel = answer?.ResponseLabel ?? (answer?.Model is { } model ? models.Label(model) : null);
+            var requestModel = answer?.RequestLabel ?? models.Label(attempt.Scope.Model);
+            var where = new TokenUsageTags(ProxyTelemetry.ProviderName(attempt.Pool.Kind), operation, requestModel, responseModel, attempt.Pool.Name, attempt.Key.Name, attempt.Client);
             metrics.OperationEnded(in where, errorType, duration, firstChunk);
         }
 

@@ -52,6 +52,12 @@ internal sealed class UsageReader
     /// <summary>Gets or sets the labels the answer's tokens count under.</summary>
     public UsageWhere Where { get; set; }
 
+    /// <summary>Gets or sets the bounded labels of the answering and the requested model, once its tokens were counted.</summary>
+    public string? ResponseLabel { get; set; }
+
+    /// <inheritdoc cref="ResponseLabel"/>
+    public string? RequestLabel { get; set; }
+
     /// <summary>Gets a value indicating whether the answer said what it spent.</summary>
     public bool Seen { get; private set; }
 
