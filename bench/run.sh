@@ -763,6 +763,9 @@ REPORT="$TMP/report.md"
   echo "| nginx (reference proxy) | $(sse_stat nginxproxy median) | $(sse_stat nginxproxy p90) | $SSE_NGINXP_DIFF |"
   echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
   echo "| AuthFailoverProxy (Redis store) | $(sse_stat afpredis median) | $(sse_stat afpredis p90) | $SSE_REDIS_DIFF |"
+  if [[ -n $BASELINE ]]; then
+    echo "| $(target_label afpbase) | $(sse_stat afpbase median) | $(sse_stat afpbase p90) | $(calc %.3f "$(sse_stat afpbase median) - $(sse_stat direct median)") |"
+  fi
   echo
   echo "## Failover (keys primary, backup; nginx answers the primary 403 permission_error once revoked)"
   echo
