@@ -136,6 +136,12 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
     /// <summary>Gets the path and query sent after the upstream's base path.</summary>
     public string Target => target;
 
+    /// <summary>
+    /// Gets the GenAI operation the target stands for (<c>chat</c>, <c>text_completion</c>, <c>embeddings</c>), or null:
+    /// worked out once per request for the telemetry of each of its upstream calls.
+    /// </summary>
+    public string? Operation { get; } = Telemetry.RequestTelemetry.OperationOf(target);
+
     /// <summary>Gets who asked for the usage of an OpenAI chat stream: when the proxy did, its usage chunk is not the agent's to see.</summary>
     public Telemetry.StreamUsage StreamUsage { get; init; }
 

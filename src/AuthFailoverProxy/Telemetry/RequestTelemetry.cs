@@ -43,7 +43,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
 
         var pool = attempt.Pool;
         reader.Attempt = attempt;
-        reader.Where = new UsageWhere(pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model, ProxyTelemetry.ProviderName(pool.Kind), OperationOf(attempt.Target) ?? OtherOperation);
+        reader.Where = new UsageWhere(pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model, ProxyTelemetry.ProviderName(pool.Kind), attempt.Operation ?? OtherOperation);
         return reader;
     }
 
@@ -83,7 +83,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     /// <summary>Starts the activity of an upstream attempt, when someone listens; tags never carry a secret, a request id or a path.</summary>
     public static Activity? AttemptStarted(FailoverAttempt attempt)
     {
-        var operation = OperationOf(attempt.Target);
+        var operation = attempt.Operation;
         // Read before the first answer is delivered, which lets the request's body go: the attempt's end labels with it.
         var requested = operation is null ? null : attempt.Scope.Model;
         var activity = ProxyTelemetry.Source.StartActivity(AttemptActivityName, ActivityKind.Internal);
@@ -121,7 +121,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         var duration = time.GetElapsedTime(attempt.TryStartedAt, end);
         TimeSpan? firstByte = attempt.RespondedAt == 0 ? null : time.GetElapsedTime(attempt.TryStartedAt, attempt.RespondedAt);
         metrics.UpstreamCalled(attempt.Pool.Name, attempt.Key.Name, attempt.UpstreamStatus, duration, firstByte);
-        var operation = OperationOf(attempt.Target);
+        var operation = attempt.Operation;
         var errorType = ErrorTypeOf(attempt);
         var answer = attempt.Answer;
         if (operation is not null)
