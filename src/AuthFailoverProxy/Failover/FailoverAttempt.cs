@@ -336,7 +336,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
                 return await HoldStreamOpeningAsync(httpContext, proxyResponse, cancellationToken);
             }
 
-            return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+            return await DeliverAsync(httpContext, proxyResponse, passed: null, cancellationToken);
         }
 
         if (status >= 500 || status == 408)
@@ -346,7 +346,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
             TryWasUnwell = true;
             if (IsFinalTry)
             {
-                return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+                return await DeliverAsync(httpContext, proxyResponse, passed: null, cancellationToken);
             }
 
             RetryAfter = RetryAfterHeaders.RetryAfter(proxyResponse.Headers, time.GetUtcNow());
@@ -361,8 +361,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         {
             // The request's own fault, or no key left to ask: the agent gets the provider's answer, and no key is blamed.
             Rejected(judgement.Failure!, RequestAtFault ? RejectionReason.RequestAtFault : RejectionReason.Refused);
-            proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
-            return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+            return await DeliverAsync(httpContext, proxyResponse, new PrefixedContent(prefix, rest), cancellationToken);
         }
 
         if (judgement.Class is FailureClass.KeyRefusesRequest or FailureClass.KeyRefusesClient)
@@ -398,8 +397,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
             Rejected(clientError, RejectionReason.ClientError);
         }
 
-        proxyResponse.Content = new PrefixedContent(proxyResponse.Content, prefix, rest);
-        return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+        return await DeliverAsync(httpContext, proxyResponse, new PrefixedContent(prefix, rest), cancellationToken);
     }
 
     /// <summary>
@@ -461,8 +459,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         }
 
         _opening = hold;
-        proxyResponse.Content = hold.ToContent(proxyResponse.Content);
-        return await DeliverAsync(httpContext, proxyResponse, cancellationToken);
+        return await DeliverAsync(httpContext, proxyResponse, hold.ToContent(), cancellationToken);
     }
 
     /// <summary>
@@ -489,23 +486,31 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         return Pool.SelectKey(Tried, time, this) is null;
     }
 
-    private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
+    /// <summary>
+    /// Hands the answer to the agent: the upstream's status and headers, and <paramref name="passed"/> (content that passes
+    /// on the upstream's bytes: a held stream opening, an error body partly read) or else the upstream's content itself,
+    /// read on the side for its usage.
+    /// </summary>
+    private async ValueTask<bool> DeliverAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, HttpContent? passed, CancellationToken cancellationToken)
     {
         Verdict = AttemptVerdict.Delivered;
+        var upstream = proxyResponse.Content;
+        var content = passed ?? upstream;
         // Before the body goes: the reader's labels take the request's model from it.
         if (UpstreamStatus < 300 && Usage is { } telemetry
-            && Telemetry.UsageContent.Readable(proxyResponse.Content)
-            && Telemetry.RequestTelemetry.OpenUsage(this, proxyResponse.Content.Headers.ContentType?.MediaType) is { } usage)
+            && Telemetry.UsageContent.Readable(upstream)
+            && Telemetry.RequestTelemetry.OpenUsage(this, upstream.Headers.ContentType?.MediaType) is { } usage)
         {
             // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
-            proxyResponse.Content = new Telemetry.UsageContent(proxyResponse.Content, usage, telemetry.UsagePassed);
+            content = new Telemetry.UsageContent(content, Telemetry.UsageContent.EncodingOf(upstream), usage, telemetry.UsagePassed);
         }
 
-        if (StreamUsage == Telemetry.StreamUsage.AskedByProxy && UpstreamStatus < 300 && proxyResponse.Content.Headers.ContentEncoding.Count == 0
-            && proxyResponse.Content.Headers.ContentType?.MediaType == "text/event-stream")
+        var filtered = StreamUsage == Telemetry.StreamUsage.AskedByProxy && UpstreamStatus < 300 && upstream.Headers.ContentEncoding.Count == 0
+            && upstream.Headers.ContentType?.MediaType == "text/event-stream";
+        if (filtered)
         {
             // Outside the usage tap, which reads the chunk before it is taken out.
-            proxyResponse.Content = new Telemetry.UsageChunkFilter.FilteredContent(proxyResponse.Content);
+            content = new Telemetry.UsageChunkFilter.FilteredContent(content);
         }
 
         // No replay can follow: the body goes as soon as the upstream has read it, not when the answer ends, so a long
@@ -526,8 +531,17 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
             }
         }
 
+        // The agent's headers are the upstream content's, copied while it is still in place: the content put there next
+        // carries none of its own.
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        proxyResponse.Content = content;
         var headers = httpContext.Response.Headers;
+        if (filtered)
+        {
+            // Shorter by the chunk taken out.
+            headers.ContentLength = null;
+        }
+
         headers[KeyHeader] = Key.Name;
         headers[AttemptsHeader] = AttemptCounts.ToHeader(Attempts);
         if (SafeModeFrom is not null)

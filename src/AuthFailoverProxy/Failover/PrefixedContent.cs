@@ -4,21 +4,18 @@ namespace AuthFailoverProxy.Failover;
 
 /// <summary>
 /// Response content whose first bytes were already read to classify it. Passing it on re-plays those bytes and then
-/// the rest of the original stream, so the client gets the upstream's answer untouched.
+/// the rest of the original stream, so the client gets the upstream's answer untouched. Like <see cref="StreamedContent"/>
+/// it carries no headers: the agent's are the upstream content's.
 /// </summary>
 internal sealed class PrefixedContent : HttpContent
 {
     private readonly ReadOnlyMemory<byte> _prefix;
     private readonly Stream? _rest;
 
-    public PrefixedContent(HttpContent original, ReadOnlyMemory<byte> prefix, Stream? rest)
+    public PrefixedContent(ReadOnlyMemory<byte> prefix, Stream? rest)
     {
         _prefix = prefix;
         _rest = rest;
-        foreach (var header in original.Headers.NonValidated)
-        {
-            Headers.TryAddWithoutValidation(header.Key, header.Value);
-        }
     }
 
     protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)

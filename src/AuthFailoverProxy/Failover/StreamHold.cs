@@ -124,7 +124,7 @@ internal sealed class StreamHold : IDisposable
     }
 
     /// <summary>Returns content that passes on the held bytes, then the pending read's, then the rest of the stream; it owns this hold from then on.</summary>
-    public HttpContent ToContent(HttpContent original) => new HeldContent(original, this);
+    public HttpContent ToContent() => new HeldContent(this);
 
     public void Dispose()
     {
@@ -311,7 +311,7 @@ internal sealed class StreamHold : IDisposable
     private static ReadOnlySpan<byte> Data(ReadOnlySpan<byte> block) => Field(block, "data:"u8);
 
     /// <summary>The held bytes, then the pending read's, then the rest of the upstream's stream.</summary>
-    private sealed class HeldContent(HttpContent original, StreamHold hold) : StreamedContent(original)
+    private sealed class HeldContent(StreamHold hold) : StreamedContent
     {
         private readonly StreamHold _hold = hold;
 

@@ -4,21 +4,12 @@ namespace AuthFailoverProxy.Failover;
 
 /// <summary>
 /// Response content the proxy puts in place of the upstream's while passing the same bytes on (a held stream opening,
-/// an answer whose usage is read on the side): the original's headers, no length of its own, and a stream opened once.
+/// an answer whose usage is read on the side): no length of its own, and a stream opened once. It carries no headers:
+/// the agent's are the upstream content's, copied before this is put in its place (<see cref="FailoverAttempt"/>'s
+/// delivery), so no answer pays for a second header collection.
 /// </summary>
 internal abstract class StreamedContent : HttpContent
 {
-    protected StreamedContent(HttpContent original)
-    {
-        foreach (var header in original.Headers.NonValidated)
-        {
-            // One value at a time: handing the values over as an IEnumerable boxes them, on every answer.
-            foreach (var value in header.Value)
-            {
-                Headers.TryAddWithoutValidation(header.Key, value);
-            }
-        }
-    }
 
     /// <summary>Opens the stream the agent's copy reads.</summary>
     protected abstract Task<Stream> OpenAsync(CancellationToken cancellationToken);

@@ -313,17 +313,13 @@ internal sealed class UsageChunkFilter(Stream inner) : Failover.ForwardOnlyStrea
         }
     }
 
-    /// <summary>An answer's content with the proxy's usage chunk taken out (see <see cref="UsageChunkFilter"/>); its length is no longer the upstream's.</summary>
-    internal sealed class FilteredContent : Failover.StreamedContent
+    /// <summary>
+    /// An answer's content with the proxy's usage chunk taken out (see <see cref="UsageChunkFilter"/>); its length is no
+    /// longer the upstream's, so whoever puts it in place drops the upstream's <c>Content-Length</c> from the agent's answer.
+    /// </summary>
+    internal sealed class FilteredContent(HttpContent inner) : Failover.StreamedContent
     {
-        private readonly HttpContent _inner;
-
-        public FilteredContent(HttpContent inner)
-            : base(inner)
-        {
-            _inner = inner;
-            Headers.ContentLength = null;
-        }
+        private readonly HttpContent _inner = inner;
 
         protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
             => new UsageChunkFilter(await _inner.ReadAsStreamAsync(cancellationToken));

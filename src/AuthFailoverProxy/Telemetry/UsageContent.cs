@@ -17,20 +17,27 @@ internal sealed class UsageContent : Failover.StreamedContent
     private readonly string? _encoding;
     private readonly Action<UsageReader> _done;
 
-    public UsageContent(HttpContent inner, UsageReader reader, Action<UsageReader> done)
-        : base(inner)
+    /// <param name="inner">The bytes the agent gets, as the upstream sent them.</param>
+    /// <param name="encoding">The upstream's content coding (<see cref="EncodingOf"/>), which <paramref name="inner"/> need not carry.</param>
+    /// <param name="reader">Reads the usage.</param>
+    /// <param name="done">Told once what was read, when the answer ends or is cut.</param>
+    public UsageContent(HttpContent inner, string? encoding, UsageReader reader, Action<UsageReader> done)
     {
         _inner = inner;
         _reader = reader;
         _done = done;
-        _encoding = inner.Headers.ContentEncoding.Count == 1 ? inner.Headers.ContentEncoding.First().ToLowerInvariant() : null;
+        _encoding = encoding;
     }
+
+    /// <summary>Returns the content coding of an answer, lower case: null when it has none, or more than one.</summary>
+    public static string? EncodingOf(HttpContent content)
+        => content.Headers.ContentEncoding.Count == 1 ? content.Headers.ContentEncoding.First().ToLowerInvariant() : null;
 
     /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br).</summary>
     public static bool Readable(HttpContent content) => content.Headers.ContentEncoding.Count switch
     {
         0 => true,
-        1 => content.Headers.ContentEncoding.First().ToLowerInvariant() is "gzip" or "deflate" or "br" or "identity",
+        1 => EncodingOf(content) is "gzip" or "deflate" or "br" or "identity",
         _ => false,
     };
 

@@ -116,7 +116,7 @@ public sealed class StreamHoldTests
         using var hold = await AuthFailoverProxy.Failover.StreamHold.ReadOpeningAsync(original, AuthFailoverProxy.KeyPool.ProviderKind.Anthropic, TimeSpan.FromSeconds(5), TimeProvider.System, Ct);
         Assert.Equal(AuthFailoverProxy.Failover.StreamOpening.Content, hold.Opening);
         var heldLength = hold.Held.Length;
-        using var content = hold.ToContent(original);
+        using var content = hold.ToContent();
         await using var stream = await content.ReadAsStreamAsync(Ct);
 
         // While held bytes remain, a zero-byte read says at once that there is data.

@@ -142,7 +142,7 @@ public sealed class GenAiTelemetryTests
         original.Headers.ContentType = new("application/json");
         original.Headers.ContentEncoding.Add("gzip");
         UsageReader? told = null;
-        using var content = new UsageContent(original, UsageReader.For("application/json")!, r => told = r);
+        using var content = new UsageContent(original, UsageContent.EncodingOf(original), UsageReader.For("application/json")!, r => told = r);
 
         await using var stream = await content.ReadAsStreamAsync(Ct);
         var buffer = new byte[16 * 1024];

@@ -104,7 +104,7 @@ public sealed class UsageTests
         original.Headers.ContentEncoding.Add(encoding);
         var done = new TaskCompletionSource<UsageReader>();
 
-        using var content = new UsageContent(original, UsageReader.For("application/json")!, r => done.TrySetResult(r));
+        using var content = new UsageContent(original, UsageContent.EncodingOf(original), UsageReader.For("application/json")!, r => done.TrySetResult(r));
         var passed = await content.ReadAsByteArrayAsync(Ct);
 
         Assert.Equal(compressed, passed);
