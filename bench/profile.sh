@@ -8,6 +8,7 @@
 #   bench/profile.sh                 profile this tree's Release build (built first)
 #   bench/profile.sh --bare          profile bench/BareYarp instead, for comparison
 #   bench/profile.sh --no-build      use the Release build already on disk
+#   AFP_BUILD=DIR bench/profile.sh   profile the AuthFailoverProxy.dll in DIR (another commit's build), as run.sh does
 #   PROFILE_WARMUP=25 PROFILE_SECONDS=8 bench/profile.sh   warm-up and sampling time (defaults)
 #
 # Needs perf (Debian: linux-perf), wrk and nginx. Output: two tables on stdout; perf.data and the perf map are left in
@@ -20,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --bare) BARE=1 ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "profile.sh: unknown option '$arg'" >&2; exit 64 ;;
   esac
 done
@@ -50,6 +51,7 @@ trap cleanup EXIT
 
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
+[[ -n ${AFP_BUILD:-} ]] && BUILD=0
 if ((BUILD)); then
   if ((BARE)); then
     dotnet build "$BENCH_DIR/BareYarp" -c Release -v quiet -nologo >&2
@@ -80,7 +82,7 @@ else
   ASPNETCORE_URLS="http://127.0.0.1:$PROXY_PORT" AFP_MANAGEMENT_URLS="http://127.0.0.1:$MGMT_PORT" \
     AFP_UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" AFP_KEYS="primary=$PRIMARY_SECRET,backup=$BACKUP_SECRET" \
     AFP_CLIENT_TOKENS="$CLIENT_TOKEN" Clients__Tokens__0__Budget__RequestsPerMinute=1000000000 \
-    dotnet "$REPO/src/AuthFailoverProxy/bin/Release/net10.0/AuthFailoverProxy.dll" >"$TMP/proxy.log" 2>&1 &
+    dotnet "${AFP_BUILD:-$REPO/src/AuthFailoverProxy/bin/Release/net10.0}/AuthFailoverProxy.dll" >"$TMP/proxy.log" 2>&1 &
 fi
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
