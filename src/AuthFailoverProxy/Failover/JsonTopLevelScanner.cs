@@ -18,10 +18,16 @@ internal sealed class JsonTopLevelScanner
     private readonly byte[][] _names;
     private readonly int _capture;
     private readonly List<JsonTopLevelValue> _found;
-    private byte[]? _captured;
-    private int _capturedLength;
+
+    // One buffer holds every value kept, one after another: an answer's usage and model cost one array, not one each.
+    // Growing it leaves the values found before in the array they were found in.
+    private byte[]? _kept;
+    private int _keptEnd;
+    private bool _capturing;
+    private int _keptStart;
+    private int _keptLength;
     private int _matchedName = -1;
-    private readonly byte[] _key = new byte[MaxKey];
+    private KeyBytes _key;
     private State _state = State.BeforeRoot;
     private long _position;
     private int _keyLength;
@@ -99,12 +105,12 @@ internal sealed class JsonTopLevelScanner
                     if (_keyLength < MaxKey)
                     {
                         var kept = chunk.Slice(at, Math.Min(run, MaxKey - _keyLength));
-                        kept.CopyTo(_key.AsSpan(_keyLength));
+                        kept.CopyTo(((Span<byte>)_key)[_keyLength..]);
                     }
 
                     _keyLength = (int)Math.Min(int.MaxValue, (long)_keyLength + run);
                 }
-                else if (_captured is not null)
+                else if (_capturing)
                 {
                     Keep(chunk.Slice(at, run));
                 }
@@ -115,7 +121,7 @@ internal sealed class JsonTopLevelScanner
 
             var b = chunk[at++];
             Step(b);
-            if (_captured is not null && _state is State.InStringValue or State.InNested or State.InNestedString or State.InScalar)
+            if (_capturing && _state is State.InStringValue or State.InNested or State.InNestedString or State.InScalar)
             {
                 Keep(new ReadOnlySpan<byte>(in b));
             }
@@ -148,22 +154,23 @@ internal sealed class JsonTopLevelScanner
     /// <summary>Gets the values found so far, whether or not the object was whole (an answer cut short).</summary>
     public IReadOnlyList<JsonTopLevelValue> Found => _found;
 
-    /// <summary>Keeps the value's next bytes, growing the buffer up to the cap; past it only their count is kept.</summary>
+    /// <summary>Keeps the value's next bytes, up to the cap; past it only their count is kept.</summary>
     private void Keep(ReadOnlySpan<byte> bytes)
     {
         // Saturated: a value of gigabytes is only ever over the cap.
-        var needed = (int)Math.Min(int.MaxValue, (long)_capturedLength + bytes.Length);
-        if (needed > _captured!.Length && _captured.Length < _capture)
+        var length = (int)Math.Min(int.MaxValue, (long)_keptLength + bytes.Length);
+        if (length <= _capture)
         {
-            Array.Resize(ref _captured, Math.Min(_capture, Math.Max(_captured.Length * 2, needed)));
+            var end = _keptStart + length;
+            if (end > _kept!.Length)
+            {
+                Array.Resize(ref _kept, Math.Max(_kept.Length * 2, end));
+            }
+
+            bytes.CopyTo(_kept.AsSpan(_keptStart + _keptLength));
         }
 
-        if (_capturedLength < _captured.Length)
-        {
-            bytes[..Math.Min(bytes.Length, _captured.Length - _capturedLength)].CopyTo(_captured.AsSpan(_capturedLength));
-        }
-
-        _capturedLength = needed;
+        _keptLength = length;
     }
 
     private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
@@ -219,8 +226,9 @@ internal sealed class JsonTopLevelScanner
                 _valueStart = _position;
                 if (_matchedName >= 0 && _capture > 0)
                 {
-                    // Small at first (a usage object is a few dozen bytes), grown up to the cap if need be.
-                    (_captured, _capturedLength) = (new byte[Math.Min(_capture, 128)], 0);
+                    // Small at first (a usage object is a few dozen bytes, a model name fewer), grown if need be.
+                    _kept ??= new byte[Math.Min((long)_capture * _names.Length, 128)];
+                    (_capturing, _keptStart, _keptLength) = (true, _keptEnd, 0);
                 }
 
                 (_state, _escape, _depth) = b switch
@@ -287,14 +295,23 @@ internal sealed class JsonTopLevelScanner
     {
         if (_matchedName >= 0)
         {
-            if (_captured is not null && last is { } closing)
+            ReadOnlyMemory<byte>? value = null;
+            if (_capturing)
             {
-                Keep(new ReadOnlySpan<byte>(in closing));
+                if (last is { } closing)
+                {
+                    Keep(new ReadOnlySpan<byte>(in closing));
+                }
+
+                if (_keptLength <= _capture)
+                {
+                    value = _kept.AsMemory(_keptStart, _keptLength);
+                    _keptEnd = _keptStart + _keptLength;
+                }
             }
 
-            var value = _captured is not null && _capturedLength <= _captured.Length ? _captured.AsMemory(0, _capturedLength) : (ReadOnlyMemory<byte>?)null;
             _found.Add(new JsonTopLevelValue(_matchedName, _valueStart, end, value));
-            (_captured, _matchedName) = (null, -1);
+            (_capturing, _matchedName) = (false, -1);
         }
 
         _state = State.AfterValue;
@@ -310,7 +327,7 @@ internal sealed class JsonTopLevelScanner
 
         for (var i = 0; i < _names.Length; i++)
         {
-            if (_keyEscaped ? EscapedKeyIs(_names[i]) : _key.AsSpan(0, _keyLength).SequenceEqual(_names[i]))
+            if (_keyEscaped ? EscapedKeyIs(_names[i]) : ((ReadOnlySpan<byte>)_key)[.._keyLength].SequenceEqual(_names[i]))
             {
                 return i;
             }
@@ -319,11 +336,18 @@ internal sealed class JsonTopLevelScanner
         return -1;
     }
 
+    /// <summary>The bytes of a key, as far as any name worth matching goes: inline, so that a scanner is one object.</summary>
+    [System.Runtime.CompilerServices.InlineArray(MaxKey)]
+    private struct KeyBytes
+    {
+        private byte _first;
+    }
+
     private bool EscapedKeyIs(byte[] name)
     {
         var quoted = new byte[_keyLength + 2];
         quoted[0] = quoted[^1] = (byte)'"';
-        _key.AsSpan(0, _keyLength).CopyTo(quoted.AsSpan(1));
+        ((ReadOnlySpan<byte>)_key)[.._keyLength].CopyTo(quoted.AsSpan(1));
         var reader = new Utf8JsonReader(quoted);
         try
         {

@@ -53,6 +53,35 @@ public sealed class JsonTopLevelScannerTests
 
     [Theory]
     [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(100_000)]
+    public void ValuesKeptInOneBuffer_StayWhole_WhenItGrows_AndOneOverTheCapTakesNoRoom(int chunk)
+    {
+        // 300 bytes, then one over the cap of 400, then 390: the buffer starts small and grows twice; each value kept
+        // reads as it was, however the others came after it.
+        var first = new string('a', 298);
+        var over = new string('b', 500);
+        var last = new string('c', 388);
+        var body = $$"""{"v":"{{first}}","v":"{{over}}","other":1,"v":"{{last}}"}""";
+        var bytes = Encoding.UTF8.GetBytes(body);
+        var scanner = new JsonTopLevelScanner(400, "v");
+        for (var i = 0; i < bytes.Length; i += chunk)
+        {
+            scanner.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
+        }
+
+        var found = scanner.Complete();
+
+        Assert.NotNull(found);
+        Assert.Equal(3, found.Count);
+        Assert.Equal($"\"{first}\"", Encoding.UTF8.GetString(found[0].Value!.Value.Span));
+        Assert.Null(found[1].Value);
+        Assert.Equal(body[(int)found[1].Start..(int)found[1].End], $"\"{over}\"");
+        Assert.Equal($"\"{last}\"", Encoding.UTF8.GetString(found[2].Value!.Value.Span));
+    }
+
+    [Theory]
+    [InlineData(1)]
     [InlineData(5)]
     [InlineData(1000)]
     public void ALongKeyStartingWithAName_IsNotThatName(int chunk)
