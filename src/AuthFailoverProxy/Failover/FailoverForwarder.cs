@@ -456,30 +456,24 @@ internal sealed partial class FailoverForwarder
     }
 
     /// <summary>
-    /// One upstream call. A healthy pool's calls go straight out; a guarded pool's (recently unwell, or circuit not
-    /// closed) go through its Polly circuit breaker, which refuses them at once while the circuit is open.
+    /// One upstream call. A healthy pool's calls go straight out (and an unwell answer to one puts the pool on guard); a
+    /// guarded pool's (recently unwell, or circuit not closed) go through its Polly circuit breaker, which refuses them at
+    /// once while the circuit is open.
     /// </summary>
-    private async ValueTask<AttemptVerdict> SendOnceAsync(HttpContext context, FailoverAttempt attempt)
+    private ValueTask<AttemptVerdict> SendOnceAsync(HttpContext context, FailoverAttempt attempt)
+        => attempt.Pool.Circuit is { IsGuarded: true } circuit
+            ? SendGuardedAsync(context, attempt, circuit)
+            : SendCoreAsync(context, attempt, unguarded: true);
+
+    private async ValueTask<AttemptVerdict> SendGuardedAsync(HttpContext context, FailoverAttempt attempt, UpstreamCircuit circuit)
     {
-        var circuit = attempt.Pool.Circuit;
-        if (circuit is null || !circuit.IsGuarded)
-        {
-            var verdict = await SendCoreAsync(context, attempt);
-            if (attempt.TryWasUnwell)
-            {
-                circuit?.NoteUnwell();
-            }
-
-            return verdict;
-        }
-
         var resilienceContext = ResilienceContextPool.Shared.Get(context.RequestAborted);
         try
         {
             var outcome = await circuit.Pipeline.ExecuteOutcomeAsync(
                 static async (_, state) =>
                 {
-                    await state.Self.SendCoreAsync(state.Context, state.Attempt);
+                    await state.Self.SendCoreAsync(state.Context, state.Attempt, unguarded: false);
                     return Outcome.FromResult(state.Attempt.TryWasUnwell);
                 },
                 resilienceContext,
@@ -503,7 +497,8 @@ internal sealed partial class FailoverForwarder
         }
     }
 
-    private async ValueTask<AttemptVerdict> SendCoreAsync(HttpContext context, FailoverAttempt attempt)
+    /// <summary>Sends one try through YARP and judges it; <paramref name="unguarded"/>: called straight, not through the pool's circuit breaker.</summary>
+    private async ValueTask<AttemptVerdict> SendCoreAsync(HttpContext context, FailoverAttempt attempt, bool unguarded)
     {
         if (context.Response.StatusCode != StatusCodes.Status200OK)
         {
@@ -567,6 +562,12 @@ internal sealed partial class FailoverForwarder
         finally
         {
             _telemetry.AttemptEnded(attempt, activity);
+            if (unguarded && attempt.TryWasUnwell)
+            {
+                // The breaker counts the calls it guards itself; an unguarded call that found the upstream unwell puts the
+                // pool on guard.
+                attempt.Pool.Circuit?.NoteUnwell();
+            }
         }
     }
 
