@@ -10,10 +10,11 @@ public sealed class TelemetryOptions
 
     /// <summary>
     /// Gets or sets a value indicating whether the platform's per-request meters are exported: ASP.NET Core's
-    /// <c>http.server.*</c> and HttpClient's <c>http.client.*</c>. Each proxied request then records about ten more
-    /// measurements (see docs/observability.md for what they cost), while the proxy's own <c>afp.requests</c>,
-    /// <c>afp.upstream.*</c> and <c>gen_ai.client.*</c> tell the same with the labels that matter here. The runtime's,
-    /// the process's, Kestrel's connection and DNS meters cost nothing per request and are always exported.
+    /// <c>http.server.*</c>, HttpClient's <c>http.client.*</c> and Kestrel's memory pool (<c>aspnetcore.memory_pool.*</c>).
+    /// Each proxied request then records about sixteen more measurements (see docs/observability.md for what they cost),
+    /// while the proxy's own <c>afp.requests</c>, <c>afp.upstream.*</c> and <c>gen_ai.client.*</c> tell the same with the
+    /// labels that matter here. The runtime's, the process's, Kestrel's connection and DNS meters cost nothing per request
+    /// and are always exported.
     /// <value>The default value is <see langword="false"/>.</value>
     /// </summary>
     public bool RequestMeters { get; set; }
