@@ -399,15 +399,34 @@ target_label() {
   esac
 }
 
+# allocated_bytes TARGET: the bytes an AuthFailoverProxy target has allocated since its start, from the .NET runtime's
+# meter on its /metrics (empty for other targets, and for a build from before the runtime meter was exported). Unlike CPU
+# time, allocation per request hardly moves between runs on a busy machine: a change's cost in it shows in one run.
+allocated_bytes() {
+  local mgmt
+  case "$1" in
+    afp) mgmt=$AFP_MGMT_PORT ;;
+    afpredis) mgmt=$AFPR_MGMT_PORT ;;
+    afpbase) mgmt=$AFPB_MGMT_PORT ;;
+    *) return 0 ;;
+  esac
+  # awk reads to the end (an early exit would cut curl's pipe); a failed scrape leaves the figure unknown.
+  { curl -s --max-time 5 "http://127.0.0.1:$mgmt/metrics" || true; } |
+    awk '/^dotnet_gc_heap_total_allocated_bytes_total/ { v = $NF } END { if (v != "") print v }'
+}
+
 RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 # measure TARGET REP: one measured run; appends target, rep, rps, p50 µs, p99 µs, CPU µs/req (target process),
 # upstream CPU µs/req (nginx worker), peak RSS kB, upstream calls/req, errors, requests, the share of the machine's
-# CPU that something other than this benchmark used during the run (%), and redis-server's CPU µs/req.
+# CPU that something other than this benchmark used during the run (%), redis-server's CPU µs/req, and the bytes the
+# target allocated per request (empty where not known).
 measure() {
   local target=$1 rep=$2 out="$RAW/wrk-$1-rep$2.txt" pid
   pid=$(target_pid "$target")
-  local t0 u0 r0 l0 c0 m0 t1 u1 r1 l1 c1 m1 ours
+  local t0 u0 r0 l0 c0 m0 t1 u1 r1 l1 c1 m1 ours a0 a1 allocated=""
+  # Read outside the CPU window: a scrape is not a request.
+  a0=$(allocated_bytes "$target")
   children_ticks c0
   m0=$(machine_ticks)
   t0=$(cpu_ticks "$pid") u0=$(cpu_ticks "$NGINX_WORKER") r0=$(cpu_ticks "$REDIS_PID") l0=$(access_lines)
@@ -417,13 +436,15 @@ measure() {
   children_ticks c1
   sleep 0.3 # in-flight calls finish and reach the access log
   l1=$(access_lines)
+  a1=$(allocated_bytes "$target")
   local requests duration_us
   requests=$(wrk_field "$out" requests) duration_us=$(wrk_field "$out" duration_us)
   ((requests > 0)) || die "no request completed against $target; see $out"
+  [[ -z $a0 || -z $a1 ]] || allocated=$(calc %.0f "($a1 - $a0) / $requests")
   ours=$(((t1 - t0) + (c1 - c0) + (r1 - r0)))
   [[ $target == direct ]] || ours=$((ours + u1 - u0))
   [[ -z ${BENCH_DEBUG:-} ]] || log "  ticks: machine $((m1 - m0)), target $((t1 - t0)), nginx $((u1 - u0)), redis $((r1 - r0)), children $((c1 - c0))"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$rep" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$rep" \
     "$(calc %.1f "$requests / ($duration_us / 1000000)")" \
     "$(wrk_field "$out" p50_us)" "$(wrk_field "$out" p99_us)" \
     "$(calc %.2f "($t1 - $t0) / $CLK_TCK * 1000000 / $requests")" \
@@ -432,13 +453,13 @@ measure() {
     "$(calc %.4f "($l1 - $l0) / $requests")" \
     "$(wrk_errors "$out")" "$requests" \
     "$(calc %.1f "(($m1 - $m0) - $ours) < 0 ? 0 : (($m1 - $m0) - $ours) * 100 / ($CLK_TCK * $duration_us / 1000000 * $CORES)")" \
-    "$(calc %.2f "($r1 - $r0) / $CLK_TCK * 1000000 / $requests")" >>"$RUNS"
+    "$(calc %.2f "($r1 - $r0) / $CLK_TCK * 1000000 / $requests")" "$allocated" >>"$RUNS"
   log "  $(target_label "$target") rep $rep: $(tail -n 1 "$RUNS" | cut -f3) req/s, $(wrk_errors "$out") errors, other load $(tail -n 1 "$RUNS" | cut -f12)%"
 }
 
 # median FILE COLUMN [TARGET]: median of a numeric column (all rows, or the target's rows).
 median() {
-  awk -F'\t' -v c="$2" -v t="${3:-}" 't == "" || $1 == t { print $c }' "$1" | sort -g |
+  awk -F'\t' -v c="$2" -v t="${3:-}" '(t == "" || $1 == t) && $c != "" { print $c }' "$1" | sort -g |
     awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 # paired_ratio FILE COLUMN A B: the median over repetitions of A's value divided by B's in the same repetition. The
@@ -635,8 +656,10 @@ log "writing the report"
 ms() { calc %.2f "$1 / 1000"; }
 pass() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
 
-declare -A RPS P50 P99 CPU UPCPU RSS CALLS ERR
+declare -A RPS P50 P99 CPU UPCPU RSS CALLS ERR ALLOC
 for target in "${TARGETS[@]}"; do
+  ALLOC[$target]=$(median "$RUNS" 14 "$target")
+  [[ ${ALLOC[$target]} != nan ]] || ALLOC[$target]="n/a"
   RPS[$target]=$(median "$RUNS" 3 "$target")
   P50[$target]=$(median "$RUNS" 4 "$target")
   P99[$target]=$(median "$RUNS" 5 "$target")
@@ -746,10 +769,12 @@ REPORT="$TMP/report.md"
     echo "Other processes used at most $OTHER_MAX % of the machine during the measured runs (median $OTHER_MEDIAN %)."
   fi
   echo
-  echo "| Target | req/s | p50 ms | p99 ms | CPU µs/req | upstream (nginx) CPU µs/req | peak RSS MiB | upstream calls/req | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "*Allocated B/req* is what the proxy's runtime allocated per request over the run, from its own \`dotnet.gc.heap.total_allocated\` meter (n/a for processes that export none). It hardly moves between runs, so a change's cost in it shows in one run where CPU time needs several."
+  echo
+  echo "| Target | req/s | p50 ms | p99 ms | CPU µs/req | upstream (nginx) CPU µs/req | allocated B/req | peak RSS MiB | upstream calls/req | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for target in "${TARGETS[@]}"; do
-    echo "| $(target_label "$target") | ${RPS[$target]%.*} | $(ms "${P50[$target]}") | $(ms "${P99[$target]}") | ${CPU[$target]} | ${UPCPU[$target]} | $(calc %.1f "${RSS[$target]} / 1024") | ${CALLS[$target]} | ${ERR[$target]} |"
+    echo "| $(target_label "$target") | ${RPS[$target]%.*} | $(ms "${P50[$target]}") | $(ms "${P99[$target]}") | ${CPU[$target]} | ${UPCPU[$target]} | ${ALLOC[$target]} | $(calc %.1f "${RSS[$target]} / 1024") | ${CALLS[$target]} | ${ERR[$target]} |"
   done
   echo
   echo "## SSE time to first byte (POST /v1/sse, curl \`%{time_starttransfer}\`, new connection per request)"
@@ -802,10 +827,10 @@ REPORT="$TMP/report.md"
   echo
   echo "In the order they ran. *Other load*: CPU used by processes other than this benchmark's, as a share of the whole machine."
   echo
-  echo "| Target | rep | req/s | p50 ms | p99 ms | CPU µs/req | nginx CPU µs/req | redis CPU µs/req | peak RSS MiB | upstream calls/req | errors | requests | other load |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  while IFS=$'\t' read -r t rep rps p50 p99 cpu upcpu rss calls err req other rediscpu; do
-    echo "| $(target_label "$t") | $rep | ${rps%.*} | $(ms "$p50") | $(ms "$p99") | $cpu | $upcpu | $rediscpu | $(calc %.1f "$rss / 1024") | $calls | $err | $req | $other % |"
+  echo "| Target | rep | req/s | p50 ms | p99 ms | CPU µs/req | nginx CPU µs/req | redis CPU µs/req | allocated B/req | peak RSS MiB | upstream calls/req | errors | requests | other load |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  while IFS=$'\t' read -r t rep rps p50 p99 cpu upcpu rss calls err req other rediscpu allocated; do
+    echo "| $(target_label "$t") | $rep | ${rps%.*} | $(ms "$p50") | $(ms "$p99") | $cpu | $upcpu | $rediscpu | ${allocated:-n/a} | $(calc %.1f "$rss / 1024") | $calls | $err | $req | $other % |"
   done <"$RUNS"
   echo
   echo "## Machine and setup"
