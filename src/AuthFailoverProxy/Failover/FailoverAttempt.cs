@@ -532,9 +532,17 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         }
 
         // The agent's headers are the upstream content's, copied while it is still in place: the content put there next
-        // carries none of its own.
-        var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        proxyResponse.Content = content;
+        // carries none of its own. It is put there whatever happens, so the response disposes what it wraps.
+        bool proceed;
+        try
+        {
+            proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        }
+        finally
+        {
+            proxyResponse.Content = content;
+        }
+
         var headers = httpContext.Response.Headers;
         if (filtered)
         {
