@@ -154,6 +154,35 @@ public sealed class ConsolePageTests(ConsoleBrowser chromium) : IClassFixture<Co
 
     private static void Configure(ProxyConfig config) => config.WithAdmin().Set("Management:Token", ManagementToken);
 
+    [Fact]
+    public async Task ATokenTypedBeforeThePageKnowsWhatItNeeds_IsKeptAndUsed()
+    {
+        await using var s = await Scenario.StartAsync(configure: Configure);
+        // The page's first question (does reading the state need a token?) is held until a token has been typed.
+        var asked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var typed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var console = await ConsoleSession.OpenAsync(chromium.Browser, s.Proxy.ManagementAddress, page => page.RouteAsync("**/console/access", async route =>
+        {
+            asked.TrySetResult();
+            await typed.Task;
+            await route.ContinueAsync();
+        }));
+        var page = console.Page;
+        await asked.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        await page.FillAsync("#token", ManagementToken);
+        typed.TrySetResult();
+        // The answer came while the token sat in its field: the page says a token is needed, and leaves the typed one alone.
+        await Assertions.Expect(page.Locator("#overall")).ToHaveAttributeAsync("data-status", "locked");
+        await Assertions.Expect(page.Locator("#token")).ToHaveValueAsync(ManagementToken);
+        await page.PressAsync("#token", "Enter");
+
+        await Assertions.Expect(page.Locator("#live")).ToHaveAttributeAsync("data-live", "on");
+        await Assertions.Expect(page.Locator("[data-key='anthropic/primary']")).ToHaveAttributeAsync("data-state", "usable");
+        await Assertions.Expect(page.Locator("#token")).ToHaveValueAsync(string.Empty);
+        Assert.True(console.Errors.Count == 0, string.Join("\n", console.Errors));
+    }
+
     private async Task<ConsoleSession> OpenAsync(Scenario s, string token)
     {
         var session = await ConsoleSession.OpenAsync(chromium.Browser, s.Proxy.ManagementAddress);

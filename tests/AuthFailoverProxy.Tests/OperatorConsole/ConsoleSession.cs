@@ -34,11 +34,17 @@ internal sealed class ConsoleSession : IAsyncDisposable
 
     public List<string> Errors { get; } = [];
 
-    public static async Task<ConsoleSession> OpenAsync(IBrowser browser, Uri management)
+    /// <summary>Opens the console; <paramref name="prepare"/> is given the page before it loads (to hold back a request).</summary>
+    public static async Task<ConsoleSession> OpenAsync(IBrowser browser, Uri management, Func<IPage, Task>? prepare = null)
     {
         var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
         var page = await context.NewPageAsync();
         var session = new ConsoleSession(context, page);
+        if (prepare is not null)
+        {
+            await prepare(page);
+        }
+
         await page.GotoAsync(new Uri(management, "/").ToString());
         return session;
     }

@@ -430,10 +430,11 @@
   // What the proxy asks of this page before it shows anything: fetched once, without a token.
   let access = { tokenRequired: true, adminApi: true };
 
+  // Applies a token (or none). The field is cleared by whoever took a token from it, never here: the start calls this once
+  // its first request answers, which may be while a token is being typed.
   function useToken(value) {
     token = value;
     if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
-    $('token').value = '';
     $('token').placeholder = token ? 'a token is in use (this tab only)' : 'kept in this tab only';
     say('');
     if (streamAbort) streamAbort.abort();
@@ -458,8 +459,13 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    $('token-form').addEventListener('submit', (event) => { event.preventDefault(); useToken($('token').value.trim()); });
-    $('forget').addEventListener('click', () => useToken(''));
+    $('token-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const typed = $('token').value.trim();
+      $('token').value = '';
+      useToken(typed);
+    });
+    $('forget').addEventListener('click', () => { $('token').value = ''; useToken(''); });
     $('add-form').addEventListener('submit', add);
     $('range-form').addEventListener('submit', (event) => { event.preventDefault(); loadTimeline(); });
     for (const button of document.querySelectorAll('#range-form [data-hours]')) {
