@@ -6,7 +6,8 @@ namespace AuthFailoverProxy.Tests.Telemetry;
 
 /// <summary>
 /// Listens to the proxy's activities of one trace, the one <see cref="Message"/> starts: the listener is process-wide,
-/// and other tests' traces are left out.
+/// and other tests' traces are left out. Like the proxy's own tracer, it listens to ASP.NET Core's source too: the
+/// request's activity is what continues the agent's trace, and the host starts it only for a listener.
 /// </summary>
 internal sealed class AttemptSpans : IDisposable
 {
@@ -18,11 +19,11 @@ internal sealed class AttemptSpans : IDisposable
         var traceId = TraceId;
         _listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == ProxyTelemetry.Name,
+            ShouldListenTo = source => source.Name is ProxyTelemetry.Name or "Microsoft.AspNetCore",
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = activity =>
             {
-                if (activity.TraceId == traceId)
+                if (activity.TraceId == traceId && activity.Source.Name == ProxyTelemetry.Name)
                 {
                     _stopped.Enqueue(activity);
                 }

@@ -1,5 +1,6 @@
 using System.Net;
 using AuthFailoverProxy.Demo.Provider;
+using AuthFailoverProxy.Hosting;
 using AuthFailoverProxy.Telemetry;
 using AuthFailoverProxy.Tests.Failover;
 using AuthFailoverProxy.Tests.Fakes;
@@ -54,6 +55,43 @@ public sealed class RequestLogTests
         Assert.Equal("2", LogCapture.Property(line, "Attempts"));
         Assert.DoesNotContain(s.Secret("backup"), s.Proxy.Logs.AllText, StringComparison.Ordinal);
         Assert.DoesNotContain(s.Secret("primary"), s.Proxy.Logs.AllText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LinesLoggedDuringARequest_CarryNoRequestIdOrPath()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c.Set($"Serilog:MinimumLevel:Override:{RequestTelemetry.RequestLogCategory}", "Debug"));
+
+        var line = await SummaryOfOneRequestAsync(s, "/v1/messages?beta=true");
+
+        // ASP.NET Core's request scope is what would add them; its category is off.
+        Assert.DoesNotContain("RequestId", line.Properties.Keys);
+        Assert.DoesNotContain("RequestPath", line.Properties.Keys);
+        Assert.DoesNotContain("/v1/messages", s.Proxy.Logs.AllText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HostingDiagnostics_TurnedBackOnByAnOperator_AddsTheRequestScope()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c
+            .Set($"Serilog:MinimumLevel:Override:{RequestTelemetry.RequestLogCategory}", "Debug")
+            .Set($"Serilog:MinimumLevel:Override:{ProxyLogging.HostingDiagnosticsCategory}", "Warning"));
+
+        var line = await SummaryOfOneRequestAsync(s, "/v1/messages?beta=true");
+
+        Assert.Contains("RequestId", line.Properties.Keys);
+        Assert.Equal("/v1/messages", LogCapture.Property(line, "RequestPath"));
+    }
+
+    private static async Task<LogEvent> SummaryOfOneRequestAsync(Scenario s, string path)
+    {
+        using (var response = await s.Proxy.Agent.PostAsync(path, Scenario.MessageBody(), TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        await FailoverTests.WaitUntilAsync(() => s.Proxy.Logs.CountEventId(SummaryEventId) == 1);
+        return s.Proxy.Logs.At(LogEventLevel.Debug).Single(e => LogCapture.Property(e, "SourceContext") == RequestTelemetry.RequestLogCategory);
     }
 
     private static async Task<double> RequestsCountedAsync(Scenario s)
