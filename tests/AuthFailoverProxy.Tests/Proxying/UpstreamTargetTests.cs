@@ -88,6 +88,8 @@ public sealed class UpstreamTargetTests
     [InlineData("GET /v1/../admin/keys HTTP/1.1", 400, "'.' or '..' segments")]
     [InlineData("GET /v1/%2e%2E/%2E%2e/secret HTTP/1.1", 400, "'.' or '..' segments")]
     [InlineData("GET /v1/models/. HTTP/1.1", 400, "'.' or '..' segments")]
+    [InlineData("GET /V1/v1/models HTTP/1.1", 404, "/v1 twice")]
+    [InlineData("GET /v1/models/claude-3.5/../../admin HTTP/1.1", 400, "'.' or '..' segments")]
     [InlineData("GET http://api.anthropic.com:443/v1/models HTTP/1.1", 400, "forward proxy")]
     [InlineData("OPTIONS * HTTP/1.1", 400, "forward proxy")]
     [InlineData("CONNECT api.anthropic.com:443 HTTP/1.1", 405, "not an HTTP(S) proxy")]
