@@ -296,14 +296,19 @@ REDIS_VERSION=$("$REDIS_SERVER" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 
 # --- proxies ---------------------------------------------------------------------------------------------------------
 
+# start_bare NAME PREFIX [VAR=VALUE…]: BareYarp as built, its pid and port in ${PREFIX}_PID and ${PREFIX}_PORT.
 start_bare() {
-  free_port BARE_PORT
-  log "starting BareYarp on 127.0.0.1:$BARE_PORT"
-  dotnet "$TMP/bare/BareYarp.dll" --urls "http://127.0.0.1:$BARE_PORT" --upstream "$UPSTREAM" --api-key "$PRIMARY_SECRET" \
-    >"$RAW/bareyarp.log" 2>&1 &
-  BARE_PID=$!
-  STARTED_PIDS+=("$BARE_PID")
-  wait_ready BareYarp "$BARE_PID" "http://127.0.0.1:$BARE_PORT/v1/messages" -X POST -H "x-api-key: $CLIENT_TOKEN" -d '{}'
+  local name=$1 prefix=$2 port pid
+  shift 2
+  free_port port
+  log "starting BareYarp ($name) on 127.0.0.1:$port${*:+, with $*}"
+  env "$@" dotnet "$TMP/bare/BareYarp.dll" --urls "http://127.0.0.1:$port" --upstream "$UPSTREAM" --api-key "$PRIMARY_SECRET" \
+    >"$RAW/bareyarp-$name.log" 2>&1 &
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  printf -v "${prefix}_PID" '%s' "$pid"
+  printf -v "${prefix}_PORT" '%s' "$port"
+  wait_ready BareYarp "$pid" "http://127.0.0.1:$port/v1/messages" -X POST -H "x-api-key: $CLIENT_TOKEN" -d '{}'
 }
 
 # start_afp NAME [PREFIX [VAR=VALUE…]]: a fresh AuthFailoverProxy (all keys healthy), configured only by environment
@@ -370,6 +375,7 @@ target_url() {
   case $1 in
     direct) echo "$UPSTREAM" ;;
     bare) echo "http://127.0.0.1:$BARE_PORT" ;;
+    barequiet) echo "http://127.0.0.1:$BAREQ_PORT" ;;
     nginxproxy) echo "http://127.0.0.1:$NGINXP_PORT" ;;
     afp) echo "http://127.0.0.1:$AFP_PORT" ;;
     afpredis) echo "http://127.0.0.1:$AFPR_PORT" ;;
@@ -382,6 +388,7 @@ target_pid() {
   case $1 in
     direct) echo "$NGINX_WORKER" ;;
     bare) echo "$BARE_PID" ;;
+    barequiet) echo "$BAREQ_PID" ;;
     nginxproxy) echo "$NGINXP_WORKER" ;;
     afp) echo "$AFP_PID" ;;
     afpredis) echo "$AFPR_PID" ;;
@@ -392,6 +399,7 @@ target_label() {
   case $1 in
     direct) echo "direct (nginx)" ;;
     bare) echo "bare YARP" ;;
+    barequiet) echo "bare YARP, request diagnostics off" ;;
     nginxproxy) echo "nginx (reference proxy)" ;;
     afp) echo "AuthFailoverProxy" ;;
     afpredis) echo "AuthFailoverProxy (Redis store)" ;;
@@ -474,7 +482,10 @@ sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 
 
 # --- 1. throughput, latency, CPU -------------------------------------------------------------------------------------
 
-start_bare
+start_bare default BARE
+# The same app as AuthFailoverProxy runs ASP.NET Core: its per-request diagnostics category off (no request activity or
+# log scope); the ratio to it is what the failover machinery itself costs, the ratio to the default app the target's.
+start_bare quiet BAREQ Logging__LogLevel__Microsoft.AspNetCore.Hosting.Diagnostics=None
 # The client has a budget (far above what the run spends), so every measured request is checked against it: in memory,
 # with the totals synced to Redis in the background where there is Redis (issue 14: no Redis round trip on the request
 # path). A baseline build from before budgets is started without it (its strict configuration check would refuse it).
@@ -509,7 +520,7 @@ wait_for_quiet() {
   log "  going ahead ${busy}% busy; this run will be noisy"
 }
 
-TARGETS=(direct bare nginxproxy afp afpredis)
+TARGETS=(direct bare barequiet nginxproxy afp afpredis)
 if [[ -n $BASELINE ]]; then
   AFP_BUILD="$TMP/afpbase" start_afp baseline AFPB
   TARGETS+=(afpbase)
@@ -675,6 +686,9 @@ OTHER_MAX=$(awk -F'\t' '$12 > m { m = $12 } END { print m + 0 }' "$RUNS")
 THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[bare]}")
 CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[bare]}")
 CPU_RATIO_PAIRED=$(paired_ratio "$RUNS" 6 afp bare)
+QUIET_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[barequiet]}")
+QUIET_CPU_RATIO_PAIRED=$(paired_ratio "$RUNS" 6 afp barequiet)
+QUIET_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[barequiet]}")
 REDIS_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afpredis]} / ${RPS[afp]}")
 REDIS_CPU_RATIO=$(calc %.3f "${CPU[afpredis]} / ${CPU[afp]}")
 if [[ -n $BASELINE ]]; then
@@ -693,9 +707,10 @@ fi
 SSE_DIFF=$(calc %.3f "$(sse_stat afp median) - $(sse_stat direct median)")
 SSE_DIFF_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat direct p90)")
 SSE_BARE_DIFF=$(calc %.3f "$(sse_stat bare median) - $(sse_stat direct median)")
+SSE_BAREQ_DIFF=$(calc %.3f "$(sse_stat barequiet median) - $(sse_stat direct median)")
 SSE_REDIS_DIFF=$(calc %.3f "$(sse_stat afpredis median) - $(sse_stat direct median)")
 SSE_NGINXP_DIFF=$(calc %.3f "$(sse_stat nginxproxy median) - $(sse_stat direct median)")
-SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat nginxproxy errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
+SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat barequiet errors) + $(sse_stat nginxproxy errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
 NGINXP_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[nginxproxy]}")
 NGINXP_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[nginxproxy]}")
 
@@ -752,6 +767,7 @@ REPORT="$TMP/report.md"
   if [[ -n $BASELINE ]]; then
     echo "| This build / the baseline at $BASELINE_REV, throughput and CPU per request | $BASELINE_THROUGHPUT_RATIO and $BASELINE_CPU_RATIO (${CPU[afp]} / ${CPU[afpbase]} µs); CPU paired: $BASELINE_CPU_RATIO_PAIRED | none (read: what the change costs) | — |"
   fi
+  echo "| For reference: AuthFailoverProxy / bare YARP with ASP.NET Core's request diagnostics off, as AuthFailoverProxy runs, throughput and CPU per request | $QUIET_THROUGHPUT_RATIO and $QUIET_CPU_RATIO (${CPU[afp]} / ${CPU[barequiet]} µs); CPU paired: $QUIET_CPU_RATIO_PAIRED | none (read: the failover machinery's own cost) | — |"
   echo "| For reference: AuthFailoverProxy / nginx as a proxy, throughput and CPU per request | $NGINXP_THROUGHPUT_RATIO and $NGINXP_CPU_RATIO (${CPU[afp]} / ${CPU[nginxproxy]} µs) | none (nginx is C and does no failover) | — |"
   echo "| Propagation between replicas (p99) | disable ${PROP[disable_p99]} ms, enable ${PROP[enable_p99]} ms ($((PROP[disable_n])) + $((PROP[enable_n])) of $PROP_N + $PROP_N samples) | ≤ 100 ms | $PROP_RESULT |"
   echo
@@ -785,6 +801,7 @@ REPORT="$TMP/report.md"
   echo "|---|---:|---:|---:|"
   echo "| direct (nginx) | $(sse_stat direct median) | $(sse_stat direct p90) | 0.000 |"
   echo "| bare YARP | $(sse_stat bare median) | $(sse_stat bare p90) | $SSE_BARE_DIFF |"
+  echo "| bare YARP, request diagnostics off | $(sse_stat barequiet median) | $(sse_stat barequiet p90) | $SSE_BAREQ_DIFF |"
   echo "| nginx (reference proxy) | $(sse_stat nginxproxy median) | $(sse_stat nginxproxy p90) | $SSE_NGINXP_DIFF |"
   echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
   echo "| AuthFailoverProxy (Redis store) | $(sse_stat afpredis median) | $(sse_stat afpredis p90) | $SSE_REDIS_DIFF |"
