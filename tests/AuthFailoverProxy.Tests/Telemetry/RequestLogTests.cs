@@ -62,7 +62,7 @@ public sealed class RequestLogTests
     {
         await using var s = await Scenario.StartAsync(configure: c => c.Set($"Serilog:MinimumLevel:Override:{RequestTelemetry.RequestLogCategory}", "Debug"));
 
-        var line = await SummaryOfOneRequestAsync(s, "/v1/messages?beta=true");
+        var line = await SummaryOfOneRequestAsync(s, Message("/v1/messages?beta=true"));
 
         // ASP.NET Core's request scope is what would add them; its category is off.
         Assert.DoesNotContain("RequestId", line.Properties.Keys);
@@ -77,15 +77,31 @@ public sealed class RequestLogTests
             .Set($"Serilog:MinimumLevel:Override:{RequestTelemetry.RequestLogCategory}", "Debug")
             .Set($"Serilog:MinimumLevel:Override:{ProxyLogging.HostingDiagnosticsCategory}", "Warning"));
 
-        var line = await SummaryOfOneRequestAsync(s, "/v1/messages?beta=true");
+        var line = await SummaryOfOneRequestAsync(s, Message("/v1/messages?beta=true"));
 
         Assert.Contains("RequestId", line.Properties.Keys);
         Assert.Equal("/v1/messages", LogCapture.Property(line, "RequestPath"));
     }
 
-    private static async Task<LogEvent> SummaryOfOneRequestAsync(Scenario s, string path)
+    [Fact]
+    public async Task LinesLoggedDuringARequest_CarryTheTraceId_WhileATracerListens()
     {
-        using (var response = await s.Proxy.Agent.PostAsync(path, Scenario.MessageBody(), TestContext.Current.CancellationToken))
+        await using var s = await Scenario.StartAsync(configure: c => c.Set($"Serilog:MinimumLevel:Override:{RequestTelemetry.RequestLogCategory}", "Debug"));
+        // Listening to ASP.NET Core's source as the proxy's own tracer does (with an OTLP endpoint).
+        using var spans = new AttemptSpans();
+
+        var line = await SummaryOfOneRequestAsync(s, spans.Message(HttpMethod.Post, "/v1/messages", Scenario.MessageBody()));
+
+        Assert.Equal(spans.TraceId, line.TraceId);
+        Assert.DoesNotContain("RequestPath", line.Properties.Keys);
+    }
+
+    private static HttpRequestMessage Message(string path) => new(HttpMethod.Post, path) { Content = Scenario.MessageBody() };
+
+    private static async Task<LogEvent> SummaryOfOneRequestAsync(Scenario s, HttpRequestMessage request)
+    {
+        using (request)
+        using (var response = await s.Proxy.Agent.SendAsync(request, TestContext.Current.CancellationToken))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
