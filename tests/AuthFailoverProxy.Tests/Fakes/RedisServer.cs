@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -13,6 +14,9 @@ internal sealed class RedisServer : IAsyncDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("afp-redis-").FullName;
     private Process? _process;
 
+    // The server's last lines of output: why it stopped, when it did.
+    private readonly ConcurrentQueue<string> _output = new();
+
     private readonly string? _password;
     private readonly string? _tls;
 
@@ -23,7 +27,7 @@ internal sealed class RedisServer : IAsyncDisposable
         _password = password;
     }
 
-    public int Port { get; }
+    public int Port { get; private set; }
 
     public string Configuration => $"127.0.0.1:{Port}";
 
@@ -34,7 +38,7 @@ internal sealed class RedisServer : IAsyncDisposable
     public static async Task<RedisServer> StartAsync(string? password = null)
     {
         var server = new RedisServer(FreePort(), password);
-        await server.RestartAsync();
+        await server.StartOnAFreePortAsync();
         return server;
     }
 
@@ -63,7 +67,7 @@ internal sealed class RedisServer : IAsyncDisposable
             }
         }
 
-        await server.RestartAsync();
+        await server.StartOnAFreePortAsync();
         return server;
     }
 
@@ -105,7 +109,9 @@ internal sealed class RedisServer : IAsyncDisposable
             throw new InvalidOperationException("redis-server is not installed: run ./scripts/test.sh, which installs it with apt.", ex);
         }
 
-        _process.OutputDataReceived += static (_, _) => { };
+        _output.Clear();
+        _process.OutputDataReceived += (_, line) => Keep(line.Data);
+        _process.ErrorDataReceived += (_, line) => Keep(line.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         await WaitUntilAsync(expectUp: true);
@@ -130,21 +136,80 @@ internal sealed class RedisServer : IAsyncDisposable
         Directory.Delete(_directory, recursive: true);
     }
 
-    private async Task WaitUntilAsync(bool expectUp)
+    /// <summary>
+    /// Starts the server, on another free port while the one chosen was taken before redis-server could bind it: between
+    /// the OS naming a free port and the server binding it, any other listener of the test run may take it.
+    /// </summary>
+    private async Task StartOnAFreePortAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        while (await IsUpAsync() != expectUp)
+        for (var attempt = 1; ; attempt++)
         {
-            await Task.Delay(20, timeout.Token);
+            try
+            {
+                await RestartAsync();
+                return;
+            }
+            catch (RedisExitedException ex) when (attempt < 5 && ex.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                _process?.Dispose();
+                Port = FreePort();
+            }
         }
     }
 
-    private async Task<bool> IsUpAsync()
+    private void Keep(string? line)
     {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        while (_output.Count > 20)
+        {
+            _output.TryDequeue(out _);
+        }
+    }
+
+    private async Task WaitUntilAsync(bool expectUp)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (await IsUpAsync(timeout.Token) != expectUp)
+        {
+            if (expectUp)
+            {
+                await ThrowIfExitedAsync(timeout.Token);
+            }
+
+            await Task.Delay(20, timeout.Token);
+        }
+
+        if (expectUp)
+        {
+            // Up, but maybe another server that holds the port: this one could not bind it, and has gone.
+            await ThrowIfExitedAsync(timeout.Token);
+        }
+    }
+
+    private async Task ThrowIfExitedAsync(CancellationToken cancellationToken)
+    {
+        if (_process is { HasExited: true } process)
+        {
+            // Waits for the end of its output too, so the reason is in it.
+            await process.WaitForExitAsync(cancellationToken);
+            throw new RedisExitedException($"redis-server on port {Port} exited while starting: {string.Join(" | ", _output)}");
+        }
+    }
+
+    private async Task<bool> IsUpAsync(CancellationToken cancellationToken)
+    {
+        // One probe waits a second at most: whatever holds the port may never answer.
+        using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        probe.CancelAfter(TimeSpan.FromSeconds(1));
         try
         {
             using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, Port);
+            await client.ConnectAsync(IPAddress.Loopback, Port, probe.Token);
             if (_tls is not null)
             {
                 // Speaks TLS only: accepting the connection is enough.
@@ -152,9 +217,9 @@ internal sealed class RedisServer : IAsyncDisposable
             }
 
             var stream = client.GetStream();
-            await stream.WriteAsync("PING\r\n"u8.ToArray());
+            await stream.WriteAsync("PING\r\n"u8.ToArray(), probe.Token);
             var buffer = new byte[16];
-            var read = await stream.ReadAsync(buffer);
+            var read = await stream.ReadAsync(buffer, probe.Token);
             // -NOAUTH: up, and asking for its password.
             return read > 0 && (buffer[0] == (byte)'+' || (_password is not null && buffer[0] == (byte)'-'));
         }
@@ -166,6 +231,10 @@ internal sealed class RedisServer : IAsyncDisposable
         {
             return false;
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private static int FreePort()
@@ -174,4 +243,6 @@ internal sealed class RedisServer : IAsyncDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    private sealed class RedisExitedException(string message) : Exception(message);
 }
