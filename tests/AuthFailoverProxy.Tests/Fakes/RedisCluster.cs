@@ -23,18 +23,29 @@ internal sealed class RedisCluster : IAsyncDisposable
     /// <summary>Gets every node, as an operator lists a cluster's seed nodes.</summary>
     public string Configuration => string.Join(',', Ports.Select(p => $"127.0.0.1:{p}"));
 
+    /// <summary>
+    /// Starts three nodes and makes them one cluster. A node can find the port it was given taken by another listener of
+    /// the test run before it could bind it (it then exits): the cluster is then started again on other free ports.
+    /// </summary>
     public static async Task<RedisCluster> StartAsync()
     {
-        var cluster = new RedisCluster([.. Enumerable.Range(0, 3).Select(_ => FreePort())]);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await cluster.CreateAsync();
-            return cluster;
-        }
-        catch
-        {
-            await cluster.DisposeAsync();
-            throw;
+            var cluster = new RedisCluster([.. Enumerable.Range(0, 3).Select(_ => FreePort())]);
+            try
+            {
+                await cluster.CreateAsync();
+                return cluster;
+            }
+            catch (NodeExitedException) when (attempt < 5)
+            {
+                await cluster.DisposeAsync();
+            }
+            catch
+            {
+                await cluster.DisposeAsync();
+                throw;
+            }
         }
     }
 
@@ -66,7 +77,12 @@ internal sealed class RedisCluster : IAsyncDisposable
 
         foreach (var port in Ports)
         {
-            await WaitUntilAsync(() => InfoAsync(port, "PING"), reply => reply.StartsWith('+'));
+            await WaitUntilAsync(() => InfoAsync(port, "PING"), reply => reply.StartsWith('+') || _nodes.Any(n => n.HasExited));
+        }
+
+        if (_nodes.Any(n => n.HasExited))
+        {
+            throw new NodeExitedException();
         }
 
         using (var create = Run("redis-cli", ["--cluster", "create", .. Ports.Select(p => $"127.0.0.1:{p}"), "--cluster-replicas", "0", "--cluster-yes"]))
@@ -117,17 +133,19 @@ internal sealed class RedisCluster : IAsyncDisposable
     /// <summary>One inline command on a raw connection: the answer's text, or empty while the node is not up.</summary>
     private static async Task<string> InfoAsync(int port, string command)
     {
+        // A second at most: whatever holds the port may never answer.
+        using var probe = new CancellationTokenSource(TimeSpan.FromSeconds(1));
         try
         {
             using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, port);
+            await client.ConnectAsync(IPAddress.Loopback, port, probe.Token);
             var stream = client.GetStream();
-            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(command + "\r\n"));
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(command + "\r\n"), probe.Token);
             var buffer = new byte[4096];
-            var read = await stream.ReadAsync(buffer);
+            var read = await stream.ReadAsync(buffer, probe.Token);
             return System.Text.Encoding.ASCII.GetString(buffer, 0, read);
         }
-        catch (Exception ex) when (ex is SocketException or IOException)
+        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException)
         {
             return string.Empty;
         }
@@ -159,4 +177,7 @@ internal sealed class RedisCluster : IAsyncDisposable
 
         throw new InvalidOperationException("no free port pair for a Redis Cluster node.");
     }
+
+    /// <summary>A node exited while the cluster was starting: its port was taken.</summary>
+    private sealed class NodeExitedException() : Exception("a Redis Cluster node exited while starting");
 }
