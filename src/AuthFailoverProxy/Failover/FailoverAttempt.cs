@@ -498,11 +498,11 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         var content = passed ?? upstream;
         // Before the body goes: the reader's labels take the request's model from it.
         if (UpstreamStatus < 300 && Usage is { } telemetry
-            && Telemetry.UsageContent.Readable(upstream)
+            && Telemetry.UsageContent.Readable(upstream, out var encoding)
             && Telemetry.RequestTelemetry.OpenUsage(this, upstream.Headers.ContentType?.MediaType) is { } usage)
         {
             // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
-            content = new Telemetry.UsageContent(content, Telemetry.UsageContent.EncodingOf(upstream), usage, telemetry.UsagePassed);
+            content = new Telemetry.UsageContent(content, encoding, usage, telemetry.UsagePassed);
         }
 
         var filtered = StreamUsage == Telemetry.StreamUsage.AskedByProxy && UpstreamStatus < 300 && upstream.Headers.ContentEncoding.Count == 0

@@ -10,7 +10,6 @@ namespace AuthFailoverProxy.Failover;
 /// </summary>
 internal abstract class StreamedContent : HttpContent
 {
-
     /// <summary>Opens the stream the agent's copy reads.</summary>
     protected abstract Task<Stream> OpenAsync(CancellationToken cancellationToken);
 

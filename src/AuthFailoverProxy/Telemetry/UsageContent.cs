@@ -33,13 +33,12 @@ internal sealed class UsageContent : Failover.StreamedContent
     public static string? EncodingOf(HttpContent content)
         => content.Headers.ContentEncoding.Count == 1 ? content.Headers.ContentEncoding.First().ToLowerInvariant() : null;
 
-    /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br).</summary>
-    public static bool Readable(HttpContent content) => content.Headers.ContentEncoding.Count switch
+    /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br), and that encoding (<see cref="EncodingOf"/>).</summary>
+    public static bool Readable(HttpContent content, out string? encoding)
     {
-        0 => true,
-        1 => EncodingOf(content) is "gzip" or "deflate" or "br" or "identity",
-        _ => false,
-    };
+        encoding = EncodingOf(content);
+        return encoding is null ? content.Headers.ContentEncoding.Count == 0 : encoding is "gzip" or "deflate" or "br" or "identity";
+    }
 
     protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
         => new TapStream(await _inner.ReadAsStreamAsync(cancellationToken), Side());
