@@ -1,5 +1,5 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -104,47 +104,43 @@ internal sealed partial class ClientAuthenticator
     }
 
     /// <summary>
-    /// The token a connection's last request was admitted with, kept as UTF-8 in a buffer of fixed size, zero-padded, so
-    /// that comparing a presented token with it takes a time that depends on the presented token's length only: neither
-    /// the remembered token's length nor where a guess differs shows, even on a connection a front shares between agents.
+    /// The token a connection's last request was admitted with, kept as its characters in a buffer of fixed size,
+    /// zero-padded, so that comparing a presented token with it takes a time that depends on the presented token's length
+    /// only: neither the remembered token's length nor where a guess differs shows, even on a connection a front shares
+    /// between agents. The characters are compared as they came, with nothing encoded or copied per request.
     /// </summary>
     internal sealed class AdmittedToken
     {
-        /// <summary>The longest token remembered, in UTF-8 bytes; a longer one is checked by digest each time.</summary>
-        public const int MaxBytes = 512;
+        /// <summary>The longest token remembered, in characters; a longer one is checked by digest each time.</summary>
+        public const int MaxChars = 256;
 
-        private readonly byte[] _padded = new byte[MaxBytes];
+        private readonly char[] _padded = new char[MaxChars];
         private readonly int _length;
 
-        private AdmittedToken(ReadOnlySpan<byte> utf8, string name)
+        private AdmittedToken(ReadOnlySpan<char> token, string name)
         {
-            utf8.CopyTo(_padded);
-            _length = utf8.Length;
+            token.CopyTo(_padded);
+            _length = token.Length;
             Name = name;
         }
 
         public string Name { get; }
 
         public static AdmittedToken? For(ReadOnlySpan<char> token, string name)
-        {
-            Span<byte> utf8 = stackalloc byte[MaxBytes];
-            return Encoding.UTF8.TryGetBytes(token, utf8, out var length) ? new AdmittedToken(utf8[..length], name) : null;
-        }
+            => token.Length <= MaxChars ? new AdmittedToken(token, name) : null;
 
         /// <summary>Returns whether <paramref name="token"/> is the remembered one, in a time set by its own length.</summary>
         public bool Is(ReadOnlySpan<char> token)
         {
-            if (token.Length > MaxBytes)
+            if (token.Length > MaxChars)
             {
                 // Not remembered (every remembered token fits), whatever was: said at once, as for any over-long guess.
                 return false;
             }
 
-            Span<byte> utf8 = stackalloc byte[MaxBytes];
-            var length = Encoding.UTF8.TryGetBytes(token, utf8, out var written) ? written : -1;
-            var span = length < 0 ? utf8 : utf8[..length];
-            var same = CryptographicOperations.FixedTimeEquals(span, _padded.AsSpan(0, span.Length));
-            return same & (length == _length);
+            var same = CryptographicOperations.FixedTimeEquals(
+                MemoryMarshal.AsBytes(token), MemoryMarshal.AsBytes(_padded.AsSpan(0, token.Length)));
+            return same & (token.Length == _length);
         }
     }
 

@@ -17,19 +17,26 @@ public sealed class AdmittedTokenTests
         Assert.False(admitted.Is("afp-client-abcdef\0"));
         Assert.False(admitted.Is("afp-client-abcdefx"));
         Assert.False(admitted.Is(string.Empty));
-        Assert.False(admitted.Is(new string('a', ClientAuthenticator.AdmittedToken.MaxBytes + 1)));
+        Assert.False(admitted.Is(new string('a', ClientAuthenticator.AdmittedToken.MaxChars + 1)));
     }
 
     [Fact]
-    public void NonAsciiTokens_CompareAsTheirBytes_AndTooLongOnesAreNotRemembered()
+    public void NonAsciiTokens_CompareAsTheirCharacters_AndTooLongOnesAreNotRemembered()
     {
         var admitted = ClientAuthenticator.AdmittedToken.For("tök€n", "agent")!;
         Assert.True(admitted.Is("tök€n"));
         Assert.False(admitted.Is("tok€n"));
 
-        // 171 three-byte characters: 513 bytes, one over what a connection remembers.
-        Assert.Null(ClientAuthenticator.AdmittedToken.For(new string('€', 171), "agent"));
-        Assert.NotNull(ClientAuthenticator.AdmittedToken.For(new string('€', 170), "agent"));
-        Assert.False(ClientAuthenticator.AdmittedToken.For(new string('€', 170), "agent")!.Is(new string('€', 171)));
+        // Two lone surrogates encode to the same replacement bytes in UTF-8; as characters they stay apart.
+        var lone = ClientAuthenticator.AdmittedToken.For("t\uD800k", "agent")!;
+        Assert.True(lone.Is("t\uD800k"));
+        Assert.False(lone.Is("t\uDC00k"));
+
+        // One character over what a connection remembers.
+        var max = ClientAuthenticator.AdmittedToken.MaxChars;
+        Assert.Null(ClientAuthenticator.AdmittedToken.For(new string('€', max + 1), "agent"));
+        Assert.NotNull(ClientAuthenticator.AdmittedToken.For(new string('€', max), "agent"));
+        Assert.False(ClientAuthenticator.AdmittedToken.For(new string('€', max), "agent")!.Is(new string('€', max + 1)));
+        Assert.False(ClientAuthenticator.AdmittedToken.For(new string('€', max), "agent")!.Is(new string('€', max - 1)));
     }
 }
