@@ -15,6 +15,9 @@ internal sealed class JsonTopLevelScanner
     /// <summary>What changes the state inside a nested value: a string's start, and brackets.</summary>
     private static readonly System.Buffers.SearchValues<byte> NestedSyntax = System.Buffers.SearchValues.Create("\"{}[]"u8);
 
+    /// <summary>What ends a number, <c>true</c>, <c>false</c> or <c>null</c> at the top level.</summary>
+    private static readonly System.Buffers.SearchValues<byte> ScalarEnd = System.Buffers.SearchValues.Create(" \t\n\r,}"u8);
+
     private readonly byte[][] _names;
     private readonly int _capture;
     private readonly List<JsonTopLevelValue> _found;
@@ -29,6 +32,7 @@ internal sealed class JsonTopLevelScanner
     private int _matchedName = -1;
     private KeyBytes _key;
     private State _state = State.BeforeRoot;
+    // Where the chunk being read starts in the body.
     private long _position;
     private int _keyLength;
     private bool _keyEscaped;
@@ -80,54 +84,212 @@ internal sealed class JsonTopLevelScanner
 
     public void Feed(ReadOnlySpan<byte> chunk)
     {
+        // The state lives in a local while the chunk is read, and the value being kept is copied once per chunk (or once
+        // when it ends), not byte by byte: a structural byte costs a switch, and a run of plain bytes one vector search.
+        var state = _state;
         var at = 0;
-        while (at < chunk.Length)
+        var keepFrom = _capturing ? 0 : -1;
+        while (at < chunk.Length && state < State.Done)
         {
-            if (_state is State.Done or State.Invalid)
+            var b = chunk[at];
+            switch (state)
             {
-                return;
-            }
-
-            // Most of a body is the inside of strings and nested values, where only a few bytes change anything: the
-            // bytes up to the next such one are passed over at once (a prompt of a megabyte in well under a millisecond).
-            var run = _state switch
-            {
-                State.InStringValue or State.InNestedString or State.InKey when !_escape => chunk[at..].IndexOfAny((byte)'"', (byte)'\\'),
-                State.InNested => chunk[at..].IndexOfAny(NestedSyntax),
-                _ => 0,
-            };
-            if (run != 0)
-            {
-                run = run < 0 ? chunk.Length - at : run;
-                if (_state == State.InKey)
-                {
-                    // A key's plain bytes: kept for the match, up to the longest name worth matching.
-                    if (_keyLength < MaxKey)
+                case State.BeforeRoot:
+                    state = IsSpace(b) ? State.BeforeRoot : b == '{' ? State.BeforeKey : State.Invalid;
+                    at++;
+                    break;
+                case State.BeforeKey:
+                    if (b == '"')
                     {
-                        var kept = chunk.Slice(at, Math.Min(run, MaxKey - _keyLength));
-                        kept.CopyTo(((Span<byte>)_key)[_keyLength..]);
+                        (state, _keyLength, _keyEscaped, _escape) = (State.InKey, 0, false, false);
+                    }
+                    else if (b == '}')
+                    {
+                        state = State.Done;
+                    }
+                    else if (!IsSpace(b) && b != ',')
+                    {
+                        state = State.Invalid;
                     }
 
-                    _keyLength = (int)Math.Min(int.MaxValue, (long)_keyLength + run);
-                }
-                else if (_capturing)
-                {
-                    Keep(chunk.Slice(at, run));
-                }
+                    at++;
+                    break;
+                case State.InKey:
+                    at = ReadKey(chunk, at, ref state);
+                    break;
+                case State.BeforeColon:
+                    state = b == ':' ? State.BeforeValue : IsSpace(b) ? State.BeforeColon : State.Invalid;
+                    at++;
+                    break;
+                case State.BeforeValue:
+                    if (!IsSpace(b))
+                    {
+                        _valueStart = _position + at;
+                        if (_matchedName >= 0 && _capture > 0)
+                        {
+                            // Small at first (a usage object is a few dozen bytes, a model name fewer), grown if need be.
+                            _kept ??= new byte[Math.Min((long)_capture * _names.Length, 128)];
+                            (_capturing, _keptStart, _keptLength, keepFrom) = (true, _keptEnd, 0, at);
+                        }
 
-                (at, _position) = (at + run, _position + run);
+                        (state, _escape, _depth) = b switch
+                        {
+                            (byte)'"' => (State.InStringValue, false, 0),
+                            (byte)'{' or (byte)'[' => (State.InNested, false, 1),
+                            (byte)',' or (byte)'}' or (byte)']' or (byte)':' => (State.Invalid, false, 0),
+                            _ => (State.InScalar, false, 0),
+                        };
+                    }
+
+                    at++;
+                    break;
+                case State.InStringValue:
+                case State.InNestedString:
+                    if (SkipString(chunk, ref at))
+                    {
+                        // The closing quote, kept with the value.
+                        at++;
+                        if (state == State.InNestedString)
+                        {
+                            state = State.InNested;
+                        }
+                        else
+                        {
+                            state = EndValue(chunk, at, ref keepFrom);
+                        }
+                    }
+
+                    break;
+                case State.InNested:
+                    var next = chunk[at..].IndexOfAny(NestedSyntax);
+                    if (next < 0)
+                    {
+                        at = chunk.Length;
+                        break;
+                    }
+
+                    at += next + 1;
+                    switch (chunk[at - 1])
+                    {
+                        case (byte)'"':
+                            (state, _escape) = (State.InNestedString, false);
+                            break;
+                        case (byte)'{' or (byte)'[':
+                            _depth++;
+                            break;
+                        default:
+                            if (--_depth == 0)
+                            {
+                                state = EndValue(chunk, at, ref keepFrom);
+                            }
+
+                            break;
+                    }
+
+                    break;
+                case State.InScalar:
+                    var end = chunk[at..].IndexOfAny(ScalarEnd);
+                    if (end < 0)
+                    {
+                        at = chunk.Length;
+                        break;
+                    }
+
+                    // The delimiter belongs to the object: read again as what follows the value.
+                    at += end;
+                    state = EndValue(chunk, at, ref keepFrom);
+                    break;
+                case State.AfterValue:
+                    state = b == ',' ? State.BeforeKey : b == '}' ? State.Done : IsSpace(b) ? State.AfterValue : State.Invalid;
+                    at++;
+                    break;
+            }
+        }
+
+        if (keepFrom >= 0 && _capturing)
+        {
+            Keep(chunk[keepFrom..]);
+        }
+
+        _state = state;
+        _position += chunk.Length;
+    }
+
+    /// <summary>Reads a key's bytes from <paramref name="at"/>; returns where reading stopped (past its closing quote, or the chunk's end).</summary>
+    private int ReadKey(ReadOnlySpan<byte> chunk, int at, ref State state)
+    {
+        while (at < chunk.Length)
+        {
+            if (_escape)
+            {
+                // The byte after a backslash, whatever it is.
+                KeepKey(chunk.Slice(at++, 1));
+                _escape = false;
                 continue;
             }
 
-            var b = chunk[at++];
-            Step(b);
-            if (_capturing && _state is State.InStringValue or State.InNested or State.InNestedString or State.InScalar)
+            var rest = chunk[at..];
+            var stop = rest.IndexOfAny((byte)'"', (byte)'\\');
+            KeepKey(stop < 0 ? rest : rest[..stop]);
+            if (stop < 0)
             {
-                Keep(new ReadOnlySpan<byte>(in b));
+                return chunk.Length;
             }
 
-            _position++;
+            at += stop + 1;
+            if (rest[stop] == '"')
+            {
+                _matchedName = MatchedName();
+                state = State.BeforeColon;
+                return at;
+            }
+
+            KeepKey(rest.Slice(stop, 1));
+            (_keyEscaped, _escape) = (true, true);
         }
+
+        return at;
+    }
+
+    /// <summary>Keeps a key's next bytes for the match, up to the longest name worth matching; past it only their count.</summary>
+    private void KeepKey(ReadOnlySpan<byte> bytes)
+    {
+        if (_keyLength < MaxKey)
+        {
+            bytes[..Math.Min(bytes.Length, MaxKey - _keyLength)].CopyTo(((Span<byte>)_key)[_keyLength..]);
+        }
+
+        _keyLength = (int)Math.Min(int.MaxValue, (long)_keyLength + bytes.Length);
+    }
+
+    /// <summary>Passes over a string's bytes from <paramref name="at"/>; returns true with <paramref name="at"/> on its closing quote, false at the chunk's end.</summary>
+    private bool SkipString(ReadOnlySpan<byte> chunk, ref int at)
+    {
+        while (at < chunk.Length)
+        {
+            if (_escape)
+            {
+                (at, _escape) = (at + 1, false);
+                continue;
+            }
+
+            var stop = chunk[at..].IndexOfAny((byte)'"', (byte)'\\');
+            if (stop < 0)
+            {
+                at = chunk.Length;
+                return false;
+            }
+
+            at += stop;
+            if (chunk[at] == '"')
+            {
+                return true;
+            }
+
+            (at, _escape) = (at + 1, true);
+        }
+
+        return false;
     }
 
     /// <summary>Feeds a whole stream (a spilled body), a chunk at a time.</summary>
@@ -175,134 +337,15 @@ internal sealed class JsonTopLevelScanner
 
     private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
 
-    private void Step(byte b)
-    {
-        switch (_state)
-        {
-            case State.BeforeRoot:
-                _state = IsSpace(b) ? State.BeforeRoot : b == '{' ? State.BeforeKey : State.Invalid;
-                break;
-            case State.BeforeKey:
-                if (b == '"')
-                {
-                    (_state, _keyLength, _keyEscaped, _escape) = (State.InKey, 0, false, false);
-                }
-                else if (b == '}')
-                {
-                    _state = State.Done;
-                }
-                else if (!IsSpace(b) && b != ',')
-                {
-                    _state = State.Invalid;
-                }
-
-                break;
-            case State.InKey:
-                if (!_escape && b == '"')
-                {
-                    _matchedName = MatchedName();
-                    _state = State.BeforeColon;
-                    break;
-                }
-
-                _escape = !_escape && b == '\\';
-                _keyEscaped |= b == '\\';
-                if (_keyLength < MaxKey)
-                {
-                    _key[_keyLength] = b;
-                }
-
-                _keyLength++;
-                break;
-            case State.BeforeColon:
-                _state = b == ':' ? State.BeforeValue : IsSpace(b) ? State.BeforeColon : State.Invalid;
-                break;
-            case State.BeforeValue:
-                if (IsSpace(b))
-                {
-                    break;
-                }
-
-                _valueStart = _position;
-                if (_matchedName >= 0 && _capture > 0)
-                {
-                    // Small at first (a usage object is a few dozen bytes, a model name fewer), grown if need be.
-                    _kept ??= new byte[Math.Min((long)_capture * _names.Length, 128)];
-                    (_capturing, _keptStart, _keptLength) = (true, _keptEnd, 0);
-                }
-
-                (_state, _escape, _depth) = b switch
-                {
-                    (byte)'"' => (State.InStringValue, false, 0),
-                    (byte)'{' or (byte)'[' => (State.InNested, false, 1),
-                    (byte)',' or (byte)'}' or (byte)']' or (byte)':' => (State.Invalid, false, 0),
-                    _ => (State.InScalar, false, 0),
-                };
-                break;
-            case State.InStringValue:
-                if (!_escape && b == '"')
-                {
-                    EndValue(_position + 1, b);
-                }
-                else
-                {
-                    _escape = !_escape && b == '\\';
-                }
-
-                break;
-            case State.InNested:
-                if (b == '"')
-                {
-                    (_state, _escape) = (State.InNestedString, false);
-                }
-                else if (b is (byte)'{' or (byte)'[')
-                {
-                    _depth++;
-                }
-                else if (b is (byte)'}' or (byte)']' && --_depth == 0)
-                {
-                    EndValue(_position + 1, b);
-                }
-
-                break;
-            case State.InNestedString:
-                if (!_escape && b == '"')
-                {
-                    _state = State.InNested;
-                }
-                else
-                {
-                    _escape = !_escape && b == '\\';
-                }
-
-                break;
-            case State.InScalar:
-                if (IsSpace(b) || b is (byte)',' or (byte)'}')
-                {
-                    EndValue(_position);
-                    Step(b); // the delimiter belongs to the object
-                }
-
-                break;
-            case State.AfterValue:
-                _state = b == ',' ? State.BeforeKey : b == '}' ? State.Done : IsSpace(b) ? State.AfterValue : State.Invalid;
-                break;
-        }
-    }
-
-    /// <summary>Ends the value at <paramref name="end"/>; <paramref name="last"/> is its closing quote or bracket, kept with it.</summary>
-    private void EndValue(long end, byte? last = null)
+    /// <summary>Ends the value just before <paramref name="end"/> (an index into <paramref name="chunk"/>); returns the state after it.</summary>
+    private State EndValue(ReadOnlySpan<byte> chunk, int end, ref int keepFrom)
     {
         if (_matchedName >= 0)
         {
             ReadOnlyMemory<byte>? value = null;
             if (_capturing)
             {
-                if (last is { } closing)
-                {
-                    Keep(new ReadOnlySpan<byte>(in closing));
-                }
-
+                Keep(chunk[keepFrom..end]);
                 if (_keptLength <= _capture)
                 {
                     value = _kept.AsMemory(_keptStart, _keptLength);
@@ -310,11 +353,11 @@ internal sealed class JsonTopLevelScanner
                 }
             }
 
-            _found.Add(new JsonTopLevelValue(_matchedName, _valueStart, end, value));
-            (_capturing, _matchedName) = (false, -1);
+            _found.Add(new JsonTopLevelValue(_matchedName, _valueStart, _position + end, value));
+            (_capturing, _matchedName, keepFrom) = (false, -1, -1);
         }
 
-        _state = State.AfterValue;
+        return State.AfterValue;
     }
 
     /// <summary>Returns which name the key is, or -1; an escaped key ("mod\u0065l") is decoded as the provider's parser would.</summary>

@@ -96,4 +96,121 @@ public sealed class JsonTopLevelScannerTests
         var found = Assert.Single(scanner.Complete()!);
         Assert.Equal("\"m\"", Encoding.UTF8.GetString(found.Value!.Value.Span));
     }
+
+    /// <summary>
+    /// Thousands of generated objects, with escapes, brackets and the names themselves inside strings and nested values,
+    /// cut into random reads: the scan finds exactly what System.Text.Json's reader says is at the top level, where it is.
+    /// </summary>
+    [Fact]
+    public void GeneratedObjects_CutAnywhere_YieldWhatAJsonReaderFindsAtTheTopLevel()
+    {
+        var random = new Random(20261205);
+        for (var document = 0; document < 3000; document++)
+        {
+            var text = new StringBuilder();
+            WriteObject(text, random, depth: 0);
+            var bytes = Encoding.UTF8.GetBytes(text.ToString());
+            var expected = TopLevel(bytes, "model", "usage");
+
+            var scanner = new JsonTopLevelScanner(32, "model", "usage");
+            for (var at = 0; at < bytes.Length;)
+            {
+                var length = Math.Min(random.Next(1, 40), bytes.Length - at);
+                scanner.Feed(bytes.AsSpan(at, length));
+                at += length;
+            }
+
+            var found = scanner.Complete();
+            Assert.NotNull(found);
+            Assert.Equal(expected, found.Select(f => (f.Name, f.Start, f.End, f.Value is { } v ? Encoding.UTF8.GetString(v.Span) : null)));
+        }
+    }
+
+    /// <summary>The top-level values named <paramref name="names"/>, as a JSON reader finds them; bytes only when within the cap of 32.</summary>
+    private static List<(int Name, long Start, long End, string? Value)> TopLevel(byte[] bytes, params string[] names)
+    {
+        var found = new List<(int, long, long, string?)>();
+        var reader = new System.Text.Json.Utf8JsonReader(bytes);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+        {
+            var name = Array.IndexOf(names, reader.GetString());
+            reader.Read();
+            var start = reader.TokenStartIndex;
+            long end;
+            if (reader.TokenType is System.Text.Json.JsonTokenType.StartObject or System.Text.Json.JsonTokenType.StartArray)
+            {
+                reader.Skip();
+                end = reader.TokenStartIndex + 1;
+            }
+            else
+            {
+                end = start + reader.ValueSpan.Length + (reader.TokenType == System.Text.Json.JsonTokenType.String ? 2 : 0);
+            }
+
+            if (name >= 0)
+            {
+                found.Add((name, start, end, end - start <= 32 ? Encoding.UTF8.GetString(bytes, (int)start, (int)(end - start)) : null));
+            }
+        }
+
+        return found;
+    }
+
+    private static void WriteObject(StringBuilder text, Random random, int depth)
+    {
+        string[] keys = ["model", "usage", "mod\\u0065l", "us\\u0061ge", "model\\\"", "content", "\\\"model\\\"", "usage ", "m"];
+        text.Append('{').Append(Space(random));
+        var count = random.Next(depth == 0 ? 1 : 0, 6);
+        for (var i = 0; i < count; i++)
+        {
+            if (i > 0)
+            {
+                text.Append(',').Append(Space(random));
+            }
+
+            text.Append('"').Append(keys[random.Next(keys.Length)]).Append('"').Append(Space(random)).Append(':').Append(Space(random));
+            WriteValue(text, random, depth + 1);
+            text.Append(Space(random));
+        }
+
+        text.Append('}');
+    }
+
+    private static void WriteValue(StringBuilder text, Random random, int depth)
+    {
+        string[] strings = ["", "a \\\"model\\\": \\\"x\\\" }", "}{][,:", "\\\\", "\\\\\\\"", "tök€n \\u00e9", "\\/\\b\\n", "model", "{\\\"usage\\\":1}"];
+        switch (random.Next(depth > 3 ? 3 : 5))
+        {
+            case 0:
+                text.Append('"').Append(strings[random.Next(strings.Length)]).Append('"');
+                break;
+            case 1:
+                text.Append(random.Next(-5, 100_000)).Append(random.Next(3) == 0 ? ".5e3" : string.Empty);
+                break;
+            case 2:
+                text.Append(random.Next(3) switch { 0 => "true", 1 => "false", _ => "null" });
+                break;
+            case 3:
+                WriteObject(text, random, depth);
+                break;
+            default:
+                text.Append('[').Append(Space(random));
+                var count = random.Next(0, 4);
+                for (var i = 0; i < count; i++)
+                {
+                    if (i > 0)
+                    {
+                        text.Append(',').Append(Space(random));
+                    }
+
+                    WriteValue(text, random, depth + 1);
+                }
+
+                text.Append(Space(random)).Append(']');
+                break;
+        }
+    }
+
+    private static string Space(Random random) => random.Next(4) switch { 0 => " ", 1 => "\n  ", 2 => "\t\r\n", _ => string.Empty };
 }
