@@ -15,11 +15,17 @@ internal sealed class ModelLabels
 
     public const string Other = "other";
 
-    private readonly ConcurrentDictionary<string, byte> _known = new(StringComparer.Ordinal);
+    // Each name learned, mapped to itself: a label is always the instance stored here, so the metrics SDK and the ledger,
+    // which compare labels, find it by reference.
+    private readonly ConcurrentDictionary<string, string> _known = new(StringComparer.Ordinal);
 
     // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
     private readonly Lock _learning = new();
     private int _count;
+
+    // The label given last: an answer almost always names the model the one before it did, and comparing with it costs
+    // less than hashing the name. Written only when it changes.
+    private string? _last;
 
     /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
     public void Learn(string? model)
@@ -32,7 +38,7 @@ internal sealed class ModelLabels
         // Once per model at most: a lock keeps the count exact when answers for new models come at once.
         lock (_learning)
         {
-            if (_count < Capacity && _known.TryAdd(model, 0))
+            if (_count < Capacity && _known.TryAdd(model, model))
             {
                 Volatile.Write(ref _count, _count + 1);
             }
@@ -47,9 +53,9 @@ internal sealed class ModelLabels
             return Other;
         }
 
-        if (_known.ContainsKey(model))
+        if (Known(model) is { } label)
         {
-            return model;
+            return label;
         }
 
         Learn(model);
@@ -57,5 +63,22 @@ internal sealed class ModelLabels
     }
 
     /// <summary>Returns the label for <paramref name="model"/>: itself when known, else <c>other</c>.</summary>
-    public string Label(string? model) => model is not null && _known.ContainsKey(model) ? model : Other;
+    public string Label(string? model) => model is not null && Known(model) is { } label ? label : Other;
+
+    private string? Known(string model)
+    {
+        var last = _last;
+        if (string.Equals(last, model, StringComparison.Ordinal))
+        {
+            return last;
+        }
+
+        if (!_known.TryGetValue(model, out var label))
+        {
+            return null;
+        }
+
+        _last = label;
+        return label;
+    }
 }

@@ -78,4 +78,23 @@ public sealed class UsageLedgerTests
         Assert.Equal(ModelLabels.Other, models.Label(null));
         Assert.Equal(ModelLabels.Other, models.Label("never-answered"));
     }
+
+    [Fact]
+    public void ModelLabels_AreTheLearnedInstances_WhicheverNameCameLast()
+    {
+        var models = new ModelLabels();
+        var sonnet = models.LearnAndLabel(new string("claude-sonnet-4-5".AsSpan()));
+        var haiku = models.LearnAndLabel(new string("claude-haiku-4-5".AsSpan()));
+
+        // The same name in another string gets the learned instance, for the metrics SDK and the ledger to match by reference.
+        Assert.Same(sonnet, models.Label(new string("claude-sonnet-4-5".AsSpan())));
+        Assert.Same(sonnet, models.LearnAndLabel(new string("claude-sonnet-4-5".AsSpan())));
+        Assert.Same(haiku, models.Label(new string("claude-haiku-4-5".AsSpan())));
+        Assert.Equal(ModelLabels.Other, models.Label("claude-haiku-4"));
+        Assert.Same(haiku, models.Label(new string("claude-haiku-4-5".AsSpan())));
+        Assert.Equal(ModelLabels.Other, models.Label("CLAUDE-HAIKU-4-5"));
+        Assert.Equal(ModelLabels.Other, models.LearnAndLabel(null));
+        Assert.Equal("claude-sonnet-4-5", sonnet);
+        Assert.Equal("claude-haiku-4-5", haiku);
+    }
 }
