@@ -199,6 +199,15 @@ public sealed class UsageTests
         Assert.Equal(new TokenUsage(0, 0, 0, 0), broken.Usage);
     }
 
+    [Fact]
+    public void EscapedUsageNames_CountAsTheProviderReadsThem()
+    {
+        // JSON lets a name be written with escapes; a parser reads "input\u005ftokens" as input_tokens, and so does this.
+        var usage = Read("application/json", """{"model":"claude-sonnet-4-5","usage":{"input\u005ftokens":12,"cache_read_input_token\u0073":5,"output_tokens":8,"output_tokens_":99}}""", chunk: 5);
+
+        Assert.Equal(new TokenUsage(Input: 17, Output: 8, CacheRead: 5, CacheCreation: 0), usage.Usage);
+    }
+
     private static UsageReader Read(string mediaType, string text, int chunk)
     {
         var reader = UsageReader.For(mediaType)!;
