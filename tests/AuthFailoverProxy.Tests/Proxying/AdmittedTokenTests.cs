@@ -13,6 +13,8 @@ public sealed class AdmittedTokenTests
         Assert.Equal("agent", admitted.Name);
         Assert.True(admitted.Is("afp-client-abcdef"));
         Assert.False(admitted.Is("afp-client-abcdeg"));
+        Assert.False(admitted.Is("bfp-client-abcdef"));
+        Assert.False(admitted.Is("afp-client_abcdef"));
         Assert.False(admitted.Is("afp-client-abcde"));
         Assert.False(admitted.Is("afp-client-abcdef\0"));
         Assert.False(admitted.Is("afp-client-abcdefx"));
