@@ -27,19 +27,6 @@ internal sealed class UsageReader
     private const int MaxLine = 64 * 1024;
     private static readonly byte[][] Names = JsonTopLevelScanner.Utf8("usage", "model");
 
-    /// <summary>The usage fields every dialect names, and what each counts.</summary>
-    private static readonly (byte[] Name, UsageField Field)[] Fields =
-    [
-        ("input_tokens"u8.ToArray(), UsageField.Input),
-        ("output_tokens"u8.ToArray(), UsageField.Output),
-        ("completion_tokens"u8.ToArray(), UsageField.Output),
-        ("prompt_tokens"u8.ToArray(), UsageField.Prompt),
-        ("cache_read_input_tokens"u8.ToArray(), UsageField.CacheRead),
-        ("cache_creation_input_tokens"u8.ToArray(), UsageField.CacheCreation),
-        ("input_tokens_details"u8.ToArray(), UsageField.Details),
-        ("prompt_tokens_details"u8.ToArray(), UsageField.Details),
-    ];
-
     private readonly JsonTopLevelScanner? _json;
     private byte[]? _line;
     private int _lineLength;
@@ -292,24 +279,14 @@ internal sealed class UsageReader
         Seen = true;
     }
 
-    /// <summary>
-    /// Returns which usage field the reader's property name is. A provider writes its names plainly, so their bytes are
-    /// compared as they are; only an escaped name ("input\\u005ftokens") takes the reader's unescaping comparison.
-    /// </summary>
     private static UsageField FieldOf(ref Utf8JsonReader reader)
-    {
-        var escaped = reader.ValueIsEscaped;
-        var name = escaped ? default : reader.ValueSpan;
-        foreach (var (candidate, field) in Fields)
-        {
-            if (escaped ? reader.ValueTextEquals(candidate) : name.SequenceEqual(candidate))
-            {
-                return field;
-            }
-        }
-
-        return UsageField.Other;
-    }
+        => reader.ValueTextEquals("input_tokens"u8) ? UsageField.Input
+        : reader.ValueTextEquals("output_tokens"u8) || reader.ValueTextEquals("completion_tokens"u8) ? UsageField.Output
+        : reader.ValueTextEquals("prompt_tokens"u8) ? UsageField.Prompt
+        : reader.ValueTextEquals("cache_read_input_tokens"u8) ? UsageField.CacheRead
+        : reader.ValueTextEquals("cache_creation_input_tokens"u8) ? UsageField.CacheCreation
+        : reader.ValueTextEquals("input_tokens_details"u8) || reader.ValueTextEquals("prompt_tokens_details"u8) ? UsageField.Details
+        : UsageField.Other;
 
     /// <summary>Reads an OpenAI <c>*_tokens_details</c> object (the reader on its start) to its end; returns its <c>cached_tokens</c>.</summary>
     private static long? CachedTokens(ref Utf8JsonReader reader)
