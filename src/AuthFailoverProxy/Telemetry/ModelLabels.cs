@@ -23,10 +23,6 @@ internal sealed class ModelLabels
     private readonly Lock _learning = new();
     private int _count;
 
-    // The label given last: an answer almost always names the model the one before it did, and comparing with it costs
-    // less than hashing the name. Written only when it changes.
-    private string? _last;
-
     /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
     public void Learn(string? model)
     {
@@ -62,23 +58,8 @@ internal sealed class ModelLabels
         return Label(model);
     }
 
-    /// <summary>Returns the label for <paramref name="model"/>: itself when known, else <c>other</c>.</summary>
+    /// <summary>Returns the label for <paramref name="model"/>: the name as it was learned when known, else <c>other</c>.</summary>
     public string Label(string? model) => model is not null && Known(model) is { } label ? label : Other;
 
-    private string? Known(string model)
-    {
-        var last = _last;
-        if (string.Equals(last, model, StringComparison.Ordinal))
-        {
-            return last;
-        }
-
-        if (!_known.TryGetValue(model, out var label))
-        {
-            return null;
-        }
-
-        _last = label;
-        return label;
-    }
+    private string? Known(string model) => _known.TryGetValue(model, out var label) ? label : null;
 }
