@@ -45,6 +45,9 @@ internal sealed partial class FailoverForwarder
     private readonly TimeSpan _incidentRecheck;
     private readonly Usage.ClientBudgets _budgets;
 
+    /// <summary>What reads a delivered answer's usage: <see cref="_telemetry"/>, or null with <c>Usage:Enabled</c> false.</summary>
+    private readonly RequestTelemetry? _usage;
+
     public FailoverForwarder(
         IHttpForwarder forwarder,
         KeyStateBoard board,
@@ -63,7 +66,8 @@ internal sealed partial class FailoverForwarder
         PoolRegistry registry,
         Health.UpstreamIncidents incidents,
         RequestRejections rejections,
-        Usage.ClientBudgets budgets)
+        Usage.ClientBudgets budgets,
+        IOptions<Usage.UsageOptions> usage)
     {
         _budgets = budgets;
         _rejections = rejections;
@@ -86,6 +90,7 @@ internal sealed partial class FailoverForwarder
         _time = time;
         _logger = logger;
         _telemetry = telemetry;
+        _usage = usage.Value.Enabled ? telemetry : null;
         _upstreamRetry = BuildUpstreamRetry(_options, time);
         _trialPassed = OnTrialPassed;
     }
@@ -177,7 +182,7 @@ internal sealed partial class FailoverForwarder
                 TrialPassed = _trialPassed,
                 RequestHeaders = context.Request.Headers,
                 Client = client,
-                Usage = _telemetry,
+                Usage = _usage,
             };
             PoolKey? trial = null;
             TaskCompletionSource? walked = null;

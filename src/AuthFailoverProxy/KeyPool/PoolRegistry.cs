@@ -13,7 +13,7 @@ internal sealed class PoolRegistry : IDisposable
     private readonly Pool[] _pools;
     private readonly Pool? _default;
 
-    public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IConfiguration configuration, TimeProvider time, IMeterFactory meterFactory)
+    public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IOptions<Usage.UsageOptions> usage, IConfiguration configuration, TimeProvider time, IMeterFactory meterFactory)
     {
         var now = time.GetUtcNow();
         var built = new List<Pool>();
@@ -48,7 +48,8 @@ internal sealed class PoolRegistry : IDisposable
                 })
             {
                 ProbePath = options.ProbePath,
-                AsksForStreamUsage = options.Kind == ProviderKind.OpenAI && options.AskForStreamUsage,
+                // Usage not read, nothing to ask for: the agent's request goes as it was sent.
+                AsksForStreamUsage = options.Kind == ProviderKind.OpenAI && options.AskForStreamUsage && usage.Value.Enabled,
             });
         }
 

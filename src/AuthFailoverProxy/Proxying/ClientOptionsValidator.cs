@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 namespace AuthFailoverProxy.Proxying;
 
 /// <summary>Refuses to start an open relay by accident, and names the client token entry that is wrong.</summary>
-internal sealed class ClientOptionsValidator : IValidateOptions<ClientOptions>
+internal sealed class ClientOptionsValidator(IOptions<Usage.UsageOptions> usage) : IValidateOptions<ClientOptions>
 {
     public ValidateOptionsResult Validate(string? name, ClientOptions options)
     {
@@ -45,6 +45,11 @@ internal sealed class ClientOptionsValidator : IValidateOptions<ClientOptions>
                     if (limit is <= 0)
                     {
                         errors.Add($"{path}:Budget:{setting} must be more than zero, or left out for no limit.");
+                    }
+                    else if (limit is not null && setting != "RequestsPerMinute" && !usage.Value.Enabled)
+                    {
+                        errors.Add($"{path}:Budget:{setting} counts tokens, and Usage:Enabled is false, so no answer's tokens are read: " +
+                                   "remove the token budget or set Usage:Enabled to true.");
                     }
                 }
             }

@@ -1,11 +1,15 @@
+using Microsoft.Extensions.Options;
+
 namespace AuthFailoverProxy.Usage;
 
 /// <summary>
 /// Reads the usage figures for <c>/status</c> and the hourly summary: from Redis when it is there and answers (the
 /// deployment's), else from this replica's own store, saying so.
 /// </summary>
-internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, ClientBudgets budgets, TimeProvider time, IServiceProvider services)
+internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, ClientBudgets budgets, IOptions<UsageOptions> options, TimeProvider time, IServiceProvider services)
 {
+    private const string NotRead = "Usage:Enabled is false: this replica reads no usage from the answers it delivers, and they are in no figure here.";
+
     private const string Deployment = "deployment";
     private const string Replica = "replica";
 
@@ -22,7 +26,7 @@ internal sealed class UsageFigures(MemoryUsageStore local, PriceTable prices, Cl
             (await store.ReadAsync(UsageGrain.Minute, minute - 59, minute), await store.ReadAsync(UsageGrain.Hour, hour - 23, hour)));
         return new UsageReport(
             scope,
-            note,
+            options.Value.Enabled ? note : note is null ? NotRead : $"{NotRead} {note}",
             prices.Currency,
             Window(lastHour, Minutes(minute - 59), Minutes(minute + 1)),
             Window(lastDay, Minutes((hour - 23) * 60), Minutes((hour + 1) * 60)),

@@ -6,6 +6,14 @@ public sealed class UsageOptions
     public const string Section = "Usage";
 
     /// <summary>
+    /// Gets or sets a value indicating whether the proxy reads token usage from the answers it delivers. Off, answers pass
+    /// without being read: no token figures, metrics or cost, OpenAI chat streams are not asked for their usage, and a
+    /// client budget may limit requests only (a token budget is refused at start). <value>The default value is
+    /// <see langword="true"/>.</value>
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
     /// Gets or sets how often this replica adds what it counted to the shared figures (Redis) and reads the deployment's
     /// budget counters back. Budgets are enforced between syncs on the last figures plus this replica's own count, so a
     /// shorter interval means a smaller overshoot across replicas. <value>The default value is 1 second.</value>

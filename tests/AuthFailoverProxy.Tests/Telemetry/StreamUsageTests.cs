@@ -136,6 +136,20 @@ public sealed partial class StreamUsageTests
         Assert.EndsWith("data: [DONE]\n\n", agentGot, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task WithUsageNotRead_AChatStreamIsNotAsked_AndGoesAsItCame()
+    {
+        await using var s = await Scenario.StartAsync(kind: "openai", keyNames: ["main"], configure: c => c.Set("Usage:Enabled", "false"));
+        var body = ChatBody("\"stream\":true");
+
+        var agentGot = await StreamAsync(s, body);
+
+        // Nothing would read the usage chunk: the agent's request goes as it sent it, and its stream comes back whole.
+        Assert.Equal(body, Encoding.UTF8.GetString(s.AgentRequests.Single().Body));
+        Assert.Equal(Normalized(await DirectStreamAsync(s, body)), Normalized(agentGot));
+        Assert.EndsWith("data: [DONE]\n\n", agentGot, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("openai", "/v1/chat/completions", """{"model":"gpt-4o","stream":false,"messages":[{"role":"user","content":"Hello"}]}""")]
     [InlineData("openai", "/v1/chat/completions", """{"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]}""")]

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Telemetry;
 using AuthFailoverProxy.Tests.Fakes;
@@ -162,6 +163,34 @@ public sealed class UsageTests
         var metrics = await ScrapeUntilAsync(s, m => m.Find("afp_tokens_total").Any(x => x["type"] == "input" && x.Value > 0));
         Assert.Equal(input, metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "input")));
         Assert.Equal(1, metrics.Value("afp_tokens_total", ("pool", "anthropic"), ("key", "primary"), ("client", "test-agent"), ("type", "output")));
+    }
+
+    [Fact]
+    public async Task TurnedOff_AnswersPassUnread_NothingIsCounted_AndStatusSaysSo()
+    {
+        await using var s = await Scenario.StartAsync(configure: c => c.Set("Usage:Enabled", "false"));
+        string streamed;
+        using (var stream = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(stream: true), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, stream.StatusCode);
+            streamed = await stream.Content.ReadAsStringAsync(Ct);
+        }
+
+        using (var plain = await s.Proxy.Agent.PostAsync("/v1/messages", Scenario.MessageBody(), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+            Assert.Contains("\"output_tokens\":", await plain.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        }
+
+        // Both answers' attempts have ended (their durations are recorded once the answer has passed), and with usage read
+        // their tokens would have been recorded at the same moment: none were.
+        var metrics = await ScrapeUntilAsync(s, m => m.Find("gen_ai_client_operation_duration_seconds_count").Sum(x => x.Value) == 2);
+        Assert.Contains("message_delta", streamed, StringComparison.Ordinal);
+        Assert.DoesNotContain(metrics.Find("afp_tokens_total"), x => x.Value > 0);
+        Assert.Empty(metrics.Find("gen_ai_client_token_usage_count"));
+        var usage = (await s.Proxy.Management.GetFromJsonAsync<JsonElement>("/status", Ct)).GetProperty("usage");
+        Assert.Equal(0, usage.GetProperty("lastHour").GetProperty("total").GetProperty("requests").GetInt64());
+        Assert.StartsWith("Usage:Enabled is false: this replica reads no usage", usage.GetProperty("note").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -188,6 +188,22 @@ public sealed class BudgetTests
         Assert.Contains(problems, p => p.StartsWith("Usage:Prices:1:Model is empty", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task ATokenBudget_WithUsageNotRead_StopsTheStart_ARequestBudgetDoesNot()
+    {
+        var config = WithRunaway(new ProxyConfig().Pool("anthropic", new Uri("https://api.test.local"), isDefault: true, keys: [("primary", Secrets.AnthropicApiKey())]), rpm: 10, tpd: 1000)
+            .Set("Usage:Enabled", "false");
+
+        var problems = await Hosting.ConfigurationValidationTests.StartupProblemsAsync(config);
+
+        Assert.Equal(
+            ["Clients:Tokens:1:Budget:TokensPerDay counts tokens, and Usage:Enabled is false, so no answer's tokens are read: remove the token budget or set Usage:Enabled to true."],
+            problems);
+        config.Remove("Clients:Tokens:1:Budget:TokensPerDay");
+        await using var started = await ProxyHost.StartAsync(config);
+        Assert.Equal(10, started.Services.GetRequiredService<ClientBudgets>().Status().Single().RequestsPerMinute!.Limit);
+    }
+
     private static StringContent ChatBody()
         => new("""{"model":"gpt-4o","messages":[{"role":"user","content":"Hello, how are you today?"}]}""", Encoding.UTF8, "application/json");
 
