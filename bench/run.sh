@@ -5,10 +5,12 @@
 # bench/results/<UTC date>-issue2.md and <UTC date>-issue4.md (the same report). Raw wrk output and process logs go
 # to bench/results/raw/<stamp>/ (git-ignored).
 #
-#   bench/run.sh            full run: a 20 s warm-up, then 3 alternating repetitions of 10 s per target (about 9 minutes)
+#   bench/run.sh            full run: a 20 s warm-up, then 3 alternating repetitions of 10 s per target (about 8 minutes)
 #   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE, failover and propagation runs (about 1 minute)
 #   bench/run.sh --no-build use the Release builds already on disk instead of building first
 #   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
+#   BENCH_ROUNDS=5 BENCH_REPS=1 bench/run.sh   the throughput runs in 5 rounds, each with freshly started proxies (warmed
+#                           again), so that no one process's speed decides a ratio (default 1 round; see bench/README.md)
 #   BENCH_DEBUG=1 bench/run.sh   also log the CPU tick accounting behind the "other load" column
 #   BENCH_BASELINE=<git rev> bench/run.sh   also measure AuthFailoverProxy as built at that commit, in the same run
 #
@@ -38,6 +40,8 @@ else
 fi
 # For steadier numbers on a noisy machine: BENCH_REPS=5 or BENCH_DURATION=20 (mind the run time).
 REPS=${BENCH_REPS:-$REPS}
+ROUNDS=${BENCH_ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || { echo "run.sh: BENCH_ROUNDS must be a whole number from 1 to 99" >&2; exit 64; }
 DURATION=${BENCH_DURATION:-$DURATION}
 THREADS=2
 CONNECTIONS=32
@@ -378,6 +382,7 @@ target_url() {
     barequiet) echo "http://127.0.0.1:$BAREQ_PORT" ;;
     nginxproxy) echo "http://127.0.0.1:$NGINXP_PORT" ;;
     afp) echo "http://127.0.0.1:$AFP_PORT" ;;
+    afpnousage) echo "http://127.0.0.1:$AFPN_PORT" ;;
     afpredis) echo "http://127.0.0.1:$AFPR_PORT" ;;
     afpbase) echo "http://127.0.0.1:$AFPB_PORT" ;;
   esac
@@ -391,6 +396,7 @@ target_pid() {
     barequiet) echo "$BAREQ_PID" ;;
     nginxproxy) echo "$NGINXP_WORKER" ;;
     afp) echo "$AFP_PID" ;;
+    afpnousage) echo "$AFPN_PID" ;;
     afpredis) echo "$AFPR_PID" ;;
     afpbase) echo "$AFPB_PID" ;;
   esac
@@ -402,6 +408,7 @@ target_label() {
     barequiet) echo "bare YARP, request diagnostics off" ;;
     nginxproxy) echo "nginx (reference proxy)" ;;
     afp) echo "AuthFailoverProxy" ;;
+    afpnousage) echo "AuthFailoverProxy, usage not read" ;;
     afpredis) echo "AuthFailoverProxy (Redis store)" ;;
     afpbase) echo "AuthFailoverProxy at $BASELINE_REV (baseline)" ;;
   esac
@@ -414,6 +421,7 @@ allocated_bytes() {
   local mgmt
   case "$1" in
     afp) mgmt=$AFP_MGMT_PORT ;;
+    afpnousage) mgmt=$AFPN_MGMT_PORT ;;
     afpredis) mgmt=$AFPR_MGMT_PORT ;;
     afpbase) mgmt=$AFPB_MGMT_PORT ;;
     *) return 0 ;;
@@ -482,18 +490,37 @@ sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 
 
 # --- 1. throughput, latency, CPU -------------------------------------------------------------------------------------
 
-start_bare default BARE
-# The same app as AuthFailoverProxy runs ASP.NET Core: its per-request diagnostics category off (no request activity or
-# log scope); the ratio to it is what the failover machinery itself costs, the ratio to the default app the target's.
-start_bare quiet BAREQ Logging__LogLevel__Microsoft.AspNetCore.Hosting.Diagnostics=None
 # The client has a budget (far above what the run spends), so every measured request is checked against it: in memory,
 # with the totals synced to Redis in the background where there is Redis (issue 14: no Redis round trip on the request
 # path). A baseline build from before budgets is started without it (its strict configuration check would refuse it).
 BUDGET=(Clients__Tokens__0__Budget__RequestsPerMinute=1000000000 Clients__Tokens__0__Budget__TokensPerMinute=1000000000000 Clients__Tokens__0__Budget__TokensPerDay=1000000000000000)
-start_afp throughput AFP "${BUDGET[@]}"
-# The same build with key health shared through the redis-server above; the request path never waits for Redis.
-start_afp throughput-redis AFPR AFP_REDIS="127.0.0.1:$REDIS_PORT" "${BUDGET[@]}"
-require_redis_store throughput-redis AFPR
+# start_proxies SUFFIX: the proxies of the throughput runs (nginx, direct and as a proxy, stays up for the whole run).
+start_proxies() {
+  start_bare "default$1" BARE
+  # The same app as AuthFailoverProxy runs ASP.NET Core: its per-request diagnostics category off (no request activity
+  # or log scope); the ratio to it is what the failover machinery itself costs, the ratio to the default app the target's.
+  start_bare "quiet$1" BAREQ Logging__LogLevel__Microsoft.AspNetCore.Hosting.Diagnostics=None
+  start_afp "throughput$1" AFP "${BUDGET[@]}"
+  # The same build reading no usage from the answers (issue 14: what usage accounting costs); its client's budget can
+  # only count requests then.
+  start_afp "throughput-nousage$1" AFPN Usage__Enabled=false Clients__Tokens__0__Budget__RequestsPerMinute=1000000000
+  # The same build with key health shared through the redis-server above; the request path never waits for Redis.
+  start_afp "throughput-redis$1" AFPR AFP_REDIS="127.0.0.1:$REDIS_PORT" "${BUDGET[@]}"
+  require_redis_store "throughput-redis$1" AFPR
+  if [[ -n $BASELINE ]]; then
+    AFP_BUILD="$TMP/afpbase" start_afp "baseline$1" AFPB
+  fi
+}
+# stop_proxies SUFFIX: stops what start_proxies started, keeping each AuthFailoverProxy's /status.
+stop_proxies() {
+  stop_pid "$BARE_PID"
+  stop_pid "$BAREQ_PID"
+  stop_afp "throughput$1" AFP
+  stop_afp "throughput-nousage$1" AFPN
+  stop_afp "throughput-redis$1" AFPR
+  [[ -z $BASELINE ]] || stop_afp "baseline$1" AFPB
+}
+start_proxies ""
 
 # Others' builds and test runs on the same cores make every number noisy. Before each measured run, wait for the
 # machine to be quiet (under 10 % busy with the proxies idle), within a time budget for the whole run so it still ends
@@ -520,24 +547,34 @@ wait_for_quiet() {
   log "  going ahead ${busy}% busy; this run will be noisy"
 }
 
-TARGETS=(direct bare barequiet nginxproxy afp afpredis)
-if [[ -n $BASELINE ]]; then
-  AFP_BUILD="$TMP/afpbase" start_afp baseline AFPB
-  TARGETS+=(afpbase)
-fi
-log "warm-up: ${WARMUP} s per target"
-for target in "${TARGETS[@]}"; do
-  wrk_run "$RAW/wrk-$target-warmup.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
-  wrk_errors "$RAW/wrk-$target-warmup.txt" | grep -qx 0 || log "  warning: warm-up against $target had errors"
-done
+TARGETS=(direct bare barequiet nginxproxy afp afpnousage afpredis)
+[[ -z $BASELINE ]] || TARGETS+=(afpbase)
+# Repetitions are numbered across rounds (round 2's first is REPS + 1): a paired ratio pairs runs of one repetition.
+for ((round = 1; round <= ROUNDS; round++)); do
+  if ((round > 1)); then
+    log "round $round of $ROUNDS: the proxies started afresh"
+    if ((round > 2)); then stop_proxies "-round$((round - 1))"; else stop_proxies ""; fi
+    start_proxies "-round$round"
+  fi
+  log "warm-up: ${WARMUP} s per target"
+  for target in "${TARGETS[@]}"; do
+    # nginx runs for the whole benchmark: warmed once.
+    ((round == 1)) || [[ $target != direct && $target != nginxproxy ]] || continue
+    wrk_run "$RAW/wrk-$target-warmup-round$round.txt" "$(target_url "$target")" "$(target_key "$target")" "$WARMUP"
+    wrk_errors "$RAW/wrk-$target-warmup-round$round.txt" | grep -qx 0 || log "  warning: warm-up against $target had errors"
+  done
 
-log "measured: $REPS x ${DURATION} s per target, $THREADS threads, $CONNECTIONS connections, order rotating"
-for ((rep = 1; rep <= REPS; rep++)); do
-  for ((i = 0; i < ${#TARGETS[@]}; i++)); do
-    wait_for_quiet
-    measure "${TARGETS[(i + rep - 1) % ${#TARGETS[@]}]}" "$rep"
+  log "measured: $REPS x ${DURATION} s per target, $THREADS threads, $CONNECTIONS connections, order rotating$( ((ROUNDS == 1)) || echo " (round $round of $ROUNDS)")"
+  for ((r = 1; r <= REPS; r++)); do
+    rep=$(((round - 1) * REPS + r))
+    for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+      wait_for_quiet
+      measure "${TARGETS[(i + rep - 1) % ${#TARGETS[@]}]}" "$rep"
+    done
   done
 done
+LAST_ROUND_SUFFIX=""
+((ROUNDS == 1)) || LAST_ROUND_SUFFIX="-round$ROUNDS"
 cp "$RUNS" "$RAW/runs.tsv"
 
 # --- 2. SSE time to first byte ---------------------------------------------------------------------------------------
@@ -591,8 +628,9 @@ failover_count() {
 log "failover, revoked from the start: fresh proxy, primary answers 403 permission_error, ${FAILOVER_DURATION} s of load"
 # Still connected after all the load? (Checked once more, into the report, before it stops.)
 AFPR_STORE_END=$(timeout 10 python3 "$BENCH_DIR/propagation.py" store "http://127.0.0.1:$AFPR_MGMT_PORT/status" --wait 2 || true)
-stop_afp throughput-redis AFPR
-stop_afp throughput
+stop_afp "throughput-redis$LAST_ROUND_SUFFIX" AFPR
+stop_afp "throughput$LAST_ROUND_SUFFIX"
+stop_afp "throughput-nousage$LAST_ROUND_SUFFIX" AFPN
 touch "$REVOKE_FLAG"
 start_afp revoked-at-start
 wait_for_quiet
@@ -690,6 +728,10 @@ QUIET_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[barequiet]}")
 QUIET_CPU_RATIO_PAIRED=$(paired_ratio "$RUNS" 6 afp barequiet)
 QUIET_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[barequiet]}")
 REDIS_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afpredis]} / ${RPS[afp]}")
+# What reading usage costs: the same build with Usage:Enabled=false, as a share of its CPU per request.
+USAGE_CPU_PCT=$(calc %.1f "(${CPU[afp]} / ${CPU[afpnousage]} - 1) * 100")
+USAGE_CPU_PCT_PAIRED=$(calc %.1f "($(paired_ratio "$RUNS" 6 afp afpnousage) - 1) * 100")
+USAGE_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[afpnousage]}")
 REDIS_CPU_RATIO=$(calc %.3f "${CPU[afpredis]} / ${CPU[afp]}")
 if [[ -n $BASELINE ]]; then
   BASELINE_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[afpbase]}")
@@ -709,8 +751,11 @@ SSE_DIFF_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat direct p90)")
 SSE_BARE_DIFF=$(calc %.3f "$(sse_stat bare median) - $(sse_stat direct median)")
 SSE_BAREQ_DIFF=$(calc %.3f "$(sse_stat barequiet median) - $(sse_stat direct median)")
 SSE_REDIS_DIFF=$(calc %.3f "$(sse_stat afpredis median) - $(sse_stat direct median)")
+SSE_NOUSAGE_DIFF=$(calc %.3f "$(sse_stat afpnousage median) - $(sse_stat direct median)")
+SSE_USAGE_COST=$(calc %.3f "$(sse_stat afp median) - $(sse_stat afpnousage median)")
+SSE_USAGE_COST_P90=$(calc %.3f "$(sse_stat afp p90) - $(sse_stat afpnousage p90)")
 SSE_NGINXP_DIFF=$(calc %.3f "$(sse_stat nginxproxy median) - $(sse_stat direct median)")
-SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat barequiet errors) + $(sse_stat nginxproxy errors) + $(sse_stat afp errors) + $(sse_stat afpredis errors)))
+SSE_ERRORS=$(($(sse_stat direct errors) + $(sse_stat bare errors) + $(sse_stat barequiet errors) + $(sse_stat nginxproxy errors) + $(sse_stat afp errors) + $(sse_stat afpnousage errors) + $(sse_stat afpredis errors)))
 NGINXP_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[nginxproxy]}")
 NGINXP_THROUGHPUT_RATIO=$(calc %.3f "${RPS[afp]} / ${RPS[nginxproxy]}")
 
@@ -755,6 +800,8 @@ REPORT="$TMP/report.md"
   echo "| Throughput, AuthFailoverProxy / bare YARP | $THROUGHPUT_RATIO (${RPS[afp]%.*} / ${RPS[bare]%.*} req/s) | ≥ 0.90 | $(pass "$THROUGHPUT_RATIO >= 0.9") |"
   echo "| CPU time per request, AuthFailoverProxy / bare YARP | $CPU_RATIO (${CPU[afp]} / ${CPU[bare]} µs) | ≤ 1.05 (issue 12; 1.10 before) | $(pass "$CPU_RATIO <= 1.05") |"
   echo "| The same, paired: median over repetitions of the ratio within one repetition | $CPU_RATIO_PAIRED | ≤ 1.05 | $(pass "$CPU_RATIO_PAIRED <= 1.05") |"
+  echo "| Usage accounting: CPU per request, AuthFailoverProxy / the same with usage not read (\`Usage:Enabled=false\`), − 1 | $USAGE_CPU_PCT % by medians (${CPU[afp]} / ${CPU[afpnousage]} µs); paired: $USAGE_CPU_PCT_PAIRED % | ≤ 3 % (issue 14) | $(pass "$USAGE_CPU_PCT_PAIRED <= 3") |"
+  echo "| Usage accounting: SSE time to first content, usage read − not read (median; p90) | $SSE_USAGE_COST ms; p90 $SSE_USAGE_COST_P90 ms | nothing measurable: ≤ 0.05 ms (issue 14) | $(pass "$SSE_USAGE_COST <= 0.05") |"
   echo "| SSE time to first content, AuthFailoverProxy − direct (median; the first byte, since the stream's opening is held until its content) | $SSE_DIFF ms | ≤ 0.5 ms (issue 12; 1 ms before) | $(pass "$SSE_DIFF <= 0.5") |"
   echo "| Primary revoked at start: upstream calls per client request | $FO1_RATIO ($FO1_CALLS / $FO1_REQ) | ≤ 1.01 | $(pass "$FO1_RATIO <= 1.01") |"
   echo "| Primary revoked at start: client-visible errors | $FO1_ERR | 0 | $(pass "$FO1_ERR == 0") |"
@@ -773,9 +820,14 @@ REPORT="$TMP/report.md"
   echo
   echo "## Throughput and latency (POST /v1/messages, ~1 KB body)"
   echo
-  echo "Medians of $REPS run(s) of ${DURATION} s per target, order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections, after a ${WARMUP} s warm-up."
+  if ((ROUNDS > 1)); then
+    echo "Medians of $((ROUNDS * REPS)) runs of ${DURATION} s per target: $ROUNDS rounds of $REPS, each round with every proxy started afresh and warmed for ${WARMUP} s (nginx runs throughout); order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections. A paired ratio is the median over all $((ROUNDS * REPS)) repetitions."
+  else
+    echo "Medians of $REPS run(s) of ${DURATION} s per target, order rotated between repetitions; wrk $THREADS threads, $CONNECTIONS connections, after a ${WARMUP} s warm-up."
+  fi
   echo "CPU is user+system time of the target's process (the proxy; nginx's worker for direct) over the run, divided by the requests wrk completed."
-  echo "Both *AuthFailoverProxy* runs check every request against a client budget set far above what they spend, and count every answer's usage (with Redis, synced in the background once a second): \`afp-throughput-status.json\` in the raw directory shows the budget's counts at the end."
+  echo "Both *AuthFailoverProxy* runs check every request against a client budget set far above what they spend, and count every answer's usage (with Redis, synced in the background once a second): \`afp-throughput*-status.json\` in the raw directory shows the budget's counts at the end."
+  echo "*AuthFailoverProxy, usage not read* is the same build with \`Usage__Enabled=false\`: answers pass unread, and its client's budget counts requests only (a token budget needs usage). Its ratio to *AuthFailoverProxy* is what reading and counting usage costs (issue 14)."
   echo "*AuthFailoverProxy (Redis store)* is the same build with \`AFP_REDIS=127.0.0.1:$REDIS_PORT\` (redis-server $REDIS_VERSION on loopback, no persistence), checked connected before the runs; redis-server itself used ${REDIS_CPU_DURING} µs/req during its runs (median; at most ${REDIS_CPU_MAX} µs/req in any measured run; not included in the proxy's CPU column)."
   echo "Its store after the runs: \`${AFPR_STORE_END:-unknown}\`."
   echo
@@ -804,6 +856,7 @@ REPORT="$TMP/report.md"
   echo "| bare YARP, request diagnostics off | $(sse_stat barequiet median) | $(sse_stat barequiet p90) | $SSE_BAREQ_DIFF |"
   echo "| nginx (reference proxy) | $(sse_stat nginxproxy median) | $(sse_stat nginxproxy p90) | $SSE_NGINXP_DIFF |"
   echo "| AuthFailoverProxy | $(sse_stat afp median) | $(sse_stat afp p90) | $SSE_DIFF (p90: $SSE_DIFF_P90) |"
+  echo "| AuthFailoverProxy, usage not read | $(sse_stat afpnousage median) | $(sse_stat afpnousage p90) | $SSE_NOUSAGE_DIFF |"
   echo "| AuthFailoverProxy (Redis store) | $(sse_stat afpredis median) | $(sse_stat afpredis p90) | $SSE_REDIS_DIFF |"
   if [[ -n $BASELINE ]]; then
     echo "| $(target_label afpbase) | $(sse_stat afpbase median) | $(sse_stat afpbase p90) | $(calc %.3f "$(sse_stat afpbase median) - $(sse_stat direct median)") |"
