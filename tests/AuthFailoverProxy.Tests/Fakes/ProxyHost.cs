@@ -45,25 +45,34 @@ internal sealed class ProxyHost : IAsyncDisposable
     public static async Task<ProxyHost> StartAsync(ProxyConfig config, TimeProvider? time = null, Action<IServiceCollection>? services = null, Action<WebApplicationBuilder>? customize = null)
     {
         var logs = new LogCapture();
-        var app = ProxyApplication.Build([], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(config.Build());
-            builder.Services.AddSingleton<ILogEventSink>(logs);
-            if (time is not null)
-            {
-                builder.Services.AddSingleton(time);
-            }
-
-            services?.Invoke(builder.Services);
-            customize?.Invoke(builder);
-        });
+        var values = config.Build();
+        WebApplication? app = null;
         try
         {
+            app = ProxyApplication.Build([], builder =>
+            {
+                builder.Configuration.AddInMemoryCollection(values);
+                builder.Services.AddSingleton<ILogEventSink>(logs);
+                if (time is not null)
+                {
+                    builder.Services.AddSingleton(time);
+                }
+
+                services?.Invoke(builder.Services);
+                customize?.Invoke(builder);
+            });
             await app.StartAsync(TestContext.Current.CancellationToken);
         }
         catch
         {
-            DeleteAuditDirectory(app.Configuration["Audit:Directory"]);
+            // A start that fails on a setting (in building the app or in starting it) may have made the audit trail's
+            // directory all the same.
+            if (app is not null)
+            {
+                await app.DisposeAsync();
+            }
+
+            DeleteAuditDirectory(values.FirstOrDefault(v => v.Key == "Audit:Directory").Value);
             throw;
         }
 
