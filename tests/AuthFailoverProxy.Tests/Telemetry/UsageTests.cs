@@ -188,6 +188,8 @@ public sealed class UsageTests
         Assert.Contains("message_delta", streamed, StringComparison.Ordinal);
         Assert.DoesNotContain(metrics.Find("afp_tokens_total"), x => x.Value > 0);
         Assert.Empty(metrics.Find("gen_ai_client_token_usage_count"));
+        // Only the answer names the model that answered, and it was not read.
+        Assert.All(metrics.Find("gen_ai_client_operation_duration_seconds_count"), x => Assert.Null(x["gen_ai_response_model"]));
         var usage = (await s.Proxy.Management.GetFromJsonAsync<JsonElement>("/status", Ct)).GetProperty("usage");
         Assert.Equal(0, usage.GetProperty("lastHour").GetProperty("total").GetProperty("requests").GetInt64());
         Assert.StartsWith("Usage:Enabled is false: this replica reads no usage", usage.GetProperty("note").GetString(), StringComparison.Ordinal);
