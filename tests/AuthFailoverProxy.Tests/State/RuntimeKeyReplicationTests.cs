@@ -162,13 +162,17 @@ public sealed class RuntimeKeyReplicationTests
         await using var d = await StartAsync(oldKey);
         var a = await d.AddReplicaAsync();
         var secret = Secrets.AnthropicApiKey();
-        using (await Admin(a).PostAsJsonAsync("/admin/pools/anthropic/keys", new { name = "spare", secret }, Ct))
+        using (var added = await Admin(a).PostAsJsonAsync("/admin/pools/anthropic/keys", new { name = "spare", secret }, Ct))
         {
+            // The key is in Redis once this answers 201; a 503 (Redis slower than these tests' 0.5 s timeout) says so here,
+            // not as a replica that never sees the key.
+            Assert.Equal(HttpStatusCode.Created, added.StatusCode);
         }
 
         await using var client = await ConnectionMultiplexer.ConnectAsync(d.Redis.Configuration);
         async Task<string> SealedAsync() => (string?)await client.GetDatabase().HashGetAsync("afp:rtkey:anthropic:spare", "sec") ?? string.Empty;
         var sealedBefore = await SealedAsync();
+        Assert.NotEqual(string.Empty, sealedBefore);
 
         // Step 2 of the rotation: the new key current, the old one kept for reading.
         var b = await d.AddReplicaAsync(configure: c => c.Set("Encryption:DataKey", newKey).Set("Encryption:PreviousDataKeys:0", oldKey));
