@@ -141,7 +141,7 @@ internal sealed class UsageReader
                     var reader = new Utf8JsonReader(bytes.Span);
                     if (reader.Read() && reader.TokenType == JsonTokenType.String)
                     {
-                        Model = reader.GetString();
+                        Model = Decoded(ref reader);
                     }
                 }
             }
@@ -193,7 +193,7 @@ internal sealed class UsageReader
                 : root;
             if (Model is null && body.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
             {
-                Model = model.GetString();
+                Model = Decoded(model);
             }
 
             if (body.TryGetProperty("usage", out var spent) || root.TryGetProperty("usage", out spent))
@@ -277,6 +277,36 @@ internal sealed class UsageReader
 
         (_input, _output, _cacheRead, _cacheCreation, _inputIncludesCache) = (input, output, cacheRead, cacheCreation, inputIncludesCache);
         Seen = true;
+    }
+
+    /// <summary>
+    /// Returns a JSON string's text, or null when it is not UTF-8 (which a reader finds only when asked for the text, and
+    /// reports with an <see cref="InvalidOperationException"/>): a model name the reader cannot decode names nothing, and
+    /// must never break the answer it is read from.
+    /// </summary>
+    private static string? Decoded(ref Utf8JsonReader reader)
+    {
+        try
+        {
+            return reader.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc cref="Decoded(ref Utf8JsonReader)"/>
+    private static string? Decoded(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     private static UsageField FieldOf(ref Utf8JsonReader reader)

@@ -239,6 +239,29 @@ public sealed class UsageTests
         Assert.Equal(new TokenUsage(Input: 17, Output: 8, CacheRead: 5, CacheCreation: 0), usage.Usage);
     }
 
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("text/event-stream")]
+    public async Task AModelNameThatIsNotUtf8_NamesNoModel_AndTheAnswerPassesWhole_ItsTokensCounted(string mediaType)
+    {
+        // A string a JSON reader cannot turn into text throws only when asked for the text: the tap must not pass that on
+        // into the agent's copy, which would cut the answer (a stream in its middle).
+        byte[] model = [.. "claude-sonnet-4-5"u8, 0xC3, 0x28];
+        byte[] answer = mediaType == "application/json"
+            ? [.. "{\"model\":\""u8, .. model, .. "\",\"usage\":{\"input_tokens\":12,\"output_tokens\":8}}"u8]
+            : [.. "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\""u8, .. model,
+               .. "\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":8}}\n\n"u8];
+        var original = new ByteArrayContent(answer);
+        original.Headers.ContentType = new(mediaType);
+        var done = new TaskCompletionSource<UsageReader>();
+        using var content = new UsageContent(original, UsageContent.EncodingOf(original), UsageReader.For(mediaType)!, r => done.TrySetResult(r));
+
+        Assert.Equal(answer, await content.ReadAsByteArrayAsync(Ct));
+        var read = await done.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Null(read.Model);
+        Assert.Equal(new TokenUsage(12, 8, 0, 0), read.Usage);
+    }
+
     private static UsageReader Read(string mediaType, string text, int chunk)
     {
         var reader = UsageReader.For(mediaType)!;
