@@ -499,7 +499,7 @@ internal sealed class FailoverAttempt(Pool pool, ReplayableBody body, string tar
         // Before the body goes: the reader's labels take the request's model from it.
         if (UpstreamStatus < 300 && Usage is { } telemetry
             && Telemetry.UsageContent.Readable(upstream, out var encoding)
-            && Telemetry.RequestTelemetry.OpenUsage(this, upstream.Headers.ContentType?.MediaType) is { } usage)
+            && telemetry.OpenUsage(this, upstream.Headers.ContentType?.MediaType) is { } usage)
         {
             // Read as it passes, from the try whose answer is delivered only: a try that failed over counts nothing.
             content = new Telemetry.UsageContent(content, encoding, usage, telemetry.UsagePassed);

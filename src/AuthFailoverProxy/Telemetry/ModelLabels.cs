@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
 
 namespace AuthFailoverProxy.Telemetry;
 
@@ -17,7 +19,16 @@ internal sealed class ModelLabels
 
     // Each name learned, mapped to itself: a label is always the instance stored here, so the metrics SDK and the ledger,
     // which compare labels, find it by reference.
-    private readonly ConcurrentDictionary<string, string> _known = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _known;
+
+    // The same names, looked up by their characters: an answer's model is found without making a string of it.
+    private readonly ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _byChars;
+
+    public ModelLabels()
+    {
+        _known = new(StringComparer.Ordinal);
+        _byChars = _known.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
 
     // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
     private readonly Lock _learning = new();
@@ -60,6 +71,23 @@ internal sealed class ModelLabels
 
     /// <summary>Returns the label for <paramref name="model"/>: the name as it was learned when known, else <c>other</c>.</summary>
     public string Label(string? model) => model is not null && Known(model) is { } label ? label : Other;
+
+    /// <summary>
+    /// Returns the label of the model a JSON string names (<paramref name="reader"/> on it) when that model is known,
+    /// else null (then the caller makes the string): nothing is allocated.
+    /// </summary>
+    public string? Known(ref readonly Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.String || reader.ValueIsEscaped || reader.HasValueSequence
+            || reader.ValueSpan.Length > KeyPool.ModelClasses.MaxModelLength)
+        {
+            return null;
+        }
+
+        // No name longer than a label can be (in characters, which its UTF-8 bytes are at least) is looked for.
+        Span<char> chars = stackalloc char[KeyPool.ModelClasses.MaxModelLength];
+        return Encoding.UTF8.TryGetChars(reader.ValueSpan, chars, out var length) && _byChars.TryGetValue(chars[..length], out var label) ? label : null;
+    }
 
     private string? Known(string model) => _known.TryGetValue(model, out var label) ? label : null;
 }

@@ -34,7 +34,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
     /// has passed, <see cref="UsagePassed"/> records its tokens, the models bounded by <see cref="ModelLabels"/>, and hands
     /// its model and usage to the attempt, whose end (<see cref="AttemptEnded"/>) labels its duration and span with them.
     /// </summary>
-    public static UsageReader? OpenUsage(FailoverAttempt attempt, string? mediaType)
+    public UsageReader? OpenUsage(FailoverAttempt attempt, string? mediaType)
     {
         if (UsageReader.For(mediaType) is not { } reader)
         {
@@ -43,6 +43,7 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
 
         var pool = attempt.Pool;
         reader.Attempt = attempt;
+        reader.Labels = models;
         reader.Where = new UsageWhere(pool.Name, attempt.Key.Name, attempt.Client, attempt.Scope.Model, ProxyTelemetry.ProviderName(pool.Kind), attempt.Operation ?? OtherOperation);
         return reader;
     }
@@ -56,8 +57,9 @@ internal sealed partial class RequestTelemetry(ProxyMetrics metrics, TimeProvide
         if (reader.Seen)
         {
             // The provider answered for these models: they are real, and may become labels.
-            var responseModel = reader.ResponseLabel = models.LearnAndLabel(reader.Model);
-            reader.RequestLabel = models.LearnAndLabel(where.RequestedModel);
+            var responseModel = reader.ResponseLabel ??= models.LearnAndLabel(reader.Model);
+            // Mostly the model asked for is the one that answered, and has the same label.
+            reader.RequestLabel = string.Equals(where.RequestedModel, reader.Model, StringComparison.Ordinal) ? responseModel : models.LearnAndLabel(where.RequestedModel);
             metrics.TokensUsed(new TokenUsageTags(where.Provider, where.Operation, reader.RequestLabel, responseModel, where.Pool, where.Key, where.Client), reader.Usage);
             ledger.Record(where.Pool, where.Key, where.Client, responseModel, reader.Usage);
             budgets.Spent(where.Client, reader.Usage.Input + reader.Usage.Output);

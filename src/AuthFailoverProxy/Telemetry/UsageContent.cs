@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Compression;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace AuthFailoverProxy.Telemetry;
 
@@ -10,12 +11,13 @@ namespace AuthFailoverProxy.Telemetry;
 /// decompressed on the side, through a pipe that never holds the agent back, and only for the reading: the agent gets
 /// the bytes as the provider sent them.
 /// </summary>
-internal sealed class UsageContent : Failover.StreamedContent
+internal sealed class UsageContent : Failover.StreamedContent, UsageContent.ISideReader
 {
     private readonly HttpContent _inner;
     private readonly UsageReader _reader;
     private readonly string? _encoding;
     private readonly Action<UsageReader> _done;
+    private int _ended;
 
     /// <param name="inner">The bytes the agent gets, as the upstream sent them.</param>
     /// <param name="encoding">The upstream's content coding (<see cref="EncodingOf"/>), which <paramref name="inner"/> need not carry.</param>
@@ -36,12 +38,36 @@ internal sealed class UsageContent : Failover.StreamedContent
     /// <summary>Returns whether the answer's encoding can be read on the side (none, gzip, deflate or br), and that encoding (<see cref="EncodingOf"/>).</summary>
     public static bool Readable(HttpContent content, out string? encoding)
     {
+        if (!content.Headers.NonValidated.Contains("Content-Encoding"))
+        {
+            // Most answers: asked without parsing, which would make a collection for the header on every answer.
+            encoding = null;
+            return true;
+        }
+
         encoding = EncodingOf(content);
         return encoding is null ? content.Headers.ContentEncoding.Count == 0 : encoding is "gzip" or "deflate" or "br" or "identity";
     }
 
-    protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
-        => new TapStream(await _inner.ReadAsStreamAsync(cancellationToken), Side());
+    Task ISideReader.Told => Task.CompletedTask;
+
+    protected override Task<Stream> OpenAsync(CancellationToken cancellationToken)
+    {
+        // The upstream's content stream is there at once, as a rule: no state machine for it.
+        var opening = _inner.ReadAsStreamAsync(cancellationToken);
+        return opening.IsCompletedSuccessfully ? Task.FromResult<Stream>(new TapStream(opening.Result, Side())) : OpenLateAsync(opening);
+    }
+
+    void ISideReader.Feed(ReadOnlySpan<byte> bytes) => _reader.Feed(bytes);
+
+    void ISideReader.End(bool whole)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) == 0)
+        {
+            _reader.Complete();
+            _done(_reader);
+        }
+    }
 
     protected override void Dispose(bool disposing)
     {
@@ -53,9 +79,10 @@ internal sealed class UsageContent : Failover.StreamedContent
         base.Dispose(disposing);
     }
 
-    private ISideReader Side() => _encoding is null or "identity"
-        ? new PlainSide(_reader, _done)
-        : new DecompressingSide(_reader, _done, _encoding);
+    private async Task<Stream> OpenLateAsync(Task<Stream> opening) => new TapStream(await opening, Side());
+
+    // An answer as sent is read by this content itself: one object fewer per answer.
+    private ISideReader Side() => _encoding is null or "identity" ? this : new DecompressingSide(_reader, _done, _encoding);
 
     /// <summary>Where the tapped bytes go.</summary>
     private interface ISideReader
@@ -67,24 +94,6 @@ internal sealed class UsageContent : Failover.StreamedContent
 
         /// <summary>Gets a task that completes once what was read has been told.</summary>
         Task Told { get; }
-    }
-
-    private sealed class PlainSide(UsageReader reader, Action<UsageReader> done) : ISideReader
-    {
-        private int _ended;
-
-        public Task Told => Task.CompletedTask;
-
-        public void Feed(ReadOnlySpan<byte> bytes) => reader.Feed(bytes);
-
-        public void End(bool whole)
-        {
-            if (Interlocked.Exchange(ref _ended, 1) == 0)
-            {
-                reader.Complete();
-                done(reader);
-            }
-        }
     }
 
     /// <summary>Decompresses a copy of the bytes on a task of its own; the pipe never pushes back on the agent's copy.</summary>
@@ -149,23 +158,58 @@ internal sealed class UsageContent : Failover.StreamedContent
     /// <summary>The upstream's stream, read by the agent's copy, each read shown to the side reader.</summary>
     private sealed class TapStream(Stream inner, ISideReader side) : Failover.ForwardOnlyStream
     {
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            // A zero-byte read passes through: the copier waits on a quiet stream without a buffer of its own.
-            var read = await inner.ReadAsync(buffer, cancellationToken);
-            if (read > 0)
+            // Most reads find their bytes waiting: those complete here, with no state machine.
+            var reading = inner.ReadAsync(buffer, cancellationToken);
+            if (!reading.IsCompletedSuccessfully)
             {
-                side.Feed(buffer.Span[..read]);
+                return ReadLateAsync(reading, buffer);
             }
-            else if (!buffer.IsEmpty)
+
+            var read = reading.Result;
+            return Show(read, buffer) is { IsCompleted: false } told ? ToldAsync(told, read) : new(read);
+        }
+
+        private static async ValueTask<int> ToldAsync(Task told, int read)
+        {
+            await told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return read;
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<int> ReadLateAsync(ValueTask<int> reading, Memory<byte> buffer)
+        {
+            var read = await reading;
+            if (Show(read, buffer) is { } told)
             {
-                side.End(whole: true);
-                // Every byte has gone to the agent; the answer's end waits for the side to tell what it read (the rest of a
-                // compressed answer is decompressed by then), so the upstream attempt, which ends with the copy, knows it.
-                await side.Told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
             return read;
+        }
+
+        /// <summary>
+        /// Shows a read to the side; at the answer's end returns what to wait for before the end is passed on. A zero-byte
+        /// read passes through: the copier waits on a quiet stream without a buffer of its own.
+        /// </summary>
+        private Task? Show(int read, Memory<byte> buffer)
+        {
+            if (read > 0)
+            {
+                side.Feed(buffer.Span[..read]);
+                return null;
+            }
+
+            if (buffer.IsEmpty)
+            {
+                return null;
+            }
+
+            side.End(whole: true);
+            // Every byte has gone to the agent; the answer's end waits for the side to tell what it read (the rest of a
+            // compressed answer is decompressed by then), so the upstream attempt, which ends with the copy, knows it.
+            return side.Told;
         }
 
         protected override void Dispose(bool disposing)

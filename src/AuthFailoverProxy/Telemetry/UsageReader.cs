@@ -52,7 +52,13 @@ internal sealed class UsageReader
     /// <summary>Gets or sets the labels the answer's tokens count under.</summary>
     public UsageWhere Where { get; set; }
 
-    /// <summary>Gets or sets the bounded labels of the answering and the requested model, once its tokens were counted.</summary>
+    /// <summary>Gets or sets the labels the answer's models are known by, if any (<see cref="Complete"/> finds a known one without a string made).</summary>
+    public ModelLabels? Labels { get; set; }
+
+    /// <summary>
+    /// Gets or sets the bounded labels of the answering and the requested model, once its tokens were counted (the
+    /// answering one sooner when it is a known label).
+    /// </summary>
     public string? ResponseLabel { get; set; }
 
     /// <inheritdoc cref="ResponseLabel"/>
@@ -141,7 +147,9 @@ internal sealed class UsageReader
                     var reader = new Utf8JsonReader(bytes.Span);
                     if (reader.Read() && reader.TokenType == JsonTokenType.String)
                     {
-                        Model = Decoded(ref reader);
+                        // A model answered for before is its label already: the same instance, not a string per answer.
+                        Model = ResponseLabel = Labels?.Known(in reader);
+                        Model ??= Decoded(ref reader);
                     }
                 }
             }

@@ -239,6 +239,26 @@ public sealed class UsageTests
         Assert.Equal(new TokenUsage(Input: 17, Output: 8, CacheRead: 5, CacheCreation: 0), usage.Usage);
     }
 
+    [Fact]
+    public void AnAnswersModel_AlreadyALabel_IsThatLabel_ElseItsOwnString()
+    {
+        var models = new ModelLabels();
+        var sonnet = models.LearnAndLabel(new string("claude-sonnet-4-5".AsSpan()));
+        const string Answer = """{"model":"claude-sonnet-4-5","usage":{"input_tokens":12,"output_tokens":8}}""";
+
+        var known = Read("application/json", Answer, chunk: 7, models);
+        Assert.Same(sonnet, known.Model);
+        Assert.Same(sonnet, known.ResponseLabel);
+
+        // A name no answer made a label: read as it is, and labelled (learned or not) only once its tokens are counted.
+        var other = Read("application/json", Answer.Replace("4-5", "4-6", StringComparison.Ordinal), chunk: 7, models);
+        Assert.Equal("claude-sonnet-4-6", other.Model);
+        Assert.Null(other.ResponseLabel);
+        var escaped = Read("application/json", Answer.Replace("4-5", "4-\\u0035", StringComparison.Ordinal), chunk: 7, models);
+        Assert.Equal("claude-sonnet-4-5", escaped.Model);
+        Assert.Equal(new TokenUsage(12, 8, 0, 0), escaped.Usage);
+    }
+
     [Theory]
     [InlineData("application/json")]
     [InlineData("text/event-stream")]
@@ -262,9 +282,10 @@ public sealed class UsageTests
         Assert.Equal(new TokenUsage(12, 8, 0, 0), read.Usage);
     }
 
-    private static UsageReader Read(string mediaType, string text, int chunk)
+    private static UsageReader Read(string mediaType, string text, int chunk, ModelLabels? labels = null)
     {
         var reader = UsageReader.For(mediaType)!;
+        reader.Labels = labels;
         var bytes = Encoding.UTF8.GetBytes(text);
         for (var i = 0; i < bytes.Length; i += chunk)
         {
