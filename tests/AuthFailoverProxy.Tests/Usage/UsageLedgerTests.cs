@@ -68,6 +68,36 @@ public sealed class UsageLedgerTests
     }
 
     [Fact]
+    public async Task RowsWrittenInTurn_FromEveryCore_EachAddUpExactly_WhateverInstancesNameThem()
+    {
+        // The ledger looks at the row it counted last before its dictionary: rows that take turns, and the same labels in
+        // other string instances (a reloaded key's name), must still land on their own row, and every core's part count.
+        var ledger = new UsageLedger();
+        const int PerWriter = 10_000;
+        var writers = Enumerable.Range(0, Environment.ProcessorCount * 2).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                var model = i % 3 == 0 ? "claude-haiku-4-5" : new string("claude-sonnet-4-5".AsSpan());
+                ledger.Record("p", i % 2 == 0 ? "primary" : new string("backup".AsSpan()), "c", model, new TokenUsage(2, 1, i % 5 == 0 ? 1 : 0, 0));
+            }
+        }, TestContext.Current.CancellationToken)).ToArray();
+        await Task.WhenAll(writers);
+
+        var totals = ledger.Totals().ToDictionary(t => t.Source, t => t.Totals);
+        Assert.Equal(4, totals.Count);
+        var writes = writers.Length * PerWriter;
+        Assert.Equal(writes, totals.Values.Sum(t => t.Requests));
+        Assert.Equal(2L * writes, totals.Values.Sum(t => t.Input));
+        Assert.Equal(writes, totals.Values.Sum(t => t.Output));
+        Assert.Equal(writes / 5, totals.Values.Sum(t => t.CacheRead));
+        // i even and a multiple of 3: a sixth of the writes.
+        Assert.Equal(writers.Length * (PerWriter / 6 + 1), totals[new UsageSource("p", "primary", "c", "claude-haiku-4-5")].Requests);
+        var taken = ledger.Take().Where(r => r.Row.Of == UsageOf.Key).Sum(r => r.Counts.Requests);
+        Assert.Equal(writes, taken);
+    }
+
+    [Fact]
     public void ModelLabels_LearnAtMostTheirCapacity_EvenLearnedInParallel()
     {
         var models = new ModelLabels();
@@ -96,5 +126,38 @@ public sealed class UsageLedgerTests
         Assert.Equal(ModelLabels.Other, models.LearnAndLabel(null));
         Assert.Equal("claude-sonnet-4-5", sonnet);
         Assert.Equal("claude-haiku-4-5", haiku);
+    }
+
+    [Theory]
+    [InlineData("\"claude-sonnet-4-5\"", true)]
+    [InlineData("\"claude-sonnet-4-6\"", false)]
+    [InlineData("\"claude-sonnet-4-\\u0035\"", false)]
+    [InlineData("\"mod\u00e8le-fran\u00e7ais\"", true)]
+    [InlineData("17", false)]
+    public void ModelLabels_FindAnAnswersModel_FromItsJson_OnlyWhenLearned(string json, bool found)
+    {
+        var models = new ModelLabels();
+        var sonnet = models.LearnAndLabel(new string("claude-sonnet-4-5".AsSpan()));
+        var french = models.LearnAndLabel("mod\u00e8le-fran\u00e7ais");
+        models.Learn(new string('m', AuthFailoverProxy.KeyPool.ModelClasses.MaxModelLength));
+
+        var label = Known(json);
+
+        // Found: the learned instance itself. Not found (unknown, or escaped, which the caller decodes): null, never "other".
+        Assert.Equal(found, label is not null);
+        if (found)
+        {
+            Assert.True(ReferenceEquals(label, sonnet) || ReferenceEquals(label, french));
+        }
+
+        Assert.NotNull(Known($"\"{new string('m', AuthFailoverProxy.KeyPool.ModelClasses.MaxModelLength)}\""));
+        Assert.Null(Known($"\"{new string('m', AuthFailoverProxy.KeyPool.ModelClasses.MaxModelLength + 1)}\""));
+
+        string? Known(string value)
+        {
+            var reader = new System.Text.Json.Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(value));
+            Assert.True(reader.Read());
+            return models.Known(in reader);
+        }
     }
 }
