@@ -24,7 +24,7 @@ namespace AuthFailoverProxy.Telemetry;
 /// <c>gen_ai_client_operation_time_to_first_chunk_seconds</c>. The pools, the state board and the store are resolved at the first
 /// collection: this is built before the host validates options.
 /// </remarks>
-internal sealed class ProxyMetrics : IDisposable
+internal sealed class ProxyMetrics
 {
     private static readonly KeyState[] KeyStates = Enum.GetValues<KeyState>();
     private static readonly string[] KeyStateNames = [.. KeyStates.Select(s => s.ToString().ToLowerInvariant())];
@@ -46,14 +46,12 @@ internal sealed class ProxyMetrics : IDisposable
     private readonly Histogram<double> _operationDuration;
     private readonly Histogram<double> _timeToFirstChunk;
     private readonly Counter<long> _budgetRefusals;
-    private readonly DeferredRecorder<(TokenUsageTags, TokenUsage)> _tokensUsed;
     private PoolRegistry? _registry;
 
     public ProxyMetrics(IMeterFactory meterFactory, IServiceProvider services, TimeProvider time)
     {
         _services = services;
         _time = time;
-        _tokensUsed = new(RecordTokens, time);
         Meter = meterFactory.Create(new MeterOptions(ProxyTelemetry.Name) { Version = typeof(ProxyMetrics).Assembly.GetName().Version?.ToString() });
 
         Meter.CreateObservableCounter("afp.requests", ObserveAnswered, "{request}",
@@ -149,30 +147,18 @@ internal sealed class ProxyMetrics : IDisposable
         }
     }
 
-    /// <summary>
-    /// Records what one delivered answer spent, shortly after, on the thread that records every answer's (see
-    /// <see cref="DeferredRecorder{T}"/>); model names are labels already bounded by <see cref="ModelLabels"/>.
-    /// </summary>
+    /// <summary>Records what one delivered answer spent; model names are labels already bounded by <see cref="ModelLabels"/>.</summary>
     public void TokensUsed(in TokenUsageTags where, TokenUsage usage)
     {
         if (_tokenUsage.Enabled)
         {
-            _tokensUsed.Add((where, usage));
+            var tags = GenAiTags(in where);
+            tags.Add("gen_ai.token.type", "input");
+            _tokenUsage.Record(usage.Input, in tags);
+            tags[^1] = new("gen_ai.token.type", "output");
+            _tokenUsage.Record(usage.Output, in tags);
         }
     }
-
-    private void RecordTokens((TokenUsageTags Where, TokenUsage Usage) spent)
-    {
-        var (where, usage) = spent;
-        var tags = GenAiTags(in where);
-        tags.Add("gen_ai.token.type", "input");
-        _tokenUsage.Record(usage.Input, in tags);
-        tags[^1] = new("gen_ai.token.type", "output");
-        _tokenUsage.Record(usage.Output, in tags);
-    }
-
-    /// <summary>Records the answers' tokens still queued, before the metrics SDK goes.</summary>
-    public void Dispose() => _tokensUsed.Dispose();
 
     public void BudgetRefused(string client, string limit)
     {
@@ -263,8 +249,6 @@ internal sealed class ProxyMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObserveTokens()
     {
-        // A collection has begun: the token histogram, read after the observable instruments, gets every answer so far.
-        _tokensUsed.Flush();
         foreach (var (source, totals) in _services.GetRequiredService<Usage.UsageLedger>().Totals())
         {
             KeyValuePair<string, object?>[] where = [new("pool", source.Pool), new("key", source.Key), new("client", source.Client), new("model", source.Model)];
