@@ -51,12 +51,8 @@ internal sealed class UsageContent : Failover.StreamedContent, UsageContent.ISid
 
     Task ISideReader.Told => Task.CompletedTask;
 
-    protected override Task<Stream> OpenAsync(CancellationToken cancellationToken)
-    {
-        // The upstream's content stream is there at once, as a rule: no state machine for it.
-        var opening = _inner.ReadAsStreamAsync(cancellationToken);
-        return opening.IsCompletedSuccessfully ? Task.FromResult<Stream>(new TapStream(opening.Result, Side())) : OpenLateAsync(opening);
-    }
+    protected override async Task<Stream> OpenAsync(CancellationToken cancellationToken)
+        => new TapStream(await _inner.ReadAsStreamAsync(cancellationToken), Side());
 
     void ISideReader.Feed(ReadOnlySpan<byte> bytes) => _reader.Feed(bytes);
 
@@ -78,8 +74,6 @@ internal sealed class UsageContent : Failover.StreamedContent, UsageContent.ISid
 
         base.Dispose(disposing);
     }
-
-    private async Task<Stream> OpenLateAsync(Task<Stream> opening) => new TapStream(await opening, Side());
 
     // An answer as sent is read by this content itself: one object fewer per answer.
     private ISideReader Side() => _encoding is null or "identity" ? this : new DecompressingSide(_reader, _done, _encoding);
@@ -158,58 +152,25 @@ internal sealed class UsageContent : Failover.StreamedContent, UsageContent.ISid
     /// <summary>The upstream's stream, read by the agent's copy, each read shown to the side reader.</summary>
     private sealed class TapStream(Stream inner, ISideReader side) : Failover.ForwardOnlyStream
     {
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            // Most reads find their bytes waiting: those complete here, with no state machine.
-            var reading = inner.ReadAsync(buffer, cancellationToken);
-            if (!reading.IsCompletedSuccessfully)
-            {
-                return ReadLateAsync(reading, buffer);
-            }
-
-            var read = reading.Result;
-            return Show(read, buffer) is { IsCompleted: false } told ? ToldAsync(told, read) : new(read);
-        }
-
-        private static async ValueTask<int> ToldAsync(Task told, int read)
-        {
-            await told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            return read;
-        }
-
+        // A read that waits takes its state machine from a pool; one that finds its bytes waiting (most) allocates none.
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        private async ValueTask<int> ReadLateAsync(ValueTask<int> reading, Memory<byte> buffer)
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var read = await reading;
-            if (Show(read, buffer) is { } told)
-            {
-                await told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
-            return read;
-        }
-
-        /// <summary>
-        /// Shows a read to the side; at the answer's end returns what to wait for before the end is passed on. A zero-byte
-        /// read passes through: the copier waits on a quiet stream without a buffer of its own.
-        /// </summary>
-        private Task? Show(int read, Memory<byte> buffer)
-        {
+            // A zero-byte read passes through: the copier waits on a quiet stream without a buffer of its own.
+            var read = await inner.ReadAsync(buffer, cancellationToken);
             if (read > 0)
             {
                 side.Feed(buffer.Span[..read]);
-                return null;
             }
-
-            if (buffer.IsEmpty)
+            else if (!buffer.IsEmpty)
             {
-                return null;
+                side.End(whole: true);
+                // Every byte has gone to the agent; the answer's end waits for the side to tell what it read (the rest of a
+                // compressed answer is decompressed by then), so the upstream attempt, which ends with the copy, knows it.
+                await side.Told.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
-            side.End(whole: true);
-            // Every byte has gone to the agent; the answer's end waits for the side to tell what it read (the rest of a
-            // compressed answer is decompressed by then), so the upstream attempt, which ends with the copy, knows it.
-            return side.Told;
+            return read;
         }
 
         protected override void Dispose(bool disposing)
