@@ -176,7 +176,7 @@ internal sealed record BudgetWindowStatus(long Limit, long Used, DateTimeOffset 
 /// <summary>What a sync takes from a budget: the counters to add to, each with its delta, and the windows they belong to.</summary>
 internal sealed record BudgetSync(long Minute, long Day, IReadOnlyList<(string Key, long Delta, TimeSpan Ttl)> Counters);
 
-/// <summary>One client's counters, under a lock of their own (taken once per request of that client only).</summary>
+/// <summary>One client's counters, under a lock of their own (taken once per request of that client only: an answer's tokens are added without it).</summary>
 internal sealed class ClientBudget(string client, int index, ClientBudgetOptions limits)
 {
     private static readonly TimeSpan MinuteTtl = TimeSpan.FromMinutes(2);
@@ -189,6 +189,9 @@ internal sealed class ClientBudget(string client, int index, ClientBudgetOptions
     private Count _tokens;
     private Count _dayTokens;
     private int _told;
+
+    // Tokens spent in the current windows since the lock was last taken (Spend); folded in by Roll.
+    private long _unfolded;
 
     public string Client { get; } = client;
 
@@ -219,8 +222,20 @@ internal sealed class ClientBudget(string client, int index, ClientBudgetOptions
         }
     }
 
+    /// <summary>
+    /// Counts tokens an answer spent. In the windows as last rolled (nearly always) they are added without the lock, which
+    /// every request of the client takes once already in <see cref="Admit"/>, and are folded into the counts by the next
+    /// operation that takes it: the next request's admission, a sync or a status, at most one sync interval later.
+    /// </summary>
     public void Spend(DateTimeOffset now, long tokens)
     {
+        var seconds = now.ToUnixTimeSeconds();
+        if (seconds / 60 == Volatile.Read(ref _minute) && seconds / 86_400 == Volatile.Read(ref _day))
+        {
+            Interlocked.Add(ref _unfolded, tokens);
+            return;
+        }
+
         lock (_lock)
         {
             Roll(now);
@@ -296,10 +311,17 @@ internal sealed class ClientBudget(string client, int index, ClientBudgetOptions
     /// <summary>A new window starts from nothing: what was counted in the last one no longer counts.</summary>
     private void Roll(DateTimeOffset now)
     {
+        // Tokens spent without the lock were spent in the windows as they stood: they count there, before any roll.
+        if (Interlocked.Exchange(ref _unfolded, 0) is var unfolded and not 0)
+        {
+            _tokens.Local += unfolded;
+            _dayTokens.Local += unfolded;
+        }
+
         var seconds = now.ToUnixTimeSeconds();
         if (seconds / 60 != _minute)
         {
-            _minute = seconds / 60;
+            Volatile.Write(ref _minute, seconds / 60);
             _requests = default;
             _tokens = default;
             _told &= 1 << (int)BudgetLimit.TokensPerDay;
@@ -307,7 +329,7 @@ internal sealed class ClientBudget(string client, int index, ClientBudgetOptions
 
         if (seconds / 86_400 != _day)
         {
-            _day = seconds / 86_400;
+            Volatile.Write(ref _day, seconds / 86_400);
             _dayTokens = default;
             _told &= ~(1 << (int)BudgetLimit.TokensPerDay);
         }
