@@ -11,11 +11,11 @@ using OpenTelemetry.Metrics;
 // One answer's usage, read and counted as the proxy does it: the answer's content wrapped by the tap, copied the way
 // YARP copies it (a zero-byte read, then reads into a pooled buffer until the end), read on the side, and counted
 // (model labels, the GenAI token histogram with the metrics SDK listening, the ledger, the client's token budget).
-// Against the same copy of the same answer unread. Single-threaded, so it shows the work itself; what two cores
-// contending for the same counters, and a cache shared with the rest of a request, add on top is what bench/run.sh
-// measures.
+// Against the same copy of the same answer unread. On one thread it shows the work itself; on several at once, what
+// cores writing the same counters add. What a cache shared with the rest of a request adds on top is what the
+// whole-proxy runs of bench/run.sh measure.
 //
-//   dotnet run -c Release --project bench/UsagePath [-- answers-per-round [rounds]]
+//   dotnet run -c Release --project bench/UsagePath [-- answers-per-round [rounds [threads]]]
 var answers = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200_000;
 var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
 var threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1;
@@ -94,8 +94,8 @@ namespace UsagePath
         /// <summary>Times <paramref name="read"/> on every thread at once: CPU ns and bytes allocated per answer.</summary>
         private async Task<(double Ns, double Bytes)> TimeAsync(bool read)
         {
-            // The process's CPU time, not the loop's wall time: what is recorded on another thread (DeferredRecorder) and
-            // the collector's work count too. The host is built, not started, so little else runs.
+            // The process's CPU time, not the loop's wall time: work done on other threads (the garbage collector's, the
+            // metrics SDK's) counts too. The host is built, not started, so little else runs.
             using var process = Process.GetCurrentProcess();
             var cpu = process.TotalProcessorTime;
             var allocated = GC.GetTotalAllocatedBytes(precise: true);

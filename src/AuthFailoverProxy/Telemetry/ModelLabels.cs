@@ -24,15 +24,15 @@ internal sealed class ModelLabels
     // The same names, looked up by their characters: an answer's model is found without making a string of it.
     private readonly ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _byChars;
 
+    // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
+    private readonly Lock _learning = new();
+    private int _count;
+
     public ModelLabels()
     {
         _known = new(StringComparer.Ordinal);
         _byChars = _known.GetAlternateLookup<ReadOnlySpan<char>>();
     }
-
-    // Counted here: ConcurrentDictionary.Count takes every lock of the dictionary, and this is on the request path.
-    private readonly Lock _learning = new();
-    private int _count;
 
     /// <summary>Learns <paramref name="model"/> as a real model (the provider answered for it), while there is room.</summary>
     public void Learn(string? model)

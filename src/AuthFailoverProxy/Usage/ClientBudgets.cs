@@ -225,7 +225,7 @@ internal sealed class ClientBudget(string client, int index, ClientBudgetOptions
     /// <summary>
     /// Counts tokens an answer spent. In the windows as last rolled (nearly always) they are added without the lock, which
     /// every request of the client takes once already in <see cref="Admit"/>, and are folded into the counts by the next
-    /// operation that takes it: the next request's admission, a sync or a status, at most one sync interval later.
+    /// operation that takes it (the next admission, a sync with Redis, a status): nothing reads the counts before that.
     /// </summary>
     public void Spend(DateTimeOffset now, long tokens)
     {
