@@ -16,6 +16,7 @@ internal sealed class PoolRegistry : IDisposable
     public PoolRegistry(IOptions<PoolsOptions> pools, IOptions<FailoverOptions> failover, IOptions<Usage.UsageOptions> usage, IConfiguration configuration, TimeProvider time, IMeterFactory meterFactory)
     {
         var now = time.GetUtcNow();
+        var traces = Telemetry.TelemetryServiceCollectionExtensions.Traces(configuration);
         var built = new List<Pool>();
         foreach (var (name, options) in pools.Value.Pools.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -39,7 +40,7 @@ internal sealed class PoolRegistry : IDisposable
                 isDefault,
                 options.Selection,
                 keys,
-                transport.CreateClient(failover.Value.ConnectTimeout, meterFactory),
+                transport.CreateClient(failover.Value.ConnectTimeout, meterFactory, traces),
                 new ForwarderRequestConfig
                 {
                     ActivityTimeout = failover.Value.ActivityTimeout,

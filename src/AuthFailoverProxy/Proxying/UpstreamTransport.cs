@@ -87,8 +87,10 @@ internal sealed class UpstreamTransport
     /// <summary>
     /// Creates the pool's connection pool. Its <c>http.client.*</c> metrics go to a meter of the host's
     /// <paramref name="meterFactory"/>, so that each host exports its own calls (see TelemetryServiceCollectionExtensions).
+    /// Only a proxy that <paramref name="traces"/> sends its <c>traceparent</c> upstream; one that does not has no
+    /// propagator, and so no client span either.
     /// </summary>
-    public HttpMessageInvoker CreateClient(TimeSpan connectTimeout, System.Diagnostics.Metrics.IMeterFactory? meterFactory)
+    public HttpMessageInvoker CreateClient(TimeSpan connectTimeout, System.Diagnostics.Metrics.IMeterFactory? meterFactory, bool traces)
     {
         var handler = new SocketsHttpHandler
         {
@@ -100,7 +102,7 @@ internal sealed class UpstreamTransport
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = connectTimeout,
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-            ActivityHeadersPropagator = UpstreamTracePropagator.Instance,
+            ActivityHeadersPropagator = traces ? UpstreamTracePropagator.Instance : null,
             MeterFactory = meterFactory,
         };
 

@@ -110,6 +110,9 @@ internal static class TelemetryServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>Whether this proxy traces: an OTLP endpoint is set, in its settings or in the environment.</summary>
+    internal static bool Traces(IConfiguration configuration) => OtlpTargetOf(configuration) is not null;
+
     internal static bool IsHttpUrl(string value)
         => Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
 

@@ -93,7 +93,8 @@ public sealed class CredentialCheckTests
         var checksBefore = ProbesOf(s, "primary");
         await AdvanceUntilAsync(time, () => primary.Health.State == KeyState.Usable, TimeSpan.FromMinutes(1));
         Assert.True(ProbesOf(s, "primary") > checksBefore);
-        Assert.Contains(s.Proxy.Logs.Messages(LogEventLevel.Information), m => m.Contains("'primary'", StringComparison.Ordinal) && m.Contains("back in service: a background check passed", StringComparison.Ordinal));
+        // The check's thread writes the line just after it changes the state.
+        await FailoverTests.WaitUntilAsync(() => s.Proxy.Logs.Messages(LogEventLevel.Information).Any(m => m.Contains("'primary'", StringComparison.Ordinal) && m.Contains("back in service: a background check passed", StringComparison.Ordinal)));
 
         using var back = await s.PostMessageAsync();
         Assert.Equal("primary", FailoverTests.Header(back, "x-afp-key"));

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using AuthFailoverProxy.Demo.Provider;
 using AuthFailoverProxy.Tests.Failover;
@@ -77,6 +78,14 @@ public sealed class UpstreamNameTests
     public async Task ForwardingAndTraceHeaders_StayWithTheProxy_WhatTheProviderNeedsGoesOn()
     {
         await using var s = await Scenario.StartAsync();
+        // Something else in the process traces everything (as another proxy's host does in this test run): a proxy
+        // without an OTLP endpoint still sends no trace context of its own.
+        using var elsewhere = new ActivityListener
+        {
+            ShouldListenTo = _ => true,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(elsewhere);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages?beta=true") { Content = Scenario.MessageBody() };
         request.Headers.Add("X-Forwarded-For", "10.1.2.3");
         request.Headers.Add("X-Forwarded-Host", "agents.internal.corp");
