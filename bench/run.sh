@@ -5,7 +5,8 @@
 # bench/results/<UTC date>-issue2.md and <UTC date>-issue4.md (the same report). Raw wrk output and process logs go
 # to bench/results/raw/<stamp>/ (git-ignored).
 #
-#   bench/run.sh            full run: a 20 s warm-up, then 3 alternating repetitions of 10 s per target (about 8 minutes)
+#   bench/run.sh            full run: a 20 s warm-up, then 3 alternating repetitions of 10 s per target, then pairs of
+#                           targets loaded at once (about 10 minutes)
 #   bench/run.sh --quick    smoke test: 1 repetition of 3 s, shorter SSE, failover and propagation runs (about 1 minute)
 #   bench/run.sh --no-build use the Release builds already on disk instead of building first
 #   BENCH_REPS=5 BENCH_DURATION=20 bench/run.sh   more or longer measured runs (default 3 x 10 s)
@@ -13,13 +14,14 @@
 #                           again), so that no one process's speed decides a ratio (default 1 round; see bench/README.md)
 #   BENCH_DEBUG=1 bench/run.sh   also log the CPU tick accounting behind the "other load" column
 #   BENCH_BASELINE=<git rev> bench/run.sh   also measure AuthFailoverProxy as built at that commit, in the same run
+#   BENCH_AT_ONCE_REPS=10 bench/run.sh   repetitions of the pairs loaded at once (default 6, 1 with --quick)
 #
 # Every server binds 127.0.0.1 on a free port; every load run stops by itself; every process started here is
 # stopped on exit. See bench/README.md for what the numbers mean.
 set -euo pipefail
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 QUICK=0
@@ -600,6 +602,62 @@ LAST_ROUND_SUFFIX=""
 ((ROUNDS == 1)) || LAST_ROUND_SUFFIX="-round$ROUNDS"
 cp "$RUNS" "$RAW/runs.tsv"
 
+# --- 1b. two targets loaded at once ----------------------------------------------------------------------------------
+
+# On a shared machine the speed the proxies get drifts from one run to the next (another tenant, the host's clock): runs
+# of one target 10 s apart differ by more than the few per cent a ratio has to tell. Here two targets take the load at
+# the same time, each from its own wrk with half the threads and connections, and their CPU is read over the same
+# window: whatever the machine does, both live through it, and it cancels out of their ratio. The load on each is half
+# the sequential runs', so CPU per request is not comparable with theirs; only the ratio is.
+AT_ONCE="$TMP/at-once.tsv"
+: >"$AT_ONCE"
+AT_ONCE_REPS=${BENCH_AT_ONCE_REPS:-$((QUICK ? 1 : 6))}
+[[ $AT_ONCE_REPS =~ ^[1-9][0-9]?$ ]] || die "BENCH_AT_ONCE_REPS must be a whole number from 1 to 99"
+# at_once A B REP: one run of A and B loaded at once; appends A, B, rep, A's and B's CPU µs/req and req/s, errors.
+at_once() {
+  local a=$1 b=$2 rep=$3 pa pb ta0 tb0 ta1 tb1 oa ob first second
+  pa=$(target_pid "$a") pb=$(target_pid "$b")
+  oa="$RAW/wrk-at-once-$a-$b-rep$rep-$a.txt" ob="$RAW/wrk-at-once-$a-$b-rep$rep-$b.txt"
+  # Who starts first alternates, so the few milliseconds between the two starts favour neither.
+  if ((rep % 2)); then first=$a second=$b; else first=$b second=$a; fi
+  ta0=$(cpu_ticks "$pa") tb0=$(cpu_ticks "$pb")
+  THREADS=$((THREADS / 2)) CONNECTIONS=$((CONNECTIONS / 2)) \
+    wrk_run "$RAW/wrk-at-once-$a-$b-rep$rep-$first.txt" "$(target_url "$first")" "$(target_key "$first")" "$DURATION" &
+  local w1=$!
+  THREADS=$((THREADS / 2)) CONNECTIONS=$((CONNECTIONS / 2)) \
+    wrk_run "$RAW/wrk-at-once-$a-$b-rep$rep-$second.txt" "$(target_url "$second")" "$(target_key "$second")" "$DURATION" &
+  local w2=$!
+  wait "$w1" || die "wrk failed against $first (loaded at once with $second)"
+  wait "$w2" || die "wrk failed against $second (loaded at once with $first)"
+  ta1=$(cpu_ticks "$pa") tb1=$(cpu_ticks "$pb")
+  local ra rb
+  ra=$(wrk_field "$oa" requests) rb=$(wrk_field "$ob" requests)
+  ((ra > 0 && rb > 0)) || die "no request completed against $a or $b loaded at once; see $oa, $ob"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$a" "$b" "$rep" \
+    "$(calc %.2f "($ta1 - $ta0) / $CLK_TCK * 1000000 / $ra")" "$(calc %.2f "($tb1 - $tb0) / $CLK_TCK * 1000000 / $rb")" \
+    "$(calc %.1f "$ra / ($(wrk_field "$oa" duration_us) / 1000000)")" "$(calc %.1f "$rb / ($(wrk_field "$ob" duration_us) / 1000000)")" \
+    "$(($(wrk_errors "$oa") + $(wrk_errors "$ob")))" >>"$AT_ONCE"
+  log "  $(target_label "$a") and $(target_label "$b") at once, rep $rep: CPU µs/req $(tail -n 1 "$AT_ONCE" | cut -f4) and $(tail -n 1 "$AT_ONCE" | cut -f5)"
+}
+# The pairs whose ratio has a goal (usage accounting; the whole proxy against bare YARP), and the baseline when there is one.
+AT_ONCE_PAIRS=("afp afpnousage" "afp bare")
+[[ -z $BASELINE ]] || AT_ONCE_PAIRS+=("afp afpbase")
+log "loaded at once: $AT_ONCE_REPS x ${DURATION} s per pair, $((THREADS / 2)) thread and $((CONNECTIONS / 2)) connections on each side"
+for ((rep = 1; rep <= AT_ONCE_REPS; rep++)); do
+  for pair in "${AT_ONCE_PAIRS[@]}"; do
+    wait_for_quiet
+    # shellcheck disable=SC2086 # the pair is two words on purpose
+    at_once $pair "$rep"
+  done
+done
+cp "$AT_ONCE" "$RAW/at-once.tsv"
+# at_once_ratios A B: every rep's ratio of A's CPU per request to B's, ascending, one per line.
+at_once_ratios() { awk -F'\t' -v a="$1" -v b="$2" '$1 == a && $2 == b && $5 > 0 { printf "%.3f\n", $4 / $5 }' "$AT_ONCE" | sort -g; }
+# at_once_median A B: the median of those ratios.
+at_once_median() {
+  at_once_ratios "$1" "$2" | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
 # --- 2. SSE time to first byte ---------------------------------------------------------------------------------------
 
 log "SSE time to first byte: $SSE_N requests per target (after $SSE_WARM warm-up), interleaved"
@@ -761,6 +819,16 @@ if [[ -n $BASELINE ]]; then
   BASELINE_CPU_RATIO=$(calc %.3f "${CPU[afp]} / ${CPU[afpbase]}")
   BASELINE_CPU_RATIO_PAIRED=$(paired_ratio "$RUNS" 6 afp afpbase)
 fi
+# The same ratios from the runs loaded at once (1b), with every sample: these are the ones a drifting machine cancels from.
+AT_ONCE_USAGE_PCT=$(calc %.1f "($(at_once_median afp afpnousage) - 1) * 100")
+AT_ONCE_USAGE_SAMPLES=$(at_once_ratios afp afpnousage | awk '{ printf "%s%+.1f %%", (NR > 1 ? ", " : ""), ($1 - 1) * 100 }')
+AT_ONCE_BARE=$(at_once_median afp bare)
+AT_ONCE_BARE_SAMPLES=$(at_once_ratios afp bare | paste -sd, - | sed 's/,/, /g')
+if [[ -n $BASELINE ]]; then
+  AT_ONCE_BASE=$(at_once_median afp afpbase)
+  AT_ONCE_BASE_SAMPLES=$(at_once_ratios afp afpbase | paste -sd, - | sed 's/,/, /g')
+fi
+AT_ONCE_ERRORS=$(awk -F'\t' '{ s += $8 } END { print s + 0 }' "$AT_ONCE")
 REDIS_CPU_DURING=$(median "$RUNS" 13 afpredis)
 REDIS_CPU_MAX=$(awk -F'\t' '$13 > m { m = $13 } END { print m + 0 }' "$RUNS")
 PROP_COMPLETE=$(( PROP[disable_n] == PROP_N && PROP[enable_n] == PROP_N && PROP_RC == 0 ))
@@ -824,6 +892,8 @@ REPORT="$TMP/report.md"
   echo "| CPU time per request, AuthFailoverProxy / bare YARP | $CPU_RATIO (${CPU[afp]} / ${CPU[bare]} µs) | ≤ 1.05 (issue 12; 1.10 before) | $(pass "$CPU_RATIO <= 1.05") |"
   echo "| The same, paired: median over repetitions of the ratio within one repetition | $CPU_RATIO_PAIRED | ≤ 1.05 | $(pass "$CPU_RATIO_PAIRED <= 1.05") |"
   echo "| Usage accounting: CPU per request, AuthFailoverProxy / the same with usage not read (\`Usage:Enabled=false\`), − 1 | $USAGE_CPU_PCT % by medians (${CPU[afp]} / ${CPU[afpnousage]} µs); paired: $USAGE_CPU_PCT_PAIRED %; throughput ratio $USAGE_THROUGHPUT_RATIO | ≤ 3 % (issue 14) | $(pass "$USAGE_CPU_PCT_PAIRED <= 3") |"
+  echo "| Usage accounting, the two loaded at once (1b): median over repetitions of the CPU-per-request ratio, − 1; every sample | $AT_ONCE_USAGE_PCT %; samples $AT_ONCE_USAGE_SAMPLES | ≤ 3 % (issue 14) | $(pass "$AT_ONCE_USAGE_PCT <= 3") |"
+  echo "| CPU per request, AuthFailoverProxy / bare YARP, the two loaded at once (1b): median; every sample | $AT_ONCE_BARE; samples $AT_ONCE_BARE_SAMPLES | ≤ 1.05 | $(pass "$AT_ONCE_BARE <= 1.05") |"
   echo "| For reference: usage accounting of one answer away from the network (\`bench/UsagePath\`), read − unread, CPU of the whole process | $USAGE_PATH_NS ns on 1 thread, $USAGE_PATH_ALL_NS ns on $USAGE_PATH_THREADS at once; $USAGE_PATH_B B allocated (medians of $((QUICK ? 3 : 7)) rounds) | none (read: the work itself, and what cores writing the same counters add; the row above adds a cache shared with the rest of a request) | — |"
   echo "| Usage accounting: SSE time to first content, usage read − not read (median; p90) | $SSE_USAGE_COST ms; p90 $SSE_USAGE_COST_P90 ms | nothing measurable: ≤ 0.05 ms (issue 14) | $(pass "$SSE_USAGE_COST <= 0.05") |"
   echo "| SSE time to first content, AuthFailoverProxy − direct (median; the first byte, since the stream's opening is held until its content) | $SSE_DIFF ms | ≤ 0.5 ms (issue 12; 1 ms before) | $(pass "$SSE_DIFF <= 0.5") |"
@@ -837,6 +907,7 @@ REPORT="$TMP/report.md"
   echo "| CPU per request, Redis store / in-memory store | $REDIS_CPU_RATIO (${CPU[afpredis]} / ${CPU[afp]} µs) | equal within noise (0.9–1.1) | $(pass "$REDIS_CPU_RATIO >= 0.9 && $REDIS_CPU_RATIO <= 1.1") |"
   if [[ -n $BASELINE ]]; then
     echo "| This build / the baseline at $BASELINE_REV, throughput and CPU per request | $BASELINE_THROUGHPUT_RATIO and $BASELINE_CPU_RATIO (${CPU[afp]} / ${CPU[afpbase]} µs); CPU paired: $BASELINE_CPU_RATIO_PAIRED | none (read: what the change costs) | — |"
+    echo "| This build / the baseline at $BASELINE_REV, CPU per request, the two loaded at once (1b): median; every sample | $AT_ONCE_BASE; samples $AT_ONCE_BASE_SAMPLES | none (read: what the change costs) | — |"
   fi
   echo "| For reference: AuthFailoverProxy / bare YARP with ASP.NET Core's request diagnostics off, as AuthFailoverProxy runs, throughput and CPU per request | $QUIET_THROUGHPUT_RATIO and $QUIET_CPU_RATIO (${CPU[afp]} / ${CPU[barequiet]} µs); CPU paired: $QUIET_CPU_RATIO_PAIRED | none (read: the failover machinery's own cost) | — |"
   echo "| For reference: AuthFailoverProxy / nginx as a proxy, throughput and CPU per request | $NGINXP_THROUGHPUT_RATIO and $NGINXP_CPU_RATIO (${CPU[afp]} / ${CPU[nginxproxy]} µs) | none (nginx is C and does no failover) | — |"
@@ -868,6 +939,16 @@ REPORT="$TMP/report.md"
   for target in "${TARGETS[@]}"; do
     echo "| $(target_label "$target") | ${RPS[$target]%.*} | $(ms "${P50[$target]}") | $(ms "${P99[$target]}") | ${CPU[$target]} | ${UPCPU[$target]} | ${ALLOC[$target]} | $(calc %.1f "${RSS[$target]} / 1024") | ${CALLS[$target]} | ${ERR[$target]} |"
   done
+  echo
+  echo "## Two targets loaded at once"
+  echo
+  echo "$AT_ONCE_REPS repetitions of ${DURATION} s per pair, after the runs above, on the last round's processes: each target from its own wrk ($((THREADS / 2)) thread, $((CONNECTIONS / 2)) connections) at the same time, their CPU read over the same window, so a machine that drifts moves both alike. Each gets about half the load of a run above, so their CPU per request differs from those runs'; the ratio is what counts. Errors: $AT_ONCE_ERRORS."
+  echo
+  echo "| A | B | rep | A CPU µs/req | B CPU µs/req | A / B | A req/s | B req/s |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  while IFS=$'\t' read -r a b rep ca cb ra rb _; do
+    echo "| $(target_label "$a") | $(target_label "$b") | $rep | $ca | $cb | $(calc %.3f "$ca / $cb") | ${ra%.*} | ${rb%.*} |"
+  done <"$AT_ONCE"
   echo
   echo "## SSE time to first byte (POST /v1/sse, curl \`%{time_starttransfer}\`, new connection per request)"
   echo
