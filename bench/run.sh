@@ -498,17 +498,23 @@ measure() {
   log "  $(target_label "$target") rep $rep: $(tail -n 1 "$RUNS" | cut -f3) req/s, $(wrk_errors "$out") errors, other load $(tail -n 1 "$RUNS" | cut -f12)%"
 }
 
+# sorted_median [FORMAT]: the median of the ascending numbers on stdin, one per line (nan when there are none), printed
+# with FORMAT (as awk prints a number when none is given).
+sorted_median() {
+  awk -v f="${1:-}" '{ a[NR] = $1 } END {
+    if (NR == 0) { print "nan"; exit }
+    v = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+    if (f == "") print v; else printf f "\n", v }'
+}
 # median FILE COLUMN [TARGET]: median of a numeric column (all rows, or the target's rows).
 median() {
-  awk -F'\t' -v c="$2" -v t="${3:-}" '(t == "" || $1 == t) && $c != "" { print $c }' "$1" | sort -g |
-    awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+  awk -F'\t' -v c="$2" -v t="${3:-}" '(t == "" || $1 == t) && $c != "" { print $c }' "$1" | sort -g | sorted_median
 }
 # paired_ratio FILE COLUMN A B: the median over repetitions of A's value divided by B's in the same repetition. The
 # targets of one repetition run back to back, so a machine that drifts between repetitions cancels out of each ratio.
 paired_ratio() {
   awk -F'\t' -v c="$2" -v a="$3" -v b="$4" '$1 == a { x[$2] = $c } $1 == b { y[$2] = $c }
-    END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$1" | sort -g |
-    awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+    END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$1" | sort -g | sorted_median %.3f
 }
 max_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t && $c > m { m = $c } END { print m + 0 }' "$1"; }
 sum_col() { awk -F'\t' -v c="$2" -v t="$3" '$1 == t { s += $c } END { print s + 0 }' "$1"; }
@@ -655,7 +661,7 @@ cp "$AT_ONCE" "$RAW/at-once.tsv"
 at_once_ratios() { awk -F'\t' -v a="$1" -v b="$2" '$1 == a && $2 == b && $5 > 0 { printf "%.3f\n", $4 / $5 }' "$AT_ONCE" | sort -g; }
 # at_once_median A B: the median of those ratios.
 at_once_median() {
-  at_once_ratios "$1" "$2" | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+  at_once_ratios "$1" "$2" | sorted_median %.3f
 }
 
 # --- 2. SSE time to first byte ---------------------------------------------------------------------------------------
